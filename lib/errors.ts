@@ -1,0 +1,30 @@
+/**
+ * Errors a user can cause. Each carries one message saying what is wrong and what to do;
+ * command-line tasks print `message` alone (no stack trace) and exit non-zero.
+ * @module
+ */
+
+/** An error caused by input or environment that the user can fix; `message` says how. */
+export class UserError extends Error {
+  override name = "UserError";
+}
+
+/** Two shapes that do not fit together; the message names both. */
+export class ShapeError extends UserError {
+  override name = "ShapeError";
+}
+
+/** No WebGPU adapter or device could be obtained. */
+export class GpuUnavailableError extends UserError {
+  override name = "GpuUnavailableError";
+}
+
+/** Formats a shape for messages: `[4096 x 64]`. */
+export function fmtShape(shape: readonly number[]): string {
+  return `[${shape.join(" x ")}]`;
+}
+
+/** Throws a ShapeError unless `cond` holds. */
+export function checkShape(cond: boolean, message: string): asserts cond {
+  if (!cond) throw new ShapeError(message);
+}

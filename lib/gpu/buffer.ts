@@ -1,0 +1,225 @@
+/**
+ * Typed GPU buffers with a shape, freed by `using` (Symbol.dispose) or `destroy()`.
+ *
+ * @example
+ * ```ts
+ * import { getGpu } from "./device.ts";
+ * import { GpuBuffer } from "./buffer.ts";
+ * const gpu = await getGpu();
+ * using x = GpuBuffer.fromArray(gpu, new Float32Array([1, 2, 3, 4]), [2, 2]);
+ * console.log(await x.read()); // Float32Array [1, 2, 3, 4]
+ * ```
+ * @module
+ */
+import { fmtShape, ShapeError } from "../errors.ts";
+import type { Gpu } from "./device.ts";
+
+/** Element types a buffer can hold (all 4 bytes wide). */
+export type DType = "f32" | "u32" | "i32";
+
+/** The typed array that holds a DType. */
+export type ArrayOf<D extends DType> = D extends "f32" ? Float32Array
+  : D extends "u32" ? Uint32Array
+  : Int32Array;
+
+/** Any typed array a buffer can be made from. */
+export type HostArray = Float32Array | Uint32Array | Int32Array;
+
+const CTORS = { f32: Float32Array, u32: Uint32Array, i32: Int32Array } as const;
+
+/** The dtype of a typed array. */
+export function dtypeOf(a: HostArray): DType {
+  if (a instanceof Float32Array) return "f32";
+  if (a instanceof Uint32Array) return "u32";
+  return "i32";
+}
+
+/** A new typed array of `dtype` over `buffer` (or of `length` zeros). */
+export function makeArray<D extends DType>(dtype: D, lengthOrBuffer: number | ArrayBuffer): ArrayOf<D> {
+  return new CTORS[dtype](lengthOrBuffer as ArrayBuffer) as ArrayOf<D>;
+}
+
+/** Number of elements of a shape. */
+export function sizeOf(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) {
+    if (!Number.isInteger(d) || d < 0) {
+      throw new ShapeError(`invalid shape ${fmtShape(shape)}: dims must be integers >= 0`);
+    }
+    n *= d;
+  }
+  return n;
+}
+
+/** A block of rows of a 2-D buffer with a binding covering exactly them. */
+export interface RowChunk {
+  rowStart: number;
+  rows: number;
+  binding: GPUBufferBinding;
+}
+
+function gcd(a: number, b: number): number {
+  while (b) [a, b] = [b, a % b];
+  return a;
+}
+
+/** Buffer usage for every toolkit buffer: bindable as storage, copyable both ways. */
+const USAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+
+/** A storage buffer of 4-byte elements with a logical shape (row-major). */
+export class GpuBuffer<D extends DType = DType> implements Disposable {
+  #destroyed = false;
+
+  private constructor(
+    readonly gpu: Gpu,
+    readonly buffer: GPUBuffer,
+    readonly dtype: D,
+    readonly shape: readonly number[],
+  ) {}
+
+  /** A zero-filled buffer (WebGPU zero-initialises new buffers). */
+  static zeros<D extends DType>(gpu: Gpu, dtype: D, shape: readonly number[], label?: string): GpuBuffer<D> {
+    const n = sizeOf(shape);
+    const bytes = Math.max(16, n * 4); // zero-size buffers cannot be bound
+    if (bytes > gpu.report.limits.maxBufferSize) {
+      throw new ShapeError(
+        `a ${fmtShape(shape)} ${dtype} buffer needs ${bytes} bytes, over this adapter's maxBufferSize ` +
+          `${gpu.report.limits.maxBufferSize}; process the data in chunks`,
+      );
+    }
+    const buffer = gpu.device.createBuffer({ label, size: Math.ceil(bytes / 16) * 16, usage: USAGE });
+    return new GpuBuffer(gpu, buffer, dtype, [...shape]);
+  }
+
+  /** A buffer holding a copy of `data`, with `shape` (default: 1-D). */
+  static fromArray<A extends HostArray>(
+    gpu: Gpu,
+    data: A,
+    shape: readonly number[] = [data.length],
+    label?: string,
+  ): GpuBuffer<A extends Float32Array ? "f32" : A extends Uint32Array ? "u32" : "i32"> {
+    if (sizeOf(shape) !== data.length) {
+      throw new ShapeError(
+        `shape ${fmtShape(shape)} holds ${sizeOf(shape)} elements but the data has ${data.length}`,
+      );
+    }
+    const buf = GpuBuffer.zeros(gpu, dtypeOf(data), shape, label);
+    buf.write(data);
+    return buf as never;
+  }
+
+  /** Number of elements. */
+  get length(): number {
+    return sizeOf(this.shape);
+  }
+
+  /** Bytes holding the elements (the allocation may be larger). */
+  get byteLength(): number {
+    return this.length * 4;
+  }
+
+  /** Rows of a 2-D buffer. */
+  get rows(): number {
+    return this.shape[0];
+  }
+
+  /** Columns of a 2-D buffer (1 for a 1-D one). */
+  get cols(): number {
+    return this.shape.length > 1 ? this.shape[1] : 1;
+  }
+
+  /** True once destroyed. */
+  get destroyed(): boolean {
+    return this.#destroyed;
+  }
+
+  /** Writes `data` at element offset `offset` (queued; ordered before later submissions). */
+  write(data: HostArray, offset = 0): void {
+    if (offset + data.length > this.length) {
+      throw new ShapeError(
+        `writing ${data.length} elements at ${offset} overflows a buffer of ${this.length}`,
+      );
+    }
+    if (data.length) {
+      this.gpu.device.queue.writeBuffer(this.buffer, offset * 4, data as Float32Array<ArrayBuffer>);
+    }
+  }
+
+  /** Reads elements [start, start + count) back to the host. */
+  async read(start = 0, count = this.length - start): Promise<ArrayOf<D>> {
+    if (start < 0 || count < 0 || start + count > this.length) {
+      throw new ShapeError(`reading [${start}, ${start + count}) from a buffer of ${this.length} elements`);
+    }
+    if (count === 0) return makeArray(this.dtype, 0);
+    const device = this.gpu.device;
+    const staging = device.createBuffer({
+      size: count * 4,
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
+    try {
+      const enc = device.createCommandEncoder();
+      enc.copyBufferToBuffer(this.buffer, start * 4, staging, 0, count * 4);
+      device.queue.submit([enc.finish()]);
+      await staging.mapAsync(GPUMapMode.READ);
+      return makeArray(this.dtype, staging.getMappedRange().slice(0));
+    } finally {
+      staging.destroy();
+    }
+  }
+
+  /** The same storage viewed with another shape of equal size. */
+  reshape(shape: readonly number[]): GpuBuffer<D> {
+    if (sizeOf(shape) !== this.length) {
+      throw new ShapeError(`cannot reshape ${fmtShape(this.shape)} to ${fmtShape(shape)}`);
+    }
+    return new GpuBuffer(this.gpu, this.buffer, this.dtype, [...shape]);
+  }
+
+  /** A binding of elements [start, start + count), for kernels that process a big buffer in chunks. */
+  binding(start = 0, count = this.length - start): GPUBufferBinding {
+    const align = this.gpu.report.limits.minStorageBufferOffsetAlignment;
+    if ((start * 4) % align !== 0) {
+      throw new Error(`binding offset ${start * 4} bytes is not a multiple of ${align}`);
+    }
+    const offset = start * 4;
+    return {
+      buffer: this.buffer,
+      offset,
+      size: Math.min(this.buffer.size - offset, Math.max(16, count * 4)),
+    };
+  }
+
+  /**
+   * Splits a 2-D buffer into row blocks that each fit one storage binding (`maxBytes`, default the
+   * adapter's limit) and start at an aligned offset. One block when the whole buffer fits.
+   */
+  rowChunks(maxBytes = this.gpu.maxBindingBytes): RowChunk[] {
+    const rowBytes = Math.max(1, this.cols) * 4;
+    const align = this.gpu.report.limits.minStorageBufferOffsetAlignment;
+    // Rows per block: as many as fit, rounded down so each block's byte offset stays aligned.
+    const rowsPerAlign = align / gcd(align, rowBytes);
+    let rowsPer = Math.floor(maxBytes / rowBytes);
+    rowsPer -= rowsPer % rowsPerAlign;
+    if (rowsPer < 1) {
+      throw new ShapeError(`one row of ${fmtShape(this.shape)} is larger than a binding (${maxBytes} B)`);
+    }
+    const chunks: RowChunk[] = [];
+    for (let start = 0; start < this.rows || chunks.length === 0; start += rowsPer) {
+      const rows = Math.min(rowsPer, this.rows - start);
+      chunks.push({ rowStart: start, rows, binding: this.binding(start * this.cols, rows * this.cols) });
+    }
+    return chunks;
+  }
+
+  /** Frees the GPU memory. Views made by `reshape` share it. */
+  destroy(): void {
+    if (!this.#destroyed) {
+      this.#destroyed = true;
+      this.buffer.destroy();
+    }
+  }
+
+  [Symbol.dispose](): void {
+    this.destroy();
+  }
+}

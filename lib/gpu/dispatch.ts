@@ -1,0 +1,139 @@
+/**
+ * Encoding work: a CommandBatch collects dispatches (one compute pass each, timed when a profiler is
+ * active), copies and temporary buffers, then submits them in one queue submission and frees the
+ * temporaries once the GPU is done with them.
+ *
+ * Bindings are listed in binding order for group 0. Uniform parameters are packed with {@link uniform}.
+ *
+ * @example
+ * ```ts
+ * import { getGpu } from "./device.ts";
+ * import { CommandBatch } from "./dispatch.ts";
+ * const gpu = await getGpu();
+ * const pipeline = await gpu.pipelines.get("distance", "main", { TM: 4 });
+ * const batch = new CommandBatch(gpu);
+ * // batch.dispatch(pipeline, [params, a, b, out], [gx, gy], "distance");
+ * await batch.submit();
+ * ```
+ * @module
+ */
+import { GpuBuffer } from "./buffer.ts";
+import type { Gpu } from "./device.ts";
+
+/** A uniform field: a bare number is a u32; wrap to choose another type. */
+export type UniformField = number | { f32: number } | { i32: number };
+
+/** Anything that can be bound as a storage or uniform buffer. */
+export type Bindable = GpuBuffer | GPUBuffer | GPUBufferBinding;
+
+/** Packs fields into 4-byte slots (std140-free: keep WGSL structs to scalars, in this order). */
+export function packUniform(fields: readonly UniformField[]): ArrayBuffer {
+  const bytes = Math.max(16, Math.ceil((fields.length * 4) / 16) * 16);
+  const view = new DataView(new ArrayBuffer(bytes));
+  fields.forEach((f, i) => {
+    if (typeof f === "number") {
+      if (!Number.isInteger(f) || f < 0 || f > 0xffffffff) {
+        throw new RangeError(`uniform field ${i}: ${f} is not a u32`);
+      }
+      view.setUint32(i * 4, f, true);
+    } else if ("f32" in f) view.setFloat32(i * 4, f.f32, true);
+    else view.setInt32(i * 4, f.i32, true);
+  });
+  return view.buffer;
+}
+
+/**
+ * Splits `count` workgroups over x and y so neither exceeds the per-dimension limit. Kernels recover the
+ * linear id as `wid.y * nwg.x + wid.x` and return when it is >= count.
+ */
+export function grid1d(gpu: Gpu, count: number): [number, number] {
+  const max = gpu.maxWorkgroupsPerDim;
+  if (count <= max) return [Math.max(1, count), 1];
+  const y = Math.ceil(count / max);
+  const x = Math.ceil(count / y);
+  if (y > max) throw new RangeError(`${count} workgroups exceed ${max} x ${max}; split the work`);
+  return [x, y];
+}
+
+/** A set of GPU commands submitted together. */
+export class CommandBatch {
+  readonly encoder: GPUCommandEncoder;
+  readonly #temps: { destroy(): void }[] = [];
+  #submitted = false;
+
+  constructor(readonly gpu: Gpu, label?: string) {
+    this.encoder = gpu.device.createCommandEncoder({ label });
+  }
+
+  /** A uniform buffer holding `fields`, freed after the batch completes. */
+  uniform(fields: readonly UniformField[]): GPUBuffer {
+    const data = packUniform(fields);
+    const buf = this.gpu.device.createBuffer({
+      size: data.byteLength,
+      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+      mappedAtCreation: true,
+    });
+    new Uint8Array(buf.getMappedRange()).set(new Uint8Array(data));
+    buf.unmap();
+    this.#temps.push(buf);
+    return buf;
+  }
+
+  /** A zero-filled scratch buffer freed after the batch completes. */
+  scratch<D extends "f32" | "u32" | "i32">(dtype: D, shape: readonly number[], label?: string): GpuBuffer<D> {
+    const buf = GpuBuffer.zeros(this.gpu, dtype, shape, label);
+    this.#temps.push(buf);
+    return buf;
+  }
+
+  /** Frees `obj` after the batch completes (for buffers whose last use is in this batch). */
+  release(obj: { destroy(): void }): void {
+    this.#temps.push(obj);
+  }
+
+  /** Encodes one dispatch in its own compute pass. `workgroups` is [x, y?, z?] or a count. */
+  dispatch(
+    pipeline: GPUComputePipeline,
+    bindings: readonly Bindable[],
+    workgroups: number | readonly number[],
+    label = pipeline.label,
+  ): void {
+    const [x, y = 1, z = 1] = typeof workgroups === "number" ? [workgroups] : workgroups;
+    if (x === 0 || y === 0 || z === 0) return;
+    const bindGroup = this.gpu.device.createBindGroup({
+      layout: pipeline.getBindGroupLayout(0),
+      entries: bindings.map((b, binding) => ({ binding, resource: toResource(b) })),
+    });
+    const timestampWrites = this.gpu.profiler?.timestampWrites(label);
+    const pass = this.encoder.beginComputePass({ label, timestampWrites });
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(x, y, z);
+    pass.end();
+  }
+
+  /** Copies `count` elements between buffers (element offsets). */
+  copy(src: GpuBuffer, srcOffset: number, dst: GpuBuffer, dstOffset: number, count: number): void {
+    if (count > 0) {
+      this.encoder.copyBufferToBuffer(src.buffer, srcOffset * 4, dst.buffer, dstOffset * 4, count * 4);
+    }
+  }
+
+  /** Submits the batch; the promise resolves (and temporaries are freed) once the GPU has finished it. */
+  submit(): Promise<void> {
+    if (this.#submitted) throw new Error("CommandBatch submitted twice");
+    this.#submitted = true;
+    const afterSubmit = this.gpu.profiler?.resolve(this.encoder);
+    this.gpu.device.queue.submit([this.encoder.finish()]);
+    afterSubmit?.();
+    const done = this.gpu.device.queue.onSubmittedWorkDone();
+    const temps = this.#temps.splice(0);
+    return done.then(() => temps.forEach((t) => t.destroy()));
+  }
+}
+
+function toResource(b: Bindable): GPUBufferBinding {
+  if (b instanceof GpuBuffer) return { buffer: b.buffer };
+  if ("buffer" in b && !(b instanceof GPUBuffer)) return b;
+  return { buffer: b as GPUBuffer };
+}

@@ -1,0 +1,47 @@
+/**
+ * File helpers: atomic writes (a temporary name in the same folder, then rename), so a crash never
+ * leaves a half-written file under the final name.
+ * @module
+ */
+
+function tempNameFor(path: string): string {
+  return `${path}.tmp-${Deno.pid}-${Math.random().toString(36).slice(2, 10)}`;
+}
+
+/** Writes `data` to `path` atomically. */
+export async function writeFileAtomic(path: string, data: Uint8Array | string): Promise<void> {
+  const tmp = tempNameFor(path);
+  try {
+    if (typeof data === "string") await Deno.writeTextFile(tmp, data);
+    else await Deno.writeFile(tmp, data);
+    await Deno.rename(tmp, path);
+  } catch (e) {
+    await Deno.remove(tmp).catch(() => {});
+    throw e;
+  }
+}
+
+/** Writes `value` as pretty JSON to `path` atomically. */
+export function writeJsonAtomic(path: string, value: unknown): Promise<void> {
+  return writeFileAtomic(path, JSON.stringify(value, null, 2) + "\n");
+}
+
+/** True if `path` exists (file or folder). */
+export async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
+}
+
+/** Gunzips `bytes` if they start with the gzip magic; returns them unchanged otherwise. */
+export async function maybeGunzip(bytes: Uint8Array): Promise<Uint8Array> {
+  if (bytes.length < 2 || bytes[0] !== 0x1f || bytes[1] !== 0x8b) return bytes;
+  const stream = new Blob([bytes as Uint8Array<ArrayBuffer>]).stream().pipeThrough(
+    new DecompressionStream("gzip"),
+  );
+  return new Uint8Array(await new Response(stream).arrayBuffer());
+}

@@ -1,0 +1,47 @@
+/**
+ * Host-side matrices: row-major Float32Array with explicit rows and cols. The plain-TS references
+ * and the data loaders use this shape.
+ * @module
+ */
+import { fmtShape, ShapeError } from "../errors.ts";
+
+/** A row-major [rows x cols] f32 matrix in host memory. */
+export interface HostMatrix {
+  readonly rows: number;
+  readonly cols: number;
+  readonly data: Float32Array;
+}
+
+/** Wraps `data` as a [rows x cols] matrix, checking the size. */
+export function hostMatrix(data: Float32Array, rows: number, cols: number): HostMatrix {
+  if (
+    !Number.isInteger(rows) || !Number.isInteger(cols) || rows < 0 || cols < 0 || data.length !== rows * cols
+  ) {
+    throw new ShapeError(`data of length ${data.length} is not a ${fmtShape([rows, cols])} matrix`);
+  }
+  return { rows, cols, data };
+}
+
+/** Row `i` of `m` as a view. */
+export function row(m: HostMatrix, i: number): Float32Array {
+  return m.data.subarray(i * m.cols, (i + 1) * m.cols);
+}
+
+/** The rows of `m` picked by `index`, as a new matrix. */
+export function selectRows(m: HostMatrix, index: ArrayLike<number>): HostMatrix {
+  const out = new Float32Array(index.length * m.cols);
+  for (let i = 0; i < index.length; i++) out.set(row(m, index[i]), i * m.cols);
+  return { rows: index.length, cols: m.cols, data: out };
+}
+
+/** A copy of `m` with every row scaled to unit L2 norm (zero rows stay zero). */
+export function l2NormalizeRowsRef(m: HostMatrix): HostMatrix {
+  const out = new Float32Array(m.data);
+  for (let i = 0; i < m.rows; i++) {
+    let s = 0;
+    for (let j = 0; j < m.cols; j++) s += out[i * m.cols + j] ** 2;
+    const inv = s > 0 ? 1 / Math.sqrt(s) : 0;
+    for (let j = 0; j < m.cols; j++) out[i * m.cols + j] *= inv;
+  }
+  return { rows: m.rows, cols: m.cols, data: out };
+}
