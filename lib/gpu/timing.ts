@@ -43,8 +43,8 @@ export class GpuProfiler {
   readonly #querySet: GPUQuerySet;
   #labels: string[] = [];
   #pending: Promise<void>[] = [];
-  readonly byLabel = new Map<string, LabelTiming>();
-  untimedPasses = 0;
+  readonly byLabel: Map<string, LabelTiming> = new Map();
+  untimedPasses: number = 0;
 
   constructor(gpu: Gpu) {
     this.#gpu = gpu;
