@@ -1,0 +1,165 @@
+/**
+ * The one typed training configuration shared by the library (`train(config)`) and the command line
+ * (`deno task train`). Defaults reproduce method.md section 1 on Fashion-MNIST: Triplet + FANNG +
+ * Adaptive + Global, linear 784 -> 64 head, L2-normalised, lr 0.05, momentum 0.9, batch 128, margin 0.2.
+ * @module
+ */
+import { type ControllerConfig, validateControllerConfig } from "./mining/controller.ts";
+import { FASHION_MNIST_DIR } from "./data/idx.ts";
+import { UserError } from "./errors.ts";
+
+/** Where the training data comes from. */
+export type DatasetConfig =
+  | {
+    /** An IDX folder (Fashion-MNIST by default): raw pixels are the features. */
+    kind: "idx";
+    dir: string;
+    /** `seen`: the standard train/test files, all classes. `disjoint`: train on the lower half of the
+     * classes (0-4 for Fashion-MNIST) from the training file, test on the upper half from the test file. */
+    split: "seen" | "disjoint";
+  }
+  | {
+    /** A feature cache folder written by `deno task features`. */
+    kind: "features";
+    dir: string;
+    /** `all`: every cached augmented view of a training image is a training sample; `centre`: only the centre view. */
+    views: "all" | "centre";
+  };
+
+/** Which triplets the miner produces. */
+export type MinerKind = "smart" | "random" | "semihard" | "batchhard";
+
+/** Everything a training run needs. */
+export interface TrainConfig {
+  dataset: DatasetConfig;
+  /** Use only the first N training / test samples (0 = all): for quick runs. */
+  trainLimit: number;
+  testLimit: number;
+  head: { outDim: number; hidden: number[]; normalize: boolean };
+  loss: { margin: number; globalWeight: number; lambda: number; t: number };
+  mining: {
+    miner: MinerKind;
+    /** Nearest-neighbour search for smart mining: the FANNG graph or exact GPU brute force. */
+    search: "fanng" | "exact";
+    /** K: other-class neighbours searched per anchor outside the exclusion boundary. */
+    neighbours: number;
+    /** Fraction of each batch made of mined triplets (the rest random). */
+    minedFraction: number;
+    /** FANNG search budget (distance evaluations per query); 0 = the index's default. */
+    searchBudget: number;
+    /** FANNG maximum out-degree. */
+    maxDegree: number;
+    /** In-batch miners: classes per batch (batch size / this = samples per class). */
+    classesPerBatch: number;
+  };
+  /** `adaptive`: kappa follows the controller; otherwise kappa stays at `initialKappa`. */
+  controller: ControllerConfig & { adaptive: boolean };
+  optim: { lr: number; momentum: number; weightDecay: number };
+  batchSize: number;
+  epochs: number;
+  seed: number;
+  eval: { every: number; recallKs: number[]; nmi: boolean; mapAtR: boolean };
+  /** Output folder for config.json, log.jsonl, summary.json, checkpoints and embeddings. */
+  outDir: string;
+  /** Write a batch record to the log every this many batches (0 = none). */
+  logEveryBatches: number;
+  quiet: boolean;
+}
+
+/** A partial config: any subset, nested objects partial too. */
+export type TrainConfigInput = {
+  [K in keyof TrainConfig]?: TrainConfig[K] extends unknown[] ? TrainConfig[K]
+    : TrainConfig[K] extends object ? Partial<TrainConfig[K]>
+    : TrainConfig[K];
+};
+
+/** The defaults (method.md section 1 and 4). */
+export function defaultConfig(): TrainConfig {
+  return {
+    dataset: { kind: "idx", dir: FASHION_MNIST_DIR, split: "seen" },
+    trainLimit: 0,
+    testLimit: 0,
+    head: { outDim: 64, hidden: [], normalize: true },
+    loss: { margin: 0.2, globalWeight: 1, lambda: 1, t: 0.4 },
+    mining: {
+      miner: "smart",
+      search: "fanng",
+      neighbours: 8,
+      minedFraction: 1,
+      searchBudget: 0,
+      maxDegree: 32,
+      classesPerBatch: 8,
+    },
+    controller: {
+      adaptive: true,
+      targetError: 0.5,
+      gain: 0.05,
+      ema: 0.9,
+      kappaMin: 1,
+      kappaMax: 1024,
+      initialKappa: 16,
+    },
+    optim: { lr: 0.05, momentum: 0.9, weightDecay: 0 },
+    batchSize: 128,
+    epochs: 5,
+    seed: 0,
+    eval: { every: 1, recallKs: [1, 2, 4, 8], nmi: true, mapAtR: false },
+    outDir: "",
+    logEveryBatches: 10,
+    quiet: false,
+  };
+}
+
+/** Defaults overlaid with `input` (nested objects merged one level deep). */
+export function resolveConfig(input: TrainConfigInput = {}): TrainConfig {
+  const base = defaultConfig() as unknown as Record<string, unknown>;
+  for (const [key, value] of Object.entries(input)) {
+    if (value === undefined) continue;
+    const cur = base[key];
+    base[key] = cur && typeof cur === "object" && !Array.isArray(cur) && typeof value === "object" && !Array.isArray(value)
+      ? { ...cur, ...value }
+      : value;
+  }
+  const config = base as unknown as TrainConfig;
+  if (config.dataset.kind === "idx") config.dataset = { split: "seen", ...config.dataset } as DatasetConfig;
+  if (config.dataset.kind === "features") config.dataset = { views: "all", ...config.dataset } as DatasetConfig;
+  if (!config.outDir) config.outDir = `runs/${new Date().toISOString().replace(/[:.]/g, "-").slice(0, 19)}`;
+  return config;
+}
+
+function need(cond: boolean, message: string): void {
+  if (!cond) throw new UserError(message);
+}
+
+const isPosInt = (n: number) => Number.isInteger(n) && n > 0;
+
+/** Checks settings that do not depend on the data; throws a UserError naming the bad one. */
+export function validateConfig(c: TrainConfig): void {
+  need(["idx", "features"].includes(c.dataset.kind), `unknown dataset kind '${(c.dataset as { kind: string }).kind}'`);
+  if (c.dataset.kind === "idx") {
+    need(["seen", "disjoint"].includes(c.dataset.split), `--split must be 'seen' or 'disjoint', got '${c.dataset.split}'`);
+  }
+  need(isPosInt(c.head.outDim), `--embedding-dim must be a positive integer, got ${c.head.outDim}`);
+  need(c.head.hidden.every(isPosInt), `--hidden must list positive integers, got ${c.head.hidden.join(",")}`);
+  need(c.loss.margin >= 0, `--margin must be >= 0, got ${c.loss.margin}`);
+  need(c.loss.globalWeight >= 0, `--global-weight must be >= 0, got ${c.loss.globalWeight}`);
+  need(Number.isFinite(c.loss.lambda) && Number.isFinite(c.loss.t), "--global-lambda and --global-t must be numbers");
+  need(["smart", "random", "semihard", "batchhard"].includes(c.mining.miner), `unknown --miner '${c.mining.miner}'`);
+  need(["fanng", "exact"].includes(c.mining.search), `--search must be 'fanng' or 'exact', got '${c.mining.search}'`);
+  need(isPosInt(c.mining.neighbours) && c.mining.neighbours <= 256, `--neighbours must be in 1..256`);
+  need(c.mining.minedFraction >= 0 && c.mining.minedFraction <= 1, `--mined-fraction must be in [0, 1]`);
+  need(Number.isInteger(c.mining.searchBudget) && c.mining.searchBudget >= 0, `--search-budget must be >= 0`);
+  need(isPosInt(c.mining.maxDegree), `--max-degree must be a positive integer`);
+  need(isPosInt(c.mining.classesPerBatch) && c.mining.classesPerBatch >= 2, `--classes-per-batch must be >= 2`);
+  validateControllerConfig(c.controller);
+  need(c.optim.lr > 0, `--lr must be > 0, got ${c.optim.lr}`);
+  need(c.optim.momentum >= 0 && c.optim.momentum < 1, `--momentum must be in [0, 1)`);
+  need(c.optim.weightDecay >= 0, `--weight-decay must be >= 0`);
+  need(isPosInt(c.batchSize), `--batch-size must be a positive integer, got ${c.batchSize}`);
+  need(Number.isInteger(c.epochs) && c.epochs >= 0, `--epochs must be an integer >= 0, got ${c.epochs}`);
+  need(Number.isInteger(c.seed), `--seed must be an integer`);
+  need(Number.isInteger(c.trainLimit) && c.trainLimit >= 0 && Number.isInteger(c.testLimit) && c.testLimit >= 0,
+    "--train-limit and --test-limit must be integers >= 0");
+  need(isPosInt(c.eval.every), `--eval-every must be a positive integer`);
+  need(c.eval.recallKs.length > 0 && c.eval.recallKs.every(isPosInt), `--recall-k must list positive integers`);
+}

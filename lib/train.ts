@@ -1,0 +1,464 @@
+/**
+ * The training loop (design.md "One epoch, GPU-resident"). Each epoch:
+ *   embed all training samples -> (smart mining) FANNG build/refresh, eps, filtered search, positives
+ *   -> one triplet per anchor, mixed with random ones at the mined fraction -> uploaded once
+ *   -> per batch: gather -> head forward -> losses -> backward -> SGD (one small readback of scalars)
+ *   -> the controller steers kappa from the batch error -> evaluation on the test split
+ *   -> log record, checkpoint.
+ * Runs are seeded and reproducible; a run folder can be resumed from its last checkpoint.
+ *
+ * @example
+ * ```ts
+ * import { train } from "./train.ts";
+ * const result = await train({ epochs: 1, trainLimit: 2000, testLimit: 500, outDir: "/tmp/run" }, {
+ *   onEpoch: (r) => console.log(r.epoch, r.eval.recall[1]),
+ * });
+ * ```
+ * @module
+ */
+import { resolveConfig, type TrainConfig, type TrainConfigInput, validateConfig } from "./config.ts";
+import type { Dataset } from "./data/dataset.ts";
+import { loadDataset, validateDataset } from "./data/load.ts";
+import { UserError } from "./errors.ts";
+import { getGpu, type Gpu } from "./gpu/device.ts";
+import { GpuBuffer } from "./gpu/buffer.ts";
+import { gatherRows } from "./ops/gather.ts";
+import { pairwiseSqL2 } from "./ops/distance.ts";
+import { EmbeddingHead } from "./model/head.ts";
+import { type StepScalars, TrainStep } from "./model/train_step.ts";
+import { loadCheckpoint, saveCheckpoint } from "./model/checkpoint.ts";
+import { ClassIndex } from "./mining/classes.ts";
+import { type ControllerState, KappaController } from "./mining/controller.ts";
+import { batchHardTriplets, sampleClassBalancedBatch, semiHardTriplets } from "./mining/inbatch.ts";
+import { ExactSearch, FanngSearch, type NeighbourSearch } from "./mining/search.ts";
+import { mineSmart, type SmartMining } from "./mining/smart.ts";
+import { assembleEpoch, type EpochTriplets, permutation } from "./mining/triplets.ts";
+import { evaluateEmbeddings } from "./eval/evaluate.ts";
+import { exists, writeFileAtomic, writeJsonAtomic } from "./util/fs.ts";
+import { JsonlWriter } from "./util/jsonl.ts";
+import { Progress } from "./util/progress.ts";
+import { Rng } from "./util/rng.ts";
+
+/** Mining statistics of one epoch. */
+export interface MiningStats {
+  anchors: number;
+  /** Triplets that were mined (smart) this epoch. */
+  smart: number;
+  /** Anchors for which the miner found no qualifying negative or positive (random triplet instead). */
+  fallback: number;
+  smartFraction: number;
+  /** Mean d(a,p) and d(a,n) over the mined triplets (NaN when none). */
+  meanDap: number;
+  meanDan: number;
+  /** Mean distance evaluations per anchor in the graph search (FANNG only). */
+  evaluations?: number;
+}
+
+/** Test-split metrics of one evaluation. */
+export interface EvalSummary {
+  recall: Record<string, number>;
+  nmi?: number;
+  ami?: number;
+  mapAtR?: number;
+  rPrecision?: number;
+  precisionAt1?: number;
+}
+
+/** Everything logged about one epoch. */
+export interface EpochReport {
+  epoch: number;
+  /** kappa at the end of the epoch; `kappaMined` the one the epoch's mining used. */
+  kappa: number;
+  kappaMined: number;
+  kappaBound: "min" | "max" | null;
+  trainError: number;
+  loss: number;
+  tripletLoss: number;
+  globalLoss: number;
+  mining: MiningStats;
+  eval?: EvalSummary;
+  epochSec: number;
+  tripletsPerSec: number;
+  timing: { embedSec: number; graphSec: number; mineSec: number; trainSec: number; evalSec: number };
+}
+
+/** What `train` returns. */
+export interface TrainResult {
+  config: TrainConfig;
+  epochs: EpochReport[];
+  outDir: string;
+  adapter: string;
+}
+
+/** Hooks and options for {@link train}. */
+export interface TrainOptions {
+  /** Called after every epoch with its report. */
+  onEpoch?: (report: EpochReport) => void | Promise<void>;
+  /** Continue the run in this folder from its last checkpoint (its config.json is used; `epochs` may be raised). */
+  resume?: string;
+  /** GPU context to use (default: the process-wide one). */
+  gpu?: Gpu;
+}
+
+/** The anchors whose mined triplets are logged every epoch (for the supplement's Fig. 4). */
+function trackedAnchors(classes: ClassIndex, count = 6): number[] {
+  return Array.from({ length: Math.min(count, classes.classCount) }, (_, c) => classes.membersOf(c)[0]);
+}
+
+function epochRng(seed: number, epoch: number, stream: number): Rng {
+  return new Rng((seed * 1000003 + epoch * 7919 + stream * 104729) >>> 0);
+}
+
+function mean(values: number[]): number {
+  return values.length ? values.reduce((a, b) => a + b, 0) / values.length : NaN;
+}
+
+function miningStats(epoch: EpochTriplets, mined: SmartMining | undefined): MiningStats {
+  const dap: number[] = [], dan: number[] = [];
+  let fallback = 0;
+  if (mined) {
+    for (let a = 0; a < mined.positive.length; a++) if (mined.positive[a] < 0 || mined.negative[a] < 0) fallback++;
+  }
+  for (let i = 0; i < epoch.count; i++) {
+    if (!epoch.mined[i]) continue;
+    const a = epoch.triplets[3 * i];
+    dap.push(mined!.dap[a]);
+    dan.push(mined!.dan[a]);
+  }
+  return {
+    anchors: epoch.count,
+    smart: dap.length,
+    fallback,
+    smartFraction: epoch.count ? dap.length / epoch.count : 0,
+    meanDap: mean(dap),
+    meanDan: mean(dan),
+    evaluations: mined?.evaluations,
+  };
+}
+
+/** Reads the run's config.json for a resume, with `overrides` (e.g. more epochs) applied. */
+async function resumeConfig(dir: string, overrides: TrainConfigInput): Promise<TrainConfig> {
+  const path = `${dir}/config.json`;
+  if (!(await exists(path))) throw new UserError(`cannot resume: ${path} not found (is ${dir} a run folder?)`);
+  const saved = JSON.parse(await Deno.readTextFile(path)) as TrainConfig & { adapter?: string };
+  delete saved.adapter;
+  return resolveConfig({ ...saved, ...overrides, outDir: dir });
+}
+
+/** Trains an embedding head with the configured miner; writes the run folder; returns the epoch reports. */
+export async function train(input: TrainConfigInput = {}, options: TrainOptions = {}): Promise<TrainResult> {
+  const config = options.resume ? await resumeConfig(options.resume, input) : resolveConfig(input);
+  validateConfig(config);
+  const data = await loadDataset(config.dataset, { train: config.trainLimit, test: config.testLimit });
+  validateDataset(data, config.batchSize);
+  const classes = ClassIndex.build(data.train.labels, `${data.name} training split`);
+  const gpu = options.gpu ?? (await getGpu());
+  await Deno.mkdir(config.outDir, { recursive: true });
+  const run = new TrainingRun(gpu, config, data, classes);
+  try {
+    return await run.execute(options);
+  } finally {
+    run.dispose();
+  }
+}
+
+/** One run's GPU state and loop; `train()` is the entry point. */
+class TrainingRun {
+  readonly trainFeatures: GpuBuffer<"f32">;
+  readonly testFeatures: GpuBuffer<"f32">;
+  readonly trainLabels: GpuBuffer<"i32">;
+  readonly head: EmbeddingHead;
+  readonly step: TrainStep;
+  controller: KappaController;
+  fanng: FanngSearch | undefined;
+  log!: JsonlWriter;
+  readonly tracked: number[];
+
+  constructor(readonly gpu: Gpu, readonly config: TrainConfig, readonly data: Dataset, readonly classes: ClassIndex) {
+    const tf = data.train.features, sf = data.test.features;
+    this.trainFeatures = GpuBuffer.fromArray(gpu, tf.data, [tf.rows, tf.cols], "train features");
+    this.testFeatures = GpuBuffer.fromArray(gpu, sf.data, [sf.rows, sf.cols], "test features");
+    this.trainLabels = GpuBuffer.fromArray(gpu, data.train.labels, [tf.rows], "train labels");
+    this.head = EmbeddingHead.create(gpu, {
+      inDim: tf.cols,
+      outDim: config.head.outDim,
+      hidden: config.head.hidden,
+      normalize: config.head.normalize,
+      seed: config.seed,
+    });
+    this.step = new TrainStep(gpu, this.head, this.trainFeatures, config.loss, config.optim);
+    this.controller = new KappaController(config.controller);
+    this.tracked = trackedAnchors(classes);
+  }
+
+  get checkpointPath(): string {
+    return `${this.config.outDir}/checkpoint.bin`;
+  }
+
+  async execute(options: TrainOptions): Promise<TrainResult> {
+    const { config } = this;
+    let startEpoch = 1;
+    const reports: EpochReport[] = [];
+    if (options.resume) {
+      const meta = await loadCheckpoint(this.checkpointPath, this.head, this.step);
+      const state = meta.controller as ControllerState;
+      this.controller = new KappaController(config.controller, state);
+      startEpoch = (meta.epoch as number) + 1;
+    }
+    await writeJsonAtomic(`${config.outDir}/config.json`, { ...config, adapter: this.gpu.report.name });
+    this.log = new JsonlWriter(`${config.outDir}/log.jsonl`, { append: !!options.resume });
+    this.log.write({
+      type: options.resume ? "resume" : "start",
+      epoch: startEpoch,
+      dataset: this.data.name,
+      trainSamples: this.data.train.labels.length,
+      testSamples: this.data.test.labels.length,
+      dim: this.data.train.features.cols,
+      adapter: this.gpu.describe(),
+    });
+    if (!config.quiet) {
+      console.error(
+        `training on ${this.data.name}: ${this.data.train.labels.length} train / ${this.data.test.labels.length} test, ` +
+          `${this.data.train.features.cols} -> ${config.head.outDim}, miner ${config.mining.miner}` +
+          `${config.mining.miner === "smart" ? ` (${config.mining.search})` : ""}, GPU ${this.gpu.describe()}`,
+      );
+    }
+    for (let epoch = startEpoch; epoch <= config.epochs; epoch++) {
+      const report = await this.runEpoch(epoch);
+      reports.push(report);
+      this.log.write({ type: "epoch", ...report });
+      await saveCheckpoint(this.checkpointPath, this.head, this.step, { epoch, controller: this.controller.state() });
+      await options.onEpoch?.(report);
+    }
+    await this.writeOutputs(reports);
+    return { config, epochs: reports, outDir: config.outDir, adapter: this.gpu.report.name };
+  }
+
+  /** Smart mining over the current embeddings of the whole training set. */
+  async mine(epoch: number, emb: GpuBuffer<"f32">, kappa: number, timing: EpochReport["timing"]): Promise<SmartMining> {
+    const { mining, seed } = this.config;
+    let search: NeighbourSearch;
+    if (mining.search === "exact") {
+      search = new ExactSearch(emb, this.trainLabels, mining.neighbours);
+    } else {
+      this.fanng ??= new FanngSearch(this.trainLabels, {
+        neighbours: mining.neighbours,
+        maxDegree: mining.maxDegree,
+        budget: mining.searchBudget,
+        seed: seed + epoch,
+      });
+      timing.graphSec = await this.fanng.update(emb);
+      search = this.fanng;
+    }
+    const t0 = performance.now();
+    const mined = await mineSmart(emb, this.classes, kappa, search);
+    timing.mineSec = (performance.now() - t0) / 1000;
+    return mined;
+  }
+
+  async runEpoch(epoch: number): Promise<EpochReport> {
+    const { config } = this;
+    const t0 = performance.now();
+    const timing = { embedSec: 0, graphSec: 0, mineSec: 0, trainSec: 0, evalSec: 0 };
+    const kappaMined = this.controller.kappa;
+    const inBatch = config.mining.miner === "semihard" || config.mining.miner === "batchhard";
+    let mined: SmartMining | undefined;
+    if (config.mining.miner === "smart" && config.mining.minedFraction > 0) {
+      const te = performance.now();
+      using emb = await this.head.embedAll(this.trainFeatures);
+      timing.embedSec = (performance.now() - te) / 1000;
+      mined = await this.mine(epoch, emb, kappaMined, timing);
+    }
+    const rng = epochRng(config.seed, epoch, 1);
+    const order = permutation(this.classes.size, rng);
+    const epochTriplets = assembleEpoch(this.classes, order, config.batchSize, config.mining.minedFraction, mined, rng);
+    this.logTrackedTriplets(epoch, epochTriplets, order);
+
+    const tt = performance.now();
+    const sums = inBatch ? await this.trainInBatch(epoch, rng) : await this.trainOnTriplets(epoch, epochTriplets);
+    timing.trainSec = (performance.now() - tt) / 1000;
+
+    let evalSummary: EvalSummary | undefined;
+    if (epoch % config.eval.every === 0 || epoch === config.epochs) {
+      const tv = performance.now();
+      evalSummary = await this.evaluate(epoch);
+      timing.evalSec = (performance.now() - tv) / 1000;
+    }
+    const epochSec = (performance.now() - t0) / 1000;
+    return {
+      epoch,
+      kappa: this.controller.kappa,
+      kappaMined,
+      kappaBound: this.controller.atBound,
+      trainError: sums.error,
+      loss: sums.loss,
+      tripletLoss: sums.tripletLoss,
+      globalLoss: sums.globalLoss,
+      mining: inBatch
+        ? { anchors: sums.triplets, smart: 0, fallback: 0, smartFraction: 0, meanDap: sums.meanDap, meanDan: sums.meanDan }
+        : miningStats(epochTriplets, mined),
+      eval: evalSummary,
+      epochSec,
+      tripletsPerSec: sums.triplets / timing.trainSec,
+      timing,
+    };
+  }
+
+  /** Steps through the epoch's triplets, uploaded once; one scalar readback per batch. */
+  async trainOnTriplets(epoch: number, t: EpochTriplets) {
+    using buf = GpuBuffer.fromArray(this.gpu, t.triplets, [t.count, 3], "epoch triplets");
+    const acc = new ScalarAverager();
+    const bar = this.progress(epoch, t.count);
+    for (let start = 0, batch = 0; start < t.count; start += this.config.batchSize, batch++) {
+      const count = Math.min(this.config.batchSize, t.count - start);
+      let minedInBatch = 0;
+      for (let i = start; i < start + count; i++) minedInBatch += t.mined[i];
+      const s = await this.step.step(buf, { offset: start, count });
+      this.afterBatch(epoch, batch, s, count, minedInBatch / count, acc, bar);
+    }
+    bar.done();
+    return acc.means();
+  }
+
+  /** In-batch miners: class-balanced batches, triplets picked from the batch's pairwise distances. */
+  async trainInBatch(epoch: number, rng: Rng) {
+    const { config, classes } = this;
+    const batches = Math.ceil(classes.size / config.batchSize);
+    const acc = new ScalarAverager();
+    const bar = this.progress(epoch, batches * config.batchSize);
+    for (let batch = 0; batch < batches; batch++) {
+      const sample = sampleClassBalancedBatch(classes, config.batchSize, config.mining.classesPerBatch, rng);
+      using idx = GpuBuffer.fromArray(this.gpu, sample);
+      using x = await gatherRows(this.trainFeatures, idx);
+      using e = await this.head.embed(x);
+      using d = await pairwiseSqL2(e, e);
+      const dist = await d.read();
+      const labels = Int32Array.from(sample, (i) => classes.labels[i]);
+      const local = config.mining.miner === "batchhard" ? batchHardTriplets(dist, labels) : semiHardTriplets(dist, labels, rng);
+      if (!local.length) continue;
+      const triplets = Uint32Array.from(local, (i) => sample[i]);
+      const s = await this.step.step(triplets);
+      this.afterBatch(epoch, batch, s, triplets.length / 3, 1, acc, bar);
+    }
+    bar.done();
+    return acc.means();
+  }
+
+  afterBatch(
+    epoch: number,
+    batch: number,
+    s: StepScalars,
+    count: number,
+    smartFraction: number,
+    acc: ScalarAverager,
+    bar: Progress,
+  ): void {
+    if (!Number.isFinite(s.loss)) {
+      throw new UserError(
+        `the loss became ${s.loss} at epoch ${epoch}, batch ${batch}: training diverged; lower --lr (now ${this.config.optim.lr})`,
+      );
+    }
+    if (this.config.controller.adaptive) this.controller.update(s.error);
+    acc.add(s, count);
+    const every = this.config.logEveryBatches;
+    if (every > 0 && batch % every === 0) {
+      this.log.write({
+        type: "batch",
+        epoch,
+        batch,
+        kappa: this.controller.kappa,
+        error: s.error,
+        errorEma: this.controller.errorEma,
+        loss: s.loss,
+        tripletLoss: s.tripletLoss,
+        globalLoss: s.globalLoss,
+        smartFraction,
+      });
+    }
+    bar.tick(count, `kappa ${this.controller.kappa.toFixed(2)} err ${s.error.toFixed(3)} loss ${s.loss.toFixed(4)}`);
+  }
+
+  progress(epoch: number, total: number): Progress {
+    return new Progress(`epoch ${epoch}/${this.config.epochs}`, total, { unit: "triplets", quiet: this.config.quiet });
+  }
+
+  logTrackedTriplets(epoch: number, t: EpochTriplets, order: Uint32Array): void {
+    const position = new Map<number, number>();
+    order.forEach((a, i) => position.set(a, i));
+    const triplets = this.tracked.map((a) => {
+      const i = position.get(a)!;
+      return { anchor: a, positive: t.triplets[3 * i + 1], negative: t.triplets[3 * i + 2], smart: t.mined[i] === 1 };
+    });
+    this.log.write({ type: "triplets", epoch, triplets });
+  }
+
+  async evaluate(epoch: number): Promise<EvalSummary> {
+    using emb = await this.head.embedAll(this.testFeatures);
+    const r = await evaluateEmbeddings(emb, this.data.test.labels, {
+      recallKs: this.config.eval.recallKs,
+      nmi: this.config.eval.nmi,
+      mapAtR: this.config.eval.mapAtR,
+      seed: this.config.seed + epoch,
+    });
+    const recall: Record<string, number> = {};
+    for (const k of this.config.eval.recallKs) recall[String(k)] = r.recall[k];
+    return { recall, nmi: r.nmi, ami: r.ami, mapAtR: r.mapAtR, rPrecision: r.rPrecision, precisionAt1: r.precisionAt1 };
+  }
+
+  /** Final test embeddings (for t-SNE and reports) and the summary. */
+  async writeOutputs(reports: EpochReport[]): Promise<void> {
+    const dir = this.config.outDir;
+    using emb = await this.head.embedAll(this.testFeatures);
+    const values = await emb.read();
+    await writeFileAtomic(`${dir}/test-embeddings.f32`, new Uint8Array(values.buffer));
+    await writeFileAtomic(`${dir}/test-labels.i32`, new Uint8Array(this.data.test.labels.slice().buffer));
+    const last = reports.at(-1);
+    const summary = {
+      dataset: this.data.name,
+      adapter: this.gpu.report.name,
+      epochs: reports.length,
+      final: last ? { epoch: last.epoch, eval: last.eval, kappa: last.kappa, trainError: last.trainError } : null,
+      meanEpochSec: mean(reports.map((r) => r.epochSec)),
+      testEmbeddings: { rows: emb.rows, cols: emb.cols },
+      table: reports.map((r) => ({
+        epoch: r.epoch,
+        recall: r.eval?.recall,
+        nmi: r.eval?.nmi,
+        trainError: r.trainError,
+        kappa: r.kappa,
+        smartFraction: r.mining.smartFraction,
+        epochSec: r.epochSec,
+      })),
+    };
+    await writeJsonAtomic(`${dir}/summary.json`, summary);
+    this.log.write({ type: "end", ...summary });
+  }
+
+  dispose(): void {
+    this.log?.close();
+    this.fanng?.[Symbol.dispose]();
+    this.step[Symbol.dispose]();
+    this.head[Symbol.dispose]();
+    this.trainFeatures.destroy();
+    this.testFeatures.destroy();
+    this.trainLabels.destroy();
+  }
+}
+
+/** Triplet-weighted means of the batch scalars over an epoch. */
+class ScalarAverager {
+  #n = 0;
+  #sum = { loss: 0, tripletLoss: 0, globalLoss: 0, error: 0, meanDap: 0, meanDan: 0 };
+
+  add(s: StepScalars, count: number): void {
+    this.#n += count;
+    for (const k of Object.keys(this.#sum) as (keyof typeof this.#sum)[]) this.#sum[k] += s[k] * count;
+  }
+
+  means(): { triplets: number; loss: number; tripletLoss: number; globalLoss: number; error: number; meanDap: number; meanDan: number } {
+    const n = Math.max(1, this.#n);
+    const m = { ...this.#sum };
+    for (const k of Object.keys(m) as (keyof typeof m)[]) m[k] /= n;
+    return { triplets: this.#n, ...m };
+  }
+}

@@ -1,0 +1,24 @@
+/**
+ * Shared entry for command-line tasks: errors the user can fix print one message (no stack trace)
+ * and exit with status 1; anything else is a bug and keeps its stack.
+ * @module
+ */
+import { UserError } from "../lib/errors.ts";
+
+function isArgError(e: unknown): boolean {
+  const code = (e as { code?: string })?.code;
+  return typeof code === "string" && code.startsWith("ERR_PARSE_ARGS");
+}
+
+/** Runs `main`; user errors end the process with one line on stderr and exit code 1. */
+export async function runTask(main: () => Promise<void>): Promise<void> {
+  try {
+    await main();
+  } catch (e) {
+    if (e instanceof UserError || isArgError(e) || e instanceof TypeError && /^--/.test(e.message)) {
+      console.error(`error: ${(e as Error).message}`);
+      Deno.exit(1);
+    }
+    throw e;
+  }
+}
