@@ -116,13 +116,16 @@ export function resolveConfig(input: TrainConfigInput = {}): TrainConfig {
   for (const [key, value] of Object.entries(input)) {
     if (value === undefined) continue;
     const cur = base[key];
-    base[key] = cur && typeof cur === "object" && !Array.isArray(cur) && typeof value === "object" && !Array.isArray(value)
+    // The dataset is replaced whole (its fields depend on its kind); other objects merge.
+    base[key] = key === "dataset" ? value :  cur && typeof cur === "object" && !Array.isArray(cur) && typeof value === "object" && !Array.isArray(value)
       ? { ...cur, ...value }
       : value;
   }
   const config = base as unknown as TrainConfig;
-  if (config.dataset.kind === "idx") config.dataset = { split: "seen", ...config.dataset } as DatasetConfig;
-  if (config.dataset.kind === "features") config.dataset = { views: "all", ...config.dataset } as DatasetConfig;
+  // A dataset given without its optional field gets the default for its kind.
+  const ds = config.dataset as Partial<{ split: string; views: string }> & DatasetConfig;
+  if (ds.kind === "idx") ds.split ??= "seen";
+  else if (ds.kind === "features") ds.views ??= "all";
   if (!config.outDir) config.outDir = `runs/${new Date().toISOString().replace(/[:.]/g, "-").slice(0, 19)}`;
   return config;
 }

@@ -445,20 +445,24 @@ class TrainingRun {
   }
 }
 
+/** The batch scalars averaged over an epoch. */
+const AVERAGED = ["loss", "tripletLoss", "globalLoss", "error", "meanDap", "meanDan"] as const;
+type EpochMeans = { triplets: number } & Record<(typeof AVERAGED)[number], number>;
+
 /** Triplet-weighted means of the batch scalars over an epoch. */
 class ScalarAverager {
   #n = 0;
-  #sum = { loss: 0, tripletLoss: 0, globalLoss: 0, error: 0, meanDap: 0, meanDan: 0 };
+  #sum = new Float64Array(AVERAGED.length);
 
   add(s: StepScalars, count: number): void {
     this.#n += count;
-    for (const k of Object.keys(this.#sum) as (keyof typeof this.#sum)[]) this.#sum[k] += s[k] * count;
+    AVERAGED.forEach((k, i) => (this.#sum[i] += s[k] * count));
   }
 
-  means(): { triplets: number; loss: number; tripletLoss: number; globalLoss: number; error: number; meanDap: number; meanDan: number } {
+  means(): EpochMeans {
     const n = Math.max(1, this.#n);
-    const m = { ...this.#sum };
-    for (const k of Object.keys(m) as (keyof typeof m)[]) m[k] /= n;
-    return { triplets: this.#n, ...m };
+    const out = { triplets: this.#n } as EpochMeans;
+    AVERAGED.forEach((k, i) => (out[k] = this.#sum[i] / n));
+    return out;
   }
 }
