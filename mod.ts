@@ -25,6 +25,22 @@ export {
   loadIdxSplit,
   parseIdx,
 } from "./lib/data/idx.ts";
+export type { ImageListDataset, ImageListFormat, ImageSample } from "./lib/data/image_list.ts";
+export { CUB_TRAIN_CLASSES, listCub } from "./lib/data/cub.ts";
+export { CARS_TRAIN_CLASSES, listCars, parseCarsCsv, parseCarsTxt } from "./lib/data/cars.ts";
+export { listFolder } from "./lib/data/folder.ts";
+export { type MatValue, readCarsAnnosMat, readMat } from "./lib/data/mat.ts";
+export {
+  decodeImage,
+  encodeJpeg,
+  encodePng,
+  ImageDecodeError,
+  readImage,
+  type Rect,
+  resampleRegion,
+  resampleRgb,
+  type RgbImage,
+} from "./lib/data/image.ts";
 
 // --- ANN index (lib/ann) ---
 
@@ -33,12 +49,105 @@ export {
 // --- Mining and controller (lib/mining) ---
 
 // --- Evaluation (lib/eval) ---
+export { evaluateEmbeddings, type EvalOptions, type EvalResult } from "./lib/eval/evaluate.ts";
+export {
+  metricsFromRanks,
+  type QueryRanks,
+  queryRanks,
+  type QueryRanksOptions,
+  retrievalMetrics,
+  type RetrievalOptions,
+} from "./lib/eval/retrieval.ts";
+export { type RetrievalMetrics, retrievalMetricsRef, type RetrievalRefOptions } from "./lib/eval/retrieval_ref.ts";
+export { type GpuKMeansOptions, kmeans, kmeansAssign, type KMeansOptions, type KMeansResult } from "./lib/eval/kmeans.ts";
+export { kmeansAssignRef, kmeansRef } from "./lib/eval/kmeans_ref.ts";
+export { ami, contingency, entropy, expectedMutualInfo, mutualInfo, nmi } from "./lib/eval/nmi.ts";
+export { tsne, tsneGpu, type TsneOptions } from "./lib/eval/tsne.ts";
 
 // --- Backbone and features (lib/backbone) ---
+export { OnnxBackbone, type OnnxBackboneOptions, type ProviderChoice } from "./lib/backbone/onnx.ts";
+export {
+  exposeOutput,
+  type OnnxModelInfo,
+  readOnnxModel,
+  resolveOutputName,
+  tensorNames,
+} from "./lib/backbone/onnx_graph.ts";
+export {
+  defaultSpec,
+  type PresetName,
+  PRESETS,
+  type PreprocessSpec,
+  viewCrop,
+  writeView,
+} from "./lib/backbone/preprocess.ts";
+export {
+  extractFeatures,
+  type ExtractOptions,
+  type FeatureCacheKey,
+  type FeatureDataset,
+  type FeatureManifest,
+  listImageDataset,
+  loadFeatureDataset,
+  type LoadFeatureOptions,
+} from "./lib/backbone/features.ts";
 
 // --- Training loop (lib/train.ts, lib/config.ts) ---
 
 // --- Visualisation and reports (lib/viz) ---
+export {
+  type FigureSpec,
+  figureToSvg,
+  type PngOptions,
+  pngSize,
+  type RenderedFigure,
+  renderFigure,
+  type SavedFigure,
+  saveFigure,
+  svgSize,
+  svgToPng,
+  type VegaLiteSpec,
+  type VegaSpec,
+} from "./lib/viz/render.ts";
+export {
+  ALL_CURVE_METRICS,
+  type CurveMetric,
+  type CurveRun,
+  curvesFigure,
+  type CurvesOptions,
+  FIG2_METRICS,
+} from "./lib/viz/curves.ts";
+export { sweepFigure, type SweepOptions, type SweepPoint } from "./lib/viz/sweep.ts";
+export { classColors, scatterFigure, type ScatterOptions } from "./lib/viz/scatter.ts";
+export { chooseEpochs, tripletGridFigure, type TripletGridOptions } from "./lib/viz/triplet_grid.ts";
+export { encodePixelsPng, sampleImageDataUrl, type ThumbnailOptions } from "./lib/viz/thumbnails.ts";
+export {
+  type BatchRecord,
+  type EpochRecord,
+  type EvalRecord,
+  type ExperimentData,
+  type ExperimentRun,
+  isExperimentDir,
+  kappaBounds,
+  type LoggedTriplet,
+  type MiningRecord,
+  parseRunLog,
+  readExperimentDir,
+  readRunDir,
+  readTestEmbeddings,
+  type RunConfig,
+  type RunData,
+  type RunLog,
+  type TripletRecord,
+} from "./lib/viz/run_dir.ts";
+export {
+  type ReportOptions,
+  type ReportResult,
+  type TsneFn,
+  writeExperimentReport,
+  writeReport,
+  writeRunReport,
+} from "./lib/viz/report.ts";
 
 // --- Utilities (lib/util) ---
 export { Rng } from "./lib/util/rng.ts";

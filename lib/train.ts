@@ -358,7 +358,8 @@ class TrainingRun {
         `the loss became ${s.loss} at epoch ${epoch}, batch ${batch}: training diverged; lower --lr (now ${this.config.optim.lr})`,
       );
     }
-    if (this.config.controller.adaptive) this.controller.update(s.error);
+    // kappa only means something to the smart miner; others leave it untouched.
+    if (this.config.controller.adaptive && this.config.mining.miner === "smart") this.controller.update(s.error);
     acc.add(s, count);
     const every = this.config.logEveryBatches;
     if (every > 0 && batch % every === 0) {
