@@ -42,8 +42,13 @@ const REMEDY =
   "Install a Vulkan driver: on Debian/Ubuntu run 'sudo apt-get install -y mesa-vulkan-drivers' " +
   "for the software adapter (or your GPU vendor's driver), or run ./dml, which installs it.";
 
-/** Limits raised from the WebGPU defaults to the adapter's maxima: big buffers, big workgroups. */
-const RAISED_LIMITS = [
+/**
+ * Limits taken at the adapter's own value instead of the WebGPU default: maxima raised (big buffers, big
+ * workgroups) and alignments lowered (finer row blocks).
+ */
+const ADAPTER_LIMITS = [
+  "minStorageBufferOffsetAlignment",
+  "minUniformBufferOffsetAlignment",
   "maxBufferSize",
   "maxStorageBufferBindingSize",
   "maxComputeWorkgroupStorageSize",
@@ -107,7 +112,7 @@ export class Gpu {
     }
     if (!adapter) throw new GpuUnavailableError(`No WebGPU adapter found. ${REMEDY}`);
     const requiredLimits: Record<string, number> = {};
-    for (const name of RAISED_LIMITS) {
+    for (const name of ADAPTER_LIMITS) {
       const v = (adapter.limits as unknown as Record<string, number>)[name];
       if (typeof v === "number") requiredLimits[name] = v;
     }
