@@ -5,36 +5,21 @@
  */
 import { defaultConfig, type TrainConfig } from "../../lib/config.ts";
 import { Rng } from "../../lib/util/rng.ts";
+import { cyclingLabels, writeIdxFolder } from "../fixtures/idx.ts";
 import type { BatchRecord, EpochRecord, TripletRecord } from "../../lib/viz/run_dir.ts";
 
-/** Writes an IDX folder (train- and t10k- images and labels, uncompressed) of `side`x`side` grey
- * pictures: class c is a bright bar at row c*2 on a noisy background, so classes look different. */
-export async function writeTinyIdx(
+/** Writes a tiny IDX folder: `classes` classes with `perClass` train and test samples each. */
+export function writeTinyIdx(
   dir: string,
   classes = 4,
   perClass = { train: 12, test: 8 },
   side = 12,
 ): Promise<void> {
-  await Deno.mkdir(dir, { recursive: true });
-  const rng = new Rng(7);
-  for (const [prefix, n] of [["train", perClass.train], ["t10k", perClass.test]] as const) {
-    const count = classes * n;
-    const images = new Uint8Array(16 + count * side * side);
-    const labels = new Uint8Array(8 + count);
-    const iv = new DataView(images.buffer), lv = new DataView(labels.buffer);
-    iv.setUint32(0, 0x0803), iv.setUint32(4, count), iv.setUint32(8, side), iv.setUint32(12, side);
-    lv.setUint32(0, 0x0801), lv.setUint32(4, count);
-    for (let i = 0; i < count; i++) {
-      const c = i % classes;
-      labels[8 + i] = c;
-      for (let p = 0; p < side * side; p++) {
-        const row = Math.floor(p / side);
-        images[16 + i * side * side + p] = Math.abs(row - 2 * c - 1) <= 1 ? 230 : rng.int(60);
-      }
-    }
-    await Deno.writeFile(`${dir}/${prefix}-images-idx3-ubyte`, images);
-    await Deno.writeFile(`${dir}/${prefix}-labels-idx1-ubyte`, labels);
-  }
+  return writeIdxFolder(dir, {
+    train: cyclingLabels(classes, classes * perClass.train),
+    test: cyclingLabels(classes, classes * perClass.test),
+    side,
+  });
 }
 
 /** What {@link writeSyntheticRun} made, for assertions. */

@@ -1,0 +1,72 @@
+import assert from "node:assert/strict";
+import { getGpu } from "../../lib/gpu/device.ts";
+import { GpuBuffer } from "../../lib/gpu/buffer.ts";
+import { ClassIndex } from "../../lib/mining/classes.ts";
+import { mineSmart, mineSmartRef } from "../../lib/mining/smart.ts";
+import { ExactSearch, FanngSearch } from "../../lib/mining/search.ts";
+import { Rng } from "../../lib/util/rng.ts";
+import type { HostMatrix } from "../../lib/util/matrix.ts";
+
+/** Clustered data: `classes` Gaussian blobs of unequal size, with overlap so the boundary matters. */
+function blobs(n: number, dim: number, classes: number, seed: number): { emb: HostMatrix; labels: Int32Array } {
+  const rng = new Rng(seed);
+  const centres = Array.from({ length: classes }, () => rng.normalArray(dim, 1));
+  const labels = Int32Array.from({ length: n }, (_, i) => (i * 7 + rng.int(3)) % classes);
+  const data = new Float32Array(n * dim);
+  for (let i = 0; i < n; i++) for (let j = 0; j < dim; j++) data[i * dim + j] = centres[labels[i]][j] + 0.8 * rng.normal();
+  return { emb: { rows: n, cols: dim, data }, labels };
+}
+
+Deno.test("smart mining on the GPU (exact search) matches the plain-TS reference", async () => {
+  const gpu = await getGpu();
+  for (const [n, dim, classes, kappa] of [[97, 5, 3, 4], [331, 17, 7, 1], [200, 64, 10, 16]]) {
+    const { emb, labels } = blobs(n, dim, classes, n);
+    const ci = ClassIndex.build(labels);
+    const ref = mineSmartRef(emb, ci, kappa);
+    using e = GpuBuffer.fromArray(gpu, emb.data, [n, dim]);
+    using l = GpuBuffer.fromArray(gpu, labels);
+    const got = await mineSmart(e, ci, kappa, new ExactSearch(e, l, 8));
+    // Distances come from different summation orders (GPU f32 vs reference): compare with tolerance, and
+    // the chosen partners wherever the reference's choice is not within rounding of a tie.
+    let agree = 0, comparable = 0;
+    for (let a = 0; a < n; a++) {
+      assert.ok(Math.abs(got.eps[a] - ref.eps[a]) <= 1e-4 * (1 + ref.eps[a]), `eps of ${a}`);
+      if ((got.negative[a] < 0) !== (ref.negative[a] < 0)) continue;
+      comparable++;
+      if (got.negative[a] === ref.negative[a] && got.positive[a] === ref.positive[a]) agree++;
+    }
+    assert.ok(comparable >= n - 2, `n=${n}: ${n - comparable} anchors differ in having a negative`);
+    assert.ok(agree >= comparable - 2, `n=${n}: only ${agree} of ${comparable} anchors agree with the reference`);
+    for (let a = 0; a < n; a++) {
+      if (got.negative[a] < 0) continue;
+      assert.notEqual(labels[got.negative[a]], labels[a]);
+      assert.ok(got.dan[a] > kappa * got.eps[a] * (1 - 1e-6), "negative inside the exclusion boundary");
+      if (got.positive[a] >= 0) {
+        assert.equal(labels[got.positive[a]], labels[a]);
+        assert.notEqual(got.positive[a], a);
+        assert.ok(got.dap[a] > got.dan[a], "positive not harder than the negative");
+      }
+    }
+  }
+});
+
+Deno.test("smart mining through the FANNG graph finds nearly the same triplets as exact search", async () => {
+  const gpu = await getGpu();
+  const n = 3000, dim = 16;
+  const { emb, labels } = blobs(n, dim, 10, 11);
+  const ci = ClassIndex.build(labels);
+  using e = GpuBuffer.fromArray(gpu, emb.data, [n, dim]);
+  using l = GpuBuffer.fromArray(gpu, labels);
+  const exact = await mineSmart(e, ci, 2, new ExactSearch(e, l, 8));
+  using fanng = new FanngSearch(l, { neighbours: 8, maxDegree: 32, budget: 0, seed: 1 });
+  await fanng.update(e);
+  const approx = await mineSmart(e, ci, 2, fanng);
+  let sameNeg = 0, withNeg = 0;
+  for (let a = 0; a < n; a++) {
+    if (exact.negative[a] < 0) continue;
+    withNeg++;
+    if (approx.negative[a] === exact.negative[a]) sameNeg++;
+  }
+  assert.ok(sameNeg / withNeg >= 0.9, `graph search found the exact negative for only ${(sameNeg / withNeg).toFixed(3)}`);
+  assert.ok((approx.evaluations ?? 0) > 0);
+});
