@@ -304,18 +304,20 @@ class TrainingRun {
     };
   }
 
-  /** Steps through the epoch's triplets, uploaded once; one scalar readback per batch. */
+  /**
+   * Steps through the epoch's triplets, uploaded once; several steps stay queued on the GPU and their
+   * scalars (one small readback each) reach the controller in batch order.
+   */
   async trainOnTriplets(epoch: number, t: EpochTriplets) {
     using buf = GpuBuffer.fromArray(this.gpu, t.triplets, [t.count, 3], "epoch triplets");
     const acc = new ScalarAverager();
     const bar = this.progress(epoch, t.count);
-    for (let start = 0, batch = 0; start < t.count; start += this.config.batchSize, batch++) {
-      const count = Math.min(this.config.batchSize, t.count - start);
+    const B = this.config.batchSize;
+    await this.step.stepBatches(buf, { batchSize: B }, (s, batch, count) => {
       let minedInBatch = 0;
-      for (let i = start; i < start + count; i++) minedInBatch += t.mined[i];
-      const s = await this.step.step(buf, { offset: start, count });
+      for (let i = batch * B; i < batch * B + count; i++) minedInBatch += t.mined[i];
       this.afterBatch(epoch, batch, s, count, minedInBatch / count, acc, bar);
-    }
+    });
     bar.done();
     return acc.means();
   }
