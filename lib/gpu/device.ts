@@ -75,6 +75,7 @@ export class Gpu {
   /** Set while a profiler is active: compute passes then record timestamps into it. */
   profiler: GpuProfiler | undefined;
   #lost = false;
+  #uncapturedErrors = 0;
 
   private constructor(
     readonly adapter: GPUAdapter,
@@ -82,10 +83,21 @@ export class Gpu {
     readonly report: AdapterReport,
   ) {
     this.pipelines = new PipelineCache(device);
+    // Validation errors outside an error scope would otherwise pass silently (a dispatch whose bindings
+    // do not fit its pipeline is just dropped): report every one loudly and count them.
+    device.addEventListener("uncapturederror", (event) => {
+      this.#uncapturedErrors++;
+      console.error(`WebGPU error: ${(event as GPUUncapturedErrorEvent).error.message}`);
+    });
     device.lost.then((info) => {
       this.#lost = true;
       if (info.reason !== "destroyed") console.error(`WebGPU device lost: ${info.message}`);
     });
+  }
+
+  /** WebGPU errors raised outside an error scope so far (each is also printed to stderr). */
+  get uncapturedErrors(): number {
+    return this.#uncapturedErrors;
   }
 
   /** True once the device has been lost or destroyed. */

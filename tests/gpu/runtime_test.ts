@@ -114,3 +114,24 @@ Deno.test("profile reports per-label GPU time", async () => {
     assert.equal(report.byLabel.get("gatherRows")?.passes, 1);
   } else assert.equal(report.source, "wall");
 });
+
+Deno.test("a dispatch whose bindings do not fit its pipeline is reported, not silently dropped", async () => {
+  const gpu = await getGpu();
+  const before = gpu.uncapturedErrors;
+  const pipeline = await gpu.pipelines.get("gather", "main", { WG: 64 });
+  const batch = new CommandBatch(gpu);
+  using a = GpuBuffer.zeros(gpu, "f32", [4]);
+  const originalError = console.error;
+  const printed: string[] = [];
+  console.error = (msg: string) => printed.push(msg);
+  try {
+    batch.dispatch(pipeline, [a], 1); // four bindings expected, one given
+    await batch.submit();
+    await gpu.device.queue.onSubmittedWorkDone();
+    await new Promise((r) => setTimeout(r, 50));
+  } finally {
+    console.error = originalError;
+  }
+  assert.ok(gpu.uncapturedErrors > before, "no uncaptured error counted");
+  assert.ok(printed.some((m) => /WebGPU error/.test(m)));
+});
