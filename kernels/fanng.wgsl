@@ -1,0 +1,658 @@
+// fanng.wgsl: the FANNG graph kernels: occlusion pruning, greedy walks (traverse-add) and batched
+// backtracking search. Driven by lib/ann/prune.ts (prune_sort, prune_occlude), lib/ann/traverse_add.ts
+// (greedy) and lib/ann/search.ts (search); the plain-TS references with the same semantics are pruneRef,
+// greedyRef and lib/ann/search_ref.ts.
+//
+// Vectors: column blocks of vec4 (kernels/fanng_layout.wgsl, lib/ann/vectors.ts). Bindings 1..4 hold the
+// base blocks b0..b3, bindings 5..8 the query blocks q0..q3 (search: a row block of the queries, or the base
+// itself for self-search; prune and greedy bind the base again). Blocks past nblocks are bound to block 0
+// and never read. dist(q, v) = sum over blocks of (q - v)^2 in f32 (vec4 accumulators, 8 vec4 per loop trip).
+// Graph: adjacency [N x R] u32 (NO_VERTEX = 0xFFFFFFFF past the degree), lengths [N x R] f32, degrees [N]
+// u32; each row sorted by (length, id). Every list here orders by (distance, id).
+//
+// Work split and memory: one query (search), one walk (greedy) or one vertex (prune) per invocation. Its
+// lists (search: the queue heap, the visited set, the results and the resumable state; prune: candidates and
+// kept edges) live in a scratch storage buffer, interleaved: slot s of invocation i is scratch[s * stride + i]
+// (stride = invocations in the dispatch), so neighbouring invocations touch neighbouring words (coalesced on
+// GPUs). Why not private arrays: Mesa's llvmpipe lowers dynamically indexed private arrays to branch ladders
+// whose cost grows with the array (a 1,024-slot array measured 70x slower per access than this scratch
+// layout). Why not workgroup memory: 32 KiB per workgroup cannot hold a budget-sized visited set and heap
+// for a useful number of queries, and nothing is shared between queries (no barriers needed).
+//
+// Bounded work per dispatch (resumable kernels): llvmpipe (Mesa's gallivm) silently ends every loop once an
+// invocation has taken 65,535 loop back-edges in total, which would truncate long searches without a trace.
+// So search, greedy and prune_occlude do at most a host-chosen amount of work per dispatch (step_cap,
+// max_hops, check_cap: sized from the loop trips of one step), keep their state in scratch, count the
+// invocations that are not finished in active[round] (atomic), and the host dispatches further rounds until
+// that count is 0. On other adapters the caps are effectively unlimited and one round suffices.
+//
+// Entry point prune_sort: for vertices v = v0 .. v0 + count - 1, candidates = (merge: v's current row,
+//   marked OLD) + extra[v - extra_row0, 0 .. extra_slots) (ids >= n, v itself and repeats skipped; distances
+//   computed), sorted by (d, id) into scratch. only_with_extra: vertices without a new candidate are marked
+//   done (left untouched).
+// Entry point prune_occlude: walks the sorted candidates; c is kept unless a kept u with d(v,u) < d(v,c) has
+//   d(u,c) < d(v,c) (the occlusion rule), up to R kept; pairs of two OLD candidates are not re-checked (the
+//   old row already obeys the rule). At most check_cap occlusion checks per dispatch plus those of one
+//   candidate (resumes between candidates); writes the row once all candidates are walked or R are kept.
+//   Both: 0 params uniform PruneParams   1..8 blocks   9 extra read u32 [rows x extra_slots]
+//   10 adj rw u32 [N x R]   11 lengths rw f32 [N x R]   12 degrees rw u32 [N]
+//   13 scratch rw u32 [(2C + 2R + 4) x count]   14 active rw atomic u32 [rounds]
+//   C >= R + extra_slots when merging, >= extra_slots otherwise.
+// Entry point greedy: walk p = (s, t): from u = s, move to the neighbour of u closest to t (by (d, id))
+//   while it is closer than u; stop[p] = NO_VERTEX once u reaches t, else the vertex where it got stuck.
+//   Never cycles: (d, id) strictly decreases. After max_hops moves in one dispatch the walk saves u in
+//   pairs[2p], sets stop[p] = UNFINISHED and continues in the next round (first = 0: only UNFINISHED walks).
+//   0 params uniform GreedyParams   1..8 blocks   9 adj read   10 degrees read   11 pairs rw u32 [P x 2]
+//   12 stop rw u32 [P]   13 active rw atomic u32 [rounds]
+// Entry point search: backtracking best-first search per query (method.md section 5). The queue is a binary
+//   min-heap of (distance, vertex, next edge) keyed by (distance, vertex) holding the vertices with edges left;
+//   each step takes the top, advances its edge index (popping it once exhausted), and evaluates that edge's
+//   target unless visited; every evaluated vertex with edges is pushed. The heap has Q >= budget + entries + 2
+//   slots (never overflows, nothing is dropped); the visited set is an open-addressing hash of H >= 2Q slots
+//   (vertex + 1, linear probing), so it never fills and never forgets. Stops after `budget` distance
+//   evaluations or when the heap is empty. A heap, not a sorted list: a push costs O(log Q) moves, not O(Q).
+//   Start: self-search pushes the query's own vertex at distance 0 (not evaluated, never a result), then the
+//   entry vertices are evaluated and pushed (counted in the budget).
+//   Results: the K best evaluated vertices passing the filter (label != query label when filters bit 0,
+//   d > min_scale * qmin[q] when bit 1); nearest-any: the best evaluated vertex of any label (not self).
+//   At most step_cap steps per dispatch; first_round = 1 starts every query, later rounds resume the
+//   unfinished ones.
+//   0 params uniform SearchParams   1..8 blocks   9 adj read   10 degrees read
+//   11 entries read u32 ([E] shared, entry_stride 0, or [queries x E])   12 labels read i32 [N]
+//   13 qlabels read i32 [queries]   14 qmin read f32 [queries]   15 out_idx rw u32 [queries x K]
+//   16 out_dist rw f32 [queries x K]   17 out_any rw u32 [queries]   18 out_any_dist rw f32 [queries]
+//   19 out_evals rw u32 [queries]   20 scratch rw u32 [(3Q + H + 2K + 8) x queries]
+//   21 active rw atomic u32 [rounds]   (missing results are NO_VERTEX / +Inf)
+//   Scratch per query: 12Q + 4H + 8K + 32 bytes (budget 256: Q = 512, H = 1024, about 10 KiB).
+// Dispatch: 1-D, WG invocations per workgroup, workgroups spill into y
+// (linear invocation = (wid.y * nwg.x + wid.x) * WG + lid).
+// Defines: WG; R (max degree); C (prune candidate slots); Q, K, H (search heap slots, results, hash slots;
+//   H a power of two). Entry points that do not use a define still need it (set it to 1).
+
+const NO_VERTEX = 0xffffffffu;
+const UNFINISHED = 0xfffffffeu;
+const OLD = 0x80000000u;
+
+@group(0) @binding(1) var<storage, read> b0: array<vec4f>;
+@group(0) @binding(2) var<storage, read> b1: array<vec4f>;
+@group(0) @binding(3) var<storage, read> b2: array<vec4f>;
+@group(0) @binding(4) var<storage, read> b3: array<vec4f>;
+@group(0) @binding(5) var<storage, read> q0: array<vec4f>;
+@group(0) @binding(6) var<storage, read> q1: array<vec4f>;
+@group(0) @binding(7) var<storage, read> q2: array<vec4f>;
+@group(0) @binding(8) var<storage, read> q3: array<vec4f>;
+
+var<private> g_w4: u32;
+var<private> g_nblocks: u32;
+var<private> g_lane: u32;
+var<private> g_stride: u32;
+
+fn inf() -> f32 { return bitcast<f32>(0x7f800000u); }
+
+fn linear_id(wid: vec3u, nwg: vec3u, lid: u32) -> u32 { return (wid.y * nwg.x + wid.x) * WG + lid; }
+
+// (d1, v1) orders before (d2, v2).
+fn before(d1: f32, v1: u32, d2: f32, v2: u32) -> bool { return d1 < d2 || (d1 == d2 && v1 < v2); }
+
+// Scratch word of slot s of this invocation.
+fn slot(s: u32) -> u32 { return s * g_stride + g_lane; }
+
+// Partial squared distances over one block (q rows from qb, v rows from bb); the four copies differ only
+// in the bindings they read (WGSL cannot index bindings).
+fn part0(iq: u32, iv: u32, w: u32) -> vec4f {
+  var a0 = vec4f(0.0);
+  var a1 = vec4f(0.0);
+  var j = 0u;
+  for (; j + 8u <= w; j += 8u) {
+    { let d = q0[iq + j + 0u] - b0[iv + j + 0u]; a0 = fma(d, d, a0); }
+    { let d = q0[iq + j + 1u] - b0[iv + j + 1u]; a1 = fma(d, d, a1); }
+    { let d = q0[iq + j + 2u] - b0[iv + j + 2u]; a0 = fma(d, d, a0); }
+    { let d = q0[iq + j + 3u] - b0[iv + j + 3u]; a1 = fma(d, d, a1); }
+    { let d = q0[iq + j + 4u] - b0[iv + j + 4u]; a0 = fma(d, d, a0); }
+    { let d = q0[iq + j + 5u] - b0[iv + j + 5u]; a1 = fma(d, d, a1); }
+    { let d = q0[iq + j + 6u] - b0[iv + j + 6u]; a0 = fma(d, d, a0); }
+    { let d = q0[iq + j + 7u] - b0[iv + j + 7u]; a1 = fma(d, d, a1); }
+  }
+  for (; j < w; j++) { let d = q0[iq + j] - b0[iv + j]; a0 = fma(d, d, a0); }
+  return a0 + a1;
+}
+
+fn part1(iq: u32, iv: u32, w: u32) -> vec4f {
+  var a0 = vec4f(0.0);
+  var a1 = vec4f(0.0);
+  var j = 0u;
+  for (; j + 8u <= w; j += 8u) {
+    { let d = q1[iq + j + 0u] - b1[iv + j + 0u]; a0 = fma(d, d, a0); }
+    { let d = q1[iq + j + 1u] - b1[iv + j + 1u]; a1 = fma(d, d, a1); }
+    { let d = q1[iq + j + 2u] - b1[iv + j + 2u]; a0 = fma(d, d, a0); }
+    { let d = q1[iq + j + 3u] - b1[iv + j + 3u]; a1 = fma(d, d, a1); }
+    { let d = q1[iq + j + 4u] - b1[iv + j + 4u]; a0 = fma(d, d, a0); }
+    { let d = q1[iq + j + 5u] - b1[iv + j + 5u]; a1 = fma(d, d, a1); }
+    { let d = q1[iq + j + 6u] - b1[iv + j + 6u]; a0 = fma(d, d, a0); }
+    { let d = q1[iq + j + 7u] - b1[iv + j + 7u]; a1 = fma(d, d, a1); }
+  }
+  for (; j < w; j++) { let d = q1[iq + j] - b1[iv + j]; a0 = fma(d, d, a0); }
+  return a0 + a1;
+}
+
+fn part2(iq: u32, iv: u32, w: u32) -> vec4f {
+  var a0 = vec4f(0.0);
+  var a1 = vec4f(0.0);
+  var j = 0u;
+  for (; j + 8u <= w; j += 8u) {
+    { let d = q2[iq + j + 0u] - b2[iv + j + 0u]; a0 = fma(d, d, a0); }
+    { let d = q2[iq + j + 1u] - b2[iv + j + 1u]; a1 = fma(d, d, a1); }
+    { let d = q2[iq + j + 2u] - b2[iv + j + 2u]; a0 = fma(d, d, a0); }
+    { let d = q2[iq + j + 3u] - b2[iv + j + 3u]; a1 = fma(d, d, a1); }
+    { let d = q2[iq + j + 4u] - b2[iv + j + 4u]; a0 = fma(d, d, a0); }
+    { let d = q2[iq + j + 5u] - b2[iv + j + 5u]; a1 = fma(d, d, a1); }
+    { let d = q2[iq + j + 6u] - b2[iv + j + 6u]; a0 = fma(d, d, a0); }
+    { let d = q2[iq + j + 7u] - b2[iv + j + 7u]; a1 = fma(d, d, a1); }
+  }
+  for (; j < w; j++) { let d = q2[iq + j] - b2[iv + j]; a0 = fma(d, d, a0); }
+  return a0 + a1;
+}
+
+fn part3(iq: u32, iv: u32, w: u32) -> vec4f {
+  var a0 = vec4f(0.0);
+  var a1 = vec4f(0.0);
+  var j = 0u;
+  for (; j + 8u <= w; j += 8u) {
+    { let d = q3[iq + j + 0u] - b3[iv + j + 0u]; a0 = fma(d, d, a0); }
+    { let d = q3[iq + j + 1u] - b3[iv + j + 1u]; a1 = fma(d, d, a1); }
+    { let d = q3[iq + j + 2u] - b3[iv + j + 2u]; a0 = fma(d, d, a0); }
+    { let d = q3[iq + j + 3u] - b3[iv + j + 3u]; a1 = fma(d, d, a1); }
+    { let d = q3[iq + j + 4u] - b3[iv + j + 4u]; a0 = fma(d, d, a0); }
+    { let d = q3[iq + j + 5u] - b3[iv + j + 5u]; a1 = fma(d, d, a1); }
+    { let d = q3[iq + j + 6u] - b3[iv + j + 6u]; a0 = fma(d, d, a0); }
+    { let d = q3[iq + j + 7u] - b3[iv + j + 7u]; a1 = fma(d, d, a1); }
+  }
+  for (; j < w; j++) { let d = q3[iq + j] - b3[iv + j]; a0 = fma(d, d, a0); }
+  return a0 + a1;
+}
+
+// Squared distance between query row q and base row v.
+fn dist(q: u32, v: u32) -> f32 {
+  let w = g_w4;
+  let iq = q * w;
+  let iv = v * w;
+  var a = part0(iq, iv, w);
+  if (g_nblocks > 1u) { a += part1(iq, iv, w); }
+  if (g_nblocks > 2u) { a += part2(iq, iv, w); }
+  if (g_nblocks > 3u) { a += part3(iq, iv, w); }
+  return (a.x + a.y) + (a.z + a.w);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// prune_sort, prune_occlude
+
+struct PruneParams {
+  n: u32,
+  count: u32,
+  v0: u32,
+  w4: u32,
+  nblocks: u32,
+  extra_slots: u32,
+  merge: u32,
+  only_with_extra: u32,
+  extra_row0: u32,
+  check_cap: u32,
+  round: u32,
+}
+
+@group(0) @binding(0) var<uniform> pp: PruneParams;
+@group(0) @binding(9) var<storage, read> p_extra: array<u32>;
+@group(0) @binding(10) var<storage, read_write> p_adj: array<u32>;
+@group(0) @binding(11) var<storage, read_write> p_len: array<f32>;
+@group(0) @binding(12) var<storage, read_write> p_deg: array<u32>;
+@group(0) @binding(13) var<storage, read_write> p_scratch: array<u32>;
+@group(0) @binding(14) var<storage, read_write> p_active: array<atomic<u32>>;
+
+// Prune scratch: candidate distances [0, C), candidate ids | OLD [C, 2C), kept distances [2C, 2C + R),
+// kept ids | OLD [2C + R, 2C + 2R), then the state: candidate count, next candidate, kept count, done.
+const P_CD = 0u;
+const P_CV = u32(C);
+const P_KD = 2u * u32(C);
+const P_KV = 2u * u32(C) + u32(R);
+const P_ST = 2u * u32(C) + 2u * u32(R);
+
+fn cand_d(i: u32) -> f32 { return bitcast<f32>(p_scratch[slot(P_CD + i)]); }
+fn cand_v(i: u32) -> u32 { return p_scratch[slot(P_CV + i)]; }
+fn set_cand(i: u32, d: f32, v: u32) {
+  p_scratch[slot(P_CD + i)] = bitcast<u32>(d);
+  p_scratch[slot(P_CV + i)] = v;
+}
+fn kept_d(i: u32) -> f32 { return bitcast<f32>(p_scratch[slot(P_KD + i)]); }
+fn kept_v(i: u32) -> u32 { return p_scratch[slot(P_KV + i)]; }
+
+// Inserts (d, v) into the sorted candidate list of length n; returns the new length.
+fn cand_insert(n: u32, d: f32, v: u32) -> u32 {
+  if (n >= C) { return n; }
+  var i = n;
+  while (i > 0u) {
+    let pd = cand_d(i - 1u);
+    let pv = cand_v(i - 1u);
+    if (!before(d, v & ~OLD, pd, pv & ~OLD)) { break; }
+    set_cand(i, pd, pv);
+    i--;
+  }
+  set_cand(i, d, v);
+  return n + 1u;
+}
+
+fn prune_setup(wid: vec3u, nwg: vec3u, lid: u32) -> u32 {
+  let i = linear_id(wid, nwg, lid);
+  g_w4 = pp.w4;
+  g_nblocks = pp.nblocks;
+  g_lane = i;
+  g_stride = pp.count;
+  return i;
+}
+
+@compute @workgroup_size(WG)
+fn prune_sort(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+              @builtin(local_invocation_index) lid: u32) {
+  let i = prune_setup(wid, nwg, lid);
+  if (i >= pp.count) { return; }
+  let v = pp.v0 + i;
+  var n = 0u;
+  if (pp.merge != 0u) {
+    let deg = min(p_deg[v], R);
+    for (var e = 0u; e < deg; e++) {
+      n = cand_insert(n, p_len[v * R + e], p_adj[v * R + e] | OLD);
+    }
+  }
+  let n_old = n;
+  for (var j = 0u; j < pp.extra_slots; j++) {
+    let c = p_extra[(v - pp.extra_row0) * pp.extra_slots + j];
+    if (c >= pp.n || c == v) { continue; }
+    var seen = false;
+    for (var k = 0u; k < n; k++) {
+      if ((cand_v(k) & ~OLD) == c) { seen = true; break; }
+    }
+    if (seen) { continue; }
+    n = cand_insert(n, dist(v, c), c);
+  }
+  p_scratch[slot(P_ST)] = n;
+  p_scratch[slot(P_ST + 1u)] = 0u;
+  p_scratch[slot(P_ST + 2u)] = 0u;
+  p_scratch[slot(P_ST + 3u)] = select(0u, 1u, pp.only_with_extra != 0u && n == n_old);
+}
+
+@compute @workgroup_size(WG)
+fn prune_occlude(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                 @builtin(local_invocation_index) lid: u32) {
+  let i = prune_setup(wid, nwg, lid);
+  _ = arrayLength(&p_extra); // keeps binding 9 in the layout, so both prune entry points bind alike
+  if (i >= pp.count) { return; }
+  if (p_scratch[slot(P_ST + 3u)] != 0u) { return; }
+  let v = pp.v0 + i;
+  let n = p_scratch[slot(P_ST)];
+  var k = p_scratch[slot(P_ST + 1u)];
+  var kept = p_scratch[slot(P_ST + 2u)];
+  var checks_left = pp.check_cap;
+  var yielded = false;
+  var progressed = false;
+  loop {
+    if (k >= n || kept >= R) { break; }
+    // A candidate takes at most `kept` checks; stop between candidates when they may not fit (after at
+    // least one candidate, so every dispatch makes progress).
+    if (checks_left < kept && progressed) { yielded = true; break; }
+    progressed = true;
+    let c = cand_v(k);
+    let dc = cand_d(k);
+    // Kept edges are sorted: only those shorter than d(v,c) can occlude it.
+    var occluded = false;
+    var open = true;
+    for (var u = 0u; open && u < kept; u++) {
+      if (!(kept_d(u) < dc)) {
+        open = false;
+      } else {
+        let ku = kept_v(u);
+        if ((c & ku & OLD) == 0u) {
+          checks_left = max(checks_left, 1u) - 1u;
+          if (dist(ku & ~OLD, c & ~OLD) < dc) {
+            occluded = true;
+            open = false;
+          }
+        }
+      }
+    }
+    if (!occluded) {
+      p_scratch[slot(P_KD + kept)] = bitcast<u32>(dc);
+      p_scratch[slot(P_KV + kept)] = c;
+      kept++;
+    }
+    k++;
+  }
+  if (yielded) {
+    p_scratch[slot(P_ST + 1u)] = k;
+    p_scratch[slot(P_ST + 2u)] = kept;
+    atomicAdd(&p_active[pp.round], 1u);
+    return;
+  }
+  for (var e = 0u; e < kept; e++) {
+    p_adj[v * R + e] = kept_v(e) & ~OLD;
+    p_len[v * R + e] = kept_d(e);
+  }
+  for (var e = kept; e < R; e++) {
+    p_adj[v * R + e] = NO_VERTEX;
+    p_len[v * R + e] = inf();
+  }
+  p_deg[v] = kept;
+  p_scratch[slot(P_ST + 3u)] = 1u;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// greedy (traverse-add) and search share the read-only graph
+
+@group(0) @binding(9) var<storage, read> adj: array<u32>;
+@group(0) @binding(10) var<storage, read> degrees: array<u32>;
+
+struct GreedyParams {
+  pairs: u32,
+  n: u32,
+  w4: u32,
+  nblocks: u32,
+  max_hops: u32,
+  first: u32,
+  round: u32,
+}
+
+@group(0) @binding(0) var<uniform> gp: GreedyParams;
+@group(0) @binding(11) var<storage, read_write> g_pairs: array<u32>;
+@group(0) @binding(12) var<storage, read_write> g_stop: array<u32>;
+@group(0) @binding(13) var<storage, read_write> g_active: array<atomic<u32>>;
+
+@compute @workgroup_size(WG)
+fn greedy(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+          @builtin(local_invocation_index) lid: u32) {
+  let p = linear_id(wid, nwg, lid);
+  if (p >= gp.pairs) { return; }
+  if (gp.first == 0u && g_stop[p] != UNFINISHED) { return; }
+  g_w4 = gp.w4;
+  g_nblocks = gp.nblocks;
+  let s = g_pairs[2u * p];
+  let t = g_pairs[2u * p + 1u];
+  if (s >= gp.n || t >= gp.n) {
+    g_stop[p] = NO_VERTEX;
+    return;
+  }
+  var u = s;
+  var du = dist(t, u);
+  var stuck = false;
+  for (var hop = 0u; hop < gp.max_hops && u != t && !stuck; hop++) {
+    var best = u;
+    var bd = du;
+    let deg = min(degrees[u], R);
+    for (var e = 0u; e < deg; e++) {
+      let c = adj[u * R + e];
+      let d = dist(t, c);
+      if (before(d, c, bd, best)) {
+        best = c;
+        bd = d;
+      }
+    }
+    if (best == u) {
+      stuck = true;
+    } else {
+      u = best;
+      du = bd;
+    }
+  }
+  if (u == t) {
+    g_stop[p] = NO_VERTEX;
+  } else if (stuck) {
+    g_stop[p] = u;
+  } else {
+    g_pairs[2u * p] = u;
+    g_stop[p] = UNFINISHED;
+    atomicAdd(&g_active[gp.round], 1u);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// search
+
+struct SearchParams {
+  queries: u32,          // queries in this dispatch
+  n: u32,                // base vertices
+  w4: u32,
+  nblocks: u32,
+  budget: u32,           // distance evaluations per query
+  entry_count: u32,
+  entry_stride: u32,     // 0: one shared entry list; else entries of query q at q * entry_stride
+  has_self: u32,         // 1: query q is base vertex q + self_offset
+  self_offset: u32,
+  query_row_offset: u32, // query q is row q + query_row_offset of the query blocks
+  filters: u32,          // bit 0: label filter, bit 1: minimum distance
+  min_scale: f32,        // the minimum distance is min_scale * qmin[q]
+  step_cap: u32,         // steps per query in this dispatch
+  first_round: u32,
+  round: u32,
+}
+
+@group(0) @binding(0) var<uniform> sp: SearchParams;
+@group(0) @binding(11) var<storage, read> s_entries: array<u32>;
+@group(0) @binding(12) var<storage, read> s_labels: array<i32>;
+@group(0) @binding(13) var<storage, read> s_qlabels: array<i32>;
+@group(0) @binding(14) var<storage, read> s_qmin: array<f32>;
+@group(0) @binding(15) var<storage, read_write> out_idx: array<u32>;
+@group(0) @binding(16) var<storage, read_write> out_dist: array<f32>;
+@group(0) @binding(17) var<storage, read_write> out_any: array<u32>;
+@group(0) @binding(18) var<storage, read_write> out_any_dist: array<f32>;
+@group(0) @binding(19) var<storage, read_write> out_evals: array<u32>;
+@group(0) @binding(20) var<storage, read_write> s_scratch: array<u32>;
+@group(0) @binding(21) var<storage, read_write> s_active: array<atomic<u32>>;
+
+// Search scratch: heap distances [0, Q), vertices [Q, 2Q), next edges [2Q, 3Q); visited hash [3Q, 3Q + H);
+// result distances and vertices (K each); the state: heap size, result count, evaluations, nearest-any
+// distance and vertex, next entry, status (1 = unfinished).
+const HD = 0u;
+const HV = u32(Q);
+const HE = 2u * u32(Q);
+const VIS = 3u * u32(Q);
+const RD = 3u * u32(Q) + u32(H);
+const RV = 3u * u32(Q) + u32(H) + u32(K);
+const ST = 3u * u32(Q) + u32(H) + 2u * u32(K);
+
+var<private> heap_n: u32;
+var<private> res_n: u32;
+
+fn heap_d(i: u32) -> f32 { return bitcast<f32>(s_scratch[slot(HD + i)]); }
+fn heap_v(i: u32) -> u32 { return s_scratch[slot(HV + i)]; }
+fn heap_e(i: u32) -> u32 { return s_scratch[slot(HE + i)]; }
+fn heap_set(i: u32, d: f32, v: u32, e: u32) {
+  s_scratch[slot(HD + i)] = bitcast<u32>(d);
+  s_scratch[slot(HV + i)] = v;
+  s_scratch[slot(HE + i)] = e;
+}
+fn res_d(i: u32) -> f32 { return bitcast<f32>(s_scratch[slot(RD + i)]); }
+fn res_v(i: u32) -> u32 { return s_scratch[slot(RV + i)]; }
+fn res_set(i: u32, d: f32, v: u32) {
+  s_scratch[slot(RD + i)] = bitcast<u32>(d);
+  s_scratch[slot(RV + i)] = v;
+}
+
+fn hash_u32(x: u32) -> u32 {
+  var z = x * 0x9e3779b9u;
+  z ^= z >> 16u;
+  z *= 0x85ebca6bu;
+  z ^= z >> 13u;
+  return z;
+}
+
+// Marks v visited; false when it already was.
+fn visit(v: u32) -> bool {
+  var h = hash_u32(v) & (H - 1u);
+  for (var probe = 0u; probe < H; probe++) {
+    let s = s_scratch[slot(VIS + h)];
+    if (s == 0u) {
+      s_scratch[slot(VIS + h)] = v + 1u;
+      return true;
+    }
+    if (s == v + 1u) { return false; }
+    h = (h + 1u) & (H - 1u);
+  }
+  return true;
+}
+
+fn heap_push(d: f32, v: u32) {
+  if (heap_n >= Q) { return; }
+  var i = heap_n;
+  heap_n++;
+  while (i > 0u) {
+    let p = (i - 1u) / 2u;
+    let pd = heap_d(p);
+    let pv = heap_v(p);
+    if (!before(d, v, pd, pv)) { break; }
+    heap_set(i, pd, pv, heap_e(p));
+    i = p;
+  }
+  heap_set(i, d, v, 0u);
+}
+
+fn heap_pop() {
+  heap_n--;
+  let n = heap_n;
+  if (n == 0u) { return; }
+  let d = heap_d(n);
+  let v = heap_v(n);
+  let e = heap_e(n);
+  var i = 0u;
+  loop {
+    let l = 2u * i + 1u;
+    if (l >= n) { break; }
+    var c = l;
+    var cd = heap_d(l);
+    var cv = heap_v(l);
+    if (l + 1u < n) {
+      let rd = heap_d(l + 1u);
+      let rv = heap_v(l + 1u);
+      if (before(rd, rv, cd, cv)) { c = l + 1u; cd = rd; cv = rv; }
+    }
+    if (!before(cd, cv, d, v)) { break; }
+    heap_set(i, cd, cv, heap_e(c));
+    i = c;
+  }
+  heap_set(i, d, v, e);
+}
+
+// Pushes an evaluated vertex unless it has no edges to follow.
+fn enqueue(d: f32, v: u32) {
+  if (degrees[v] > 0u) { heap_push(d, v); }
+}
+
+fn add_result(d: f32, v: u32) {
+  var n = res_n;
+  if (n == K) {
+    if (!before(d, v, res_d(K - 1u), res_v(K - 1u))) { return; }
+    n = K - 1u;
+  }
+  var i = n;
+  while (i > 0u) {
+    let pd = res_d(i - 1u);
+    let pv = res_v(i - 1u);
+    if (!before(d, v, pd, pv)) { break; }
+    res_set(i, pd, pv);
+    i--;
+  }
+  res_set(i, d, v);
+  res_n = n + 1u;
+}
+
+@compute @workgroup_size(WG)
+fn search(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+          @builtin(local_invocation_index) lid: u32) {
+  let q = linear_id(wid, nwg, lid);
+  if (q >= sp.queries) { return; }
+  g_w4 = sp.w4;
+  g_nblocks = sp.nblocks;
+  g_lane = q;
+  g_stride = sp.queries;
+  if (sp.first_round == 0u && s_scratch[slot(ST + 6u)] != 1u) { return; }
+  let qrow = q + sp.query_row_offset;
+  let self_v = select(NO_VERTEX, q + sp.self_offset, sp.has_self != 0u);
+  let use_labels = (sp.filters & 1u) != 0u;
+  let use_min = (sp.filters & 2u) != 0u;
+  var qlabel = 0;
+  if (use_labels) { qlabel = s_qlabels[q]; }
+  var min_d = 0.0;
+  if (use_min) { min_d = sp.min_scale * s_qmin[q]; }
+
+  var any_d = inf();
+  var any_v = NO_VERTEX;
+  var evals = 0u;
+  var next_entry = 0u;
+  if (sp.first_round != 0u) {
+    for (var h = 0u; h < H; h += 8u) {
+      for (var k = 0u; k < 8u; k++) { s_scratch[slot(VIS + h + k)] = 0u; }
+    }
+    heap_n = 0u;
+    res_n = 0u;
+    if (self_v < sp.n) {
+      visit(self_v);
+      enqueue(0.0, self_v);
+    }
+  } else {
+    heap_n = s_scratch[slot(ST)];
+    res_n = s_scratch[slot(ST + 1u)];
+    evals = s_scratch[slot(ST + 2u)];
+    any_d = bitcast<f32>(s_scratch[slot(ST + 3u)]);
+    any_v = s_scratch[slot(ST + 4u)];
+    next_entry = s_scratch[slot(ST + 5u)];
+  }
+
+  var steps = 0u;
+  var done = false;
+  loop {
+    if (evals >= sp.budget) { done = true; break; }
+    if (steps >= sp.step_cap) { break; }
+    steps++;
+    var c = NO_VERTEX;
+    if (next_entry < sp.entry_count) {
+      c = s_entries[q * sp.entry_stride + next_entry];
+      next_entry++;
+    } else {
+      if (heap_n == 0u) { done = true; break; }
+      let v = heap_v(0u);
+      let e = heap_e(0u);
+      if (e >= min(degrees[v], R)) {
+        heap_pop();
+        continue;
+      }
+      s_scratch[slot(HE)] = e + 1u;
+      c = adj[v * R + e];
+    }
+    if (c >= sp.n || !visit(c)) { continue; }
+    let d = dist(qrow, c);
+    evals++;
+    if (before(d, c, any_d, any_v)) { any_d = d; any_v = c; }
+    if ((!use_labels || s_labels[c] != qlabel) && (!use_min || d > min_d)) { add_result(d, c); }
+    enqueue(d, c);
+  }
+
+  if (!done) {
+    s_scratch[slot(ST)] = heap_n;
+    s_scratch[slot(ST + 1u)] = res_n;
+    s_scratch[slot(ST + 2u)] = evals;
+    s_scratch[slot(ST + 3u)] = bitcast<u32>(any_d);
+    s_scratch[slot(ST + 4u)] = any_v;
+    s_scratch[slot(ST + 5u)] = next_entry;
+    s_scratch[slot(ST + 6u)] = 1u;
+    atomicAdd(&s_active[sp.round], 1u);
+    return;
+  }
+  s_scratch[slot(ST + 6u)] = 2u;
+  for (var k = 0u; k < res_n; k++) {
+    out_idx[q * K + k] = res_v(k);
+    out_dist[q * K + k] = res_d(k);
+  }
+  for (var k = res_n; k < K; k++) {
+    out_idx[q * K + k] = NO_VERTEX;
+    out_dist[q * K + k] = inf();
+  }
+  out_any[q] = any_v;
+  out_any_dist[q] = any_d;
+  out_evals[q] = evals;
+}

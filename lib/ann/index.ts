@@ -1,0 +1,409 @@
+/**
+ * FANNG (Harwood & Drummond, CVPR 2016) as the toolkit's ANN index: a directed graph over the points, built
+ * and searched on the GPU, with label- and radius-filtered search for smart mining (method.md sections 3
+ * and 5). The index keeps its own copy of the vectors on the GPU (column blocks, lib/ann/vectors.ts) and
+ * the graph (padded on the GPU, CSR on the host as `graph`).
+ *
+ * Search: backtracking best-first search per query, all queries of a call at once (one per GPU
+ * invocation), stopped after `budget` distance evaluations. `selfSearch` finds each point's nearest
+ * other points by starting each search at the point itself.
+ *
+ * Mining's two questions (eps_a, then the nearest other-class points outside kappa * eps_a) take two calls:
+ * either `selfSearch(1)` then a filtered `selfSearch(K, {filter: {..., minDistance: first.nearestAnyDistance,
+ * minDistanceScale: kappa}})` (the radius never leaves the GPU), or one call with `minDistanceScale` and no
+ * `minDistance`, which runs the cheap first pass itself (`nearestBudget` evaluations; a point's nearest
+ * neighbour is its first edge, found within the first few evaluations).
+ *
+ * Files: `save` writes the graph (not the vectors) in the format documented in lib/ann/file.ts; `load`
+ * takes the vectors again and checks their shape.
+ *
+ * @example
+ * ```ts
+ * import { getGpu } from "../gpu/device.ts";
+ * import { FanngIndex } from "./index.ts";
+ * const gpu = await getGpu();
+ * const data = { rows: 1000, cols: 8, data: Float32Array.from({ length: 8000 }, () => Math.random()) };
+ * using index = await FanngIndex.build(gpu, data);
+ * using res = await index.selfSearch(10);
+ * console.log((await res.indices.read()).slice(0, 10), res.evaluations);
+ * ```
+ * @module
+ */
+import { fmtShape, ShapeError, UserError } from "../errors.ts";
+import { GpuBuffer } from "../gpu/buffer.ts";
+import type { Gpu } from "../gpu/device.ts";
+import { CommandBatch } from "../gpu/dispatch.ts";
+import type { HostMatrix } from "../util/matrix.ts";
+import { Rng } from "../util/rng.ts";
+import { buildGraph, type BuildStats, type FanngBuildOptions, refreshGraph } from "./build.ts";
+import { loadGraph, saveGraph } from "./file.ts";
+import { type FanngGraph, graphFromPadded, NO_VERTEX, paddedFromGraph } from "./graph.ts";
+import { GpuGraph } from "./gpu_graph.ts";
+import { runSearch, type SearchOutputs } from "./search.ts";
+import { VectorBlocks } from "./vectors.ts";
+
+export type { FanngBuildOptions } from "./build.ts";
+
+/** The filter of a search (method.md section 3). Vertices that fail it are still walked through. */
+export interface SearchFilter {
+  /** Labels of the indexed points [N]; with `queryLabels`, keeps results whose label differs from the query's. */
+  labels?: GpuBuffer<"i32"> | Int32Array;
+  /** Labels of the queries [Q] (for `selfSearch`, usually the same array as `labels`). */
+  queryLabels?: GpuBuffer<"i32"> | Int32Array;
+  /** Keeps results with d > minDistanceScale * minDistance[q] (squared distances; the exclusion radius). */
+  minDistance?: GpuBuffer<"f32"> | Float32Array;
+  /**
+   * Multiplier of `minDistance` (default 1). Without `minDistance`, the radius is this times each query's
+   * nearest-neighbour distance (any label) found by a first, unfiltered pass of `nearestBudget` evaluations.
+   */
+  minDistanceScale?: number;
+}
+
+/** Options of {@link FanngIndex.search} and {@link FanngIndex.selfSearch}. */
+export interface SearchOptions {
+  /**
+   * Distance evaluations per query (default 256 for search, 128 for selfSearch; 1,024 for both with a
+   * filter, which walks through the vertices it rejects).
+   */
+  budget?: number;
+  /**
+   * Where searches start besides the query itself (selfSearch): "fixed" (the entry vertices stored with
+   * the graph), "sampled" (`entryCount` random vertices per call, seeded by `seed`), or explicit vertices.
+   * Default: "fixed" for search, none for selfSearch.
+   */
+  entryPoints?: "fixed" | "sampled" | "none" | Uint32Array;
+  /** Entry vertices to use (default 16; "fixed" uses at most the stored ones). */
+  entryCount?: number;
+  /** Seed of "sampled" entry points (default 1). */
+  seed?: number;
+  filter?: SearchFilter;
+  /** Budget of the first pass of a `minDistanceScale`-only filter (default 64). */
+  nearestBudget?: number;
+}
+
+/** Search results on the GPU; dispose frees them. */
+export interface SearchResult extends Disposable {
+  k: number;
+  /** [Q x k] result vertices, ascending by distance; NO_VERTEX (0xFFFFFFFF) where fewer qualified. */
+  indices: GpuBuffer<"u32">;
+  /** [Q x k] squared distances; +Inf where missing. */
+  distances: GpuBuffer<"f32">;
+  /** [Q] nearest vertex of any label found (never the query itself in selfSearch), for eps_a. */
+  nearestAny: GpuBuffer<"u32">;
+  /** [Q] its squared distance. */
+  nearestAnyDistance: GpuBuffer<"f32">;
+  /** Mean distance evaluations per query (both passes of a two-pass filter). */
+  evaluations: number;
+}
+
+function asHostMatrix(data: GpuBuffer<"f32"> | HostMatrix): data is HostMatrix {
+  return !(data instanceof GpuBuffer);
+}
+
+/** A FANNG index over N points of dimension D. */
+export class FanngIndex implements Disposable {
+  #graph: FanngGraph;
+  #entryBuf: GpuBuffer<"u32">;
+  #disposed = false;
+
+  private constructor(
+    readonly gpu: Gpu,
+    readonly vectors: VectorBlocks,
+    readonly gpuGraph: GpuGraph,
+    graph: FanngGraph,
+    /** Options the index was built with (refresh reuses them). */
+    readonly buildOptions: FanngBuildOptions,
+    /** Timings of the last build or refresh. */
+    public stats: BuildStats,
+  ) {
+    this.#graph = graph;
+    this.#entryBuf = GpuBuffer.fromArray(
+      gpu,
+      graph.entries.length ? graph.entries : new Uint32Array([NO_VERTEX]),
+    );
+  }
+
+  /** The graph in CSR form (host copy, updated by build and refresh). */
+  get graph(): FanngGraph {
+    return this.#graph;
+  }
+
+  /** Number of indexed points. */
+  get size(): number {
+    return this.vectors.rows;
+  }
+
+  /** Dimension of the points. */
+  get dims(): number {
+    return this.vectors.dims;
+  }
+
+  /** Builds an index over `data` [N x D] (GPU buffer or host matrix; the index keeps its own copy). */
+  static async build(
+    gpu: Gpu,
+    data: GpuBuffer<"f32"> | HostMatrix,
+    options: FanngBuildOptions = {},
+  ): Promise<FanngIndex> {
+    const owned = asHostMatrix(data)
+      ? GpuBuffer.fromArray(gpu, data.data, [data.rows, data.cols])
+      : undefined;
+    const x = owned ?? (data as GpuBuffer<"f32">);
+    try {
+      if (x.shape.length !== 2) {
+        throw new ShapeError(`FANNG data must be a [N x D] matrix, got ${fmtShape(x.shape)}`);
+      }
+      if (x.cols < 1) throw new ShapeError(`FANNG data ${fmtShape(x.shape)} has no columns`);
+      const batch = new CommandBatch(gpu, "fanng.vectors");
+      const vectors = await VectorBlocks.encodeFrom(batch, x);
+      await batch.submit();
+      try {
+        const built = await buildGraph(x, vectors, options);
+        const graph = graphFromPadded(await built.graph.toPadded(), x.cols, built.entries);
+        return new FanngIndex(gpu, vectors, built.graph, graph, { ...options }, built.stats);
+      } catch (e) {
+        vectors.destroy();
+        throw e;
+      }
+    } finally {
+      owned?.destroy();
+    }
+  }
+
+  /**
+   * Rebuilds the graph for moved vectors `data` (same N and D), starting from the current graph: cheaper
+   * than a fresh build. Updates this index in place and returns it.
+   */
+  async refresh(data: GpuBuffer<"f32"> | HostMatrix, options: FanngBuildOptions = {}): Promise<FanngIndex> {
+    this.#check();
+    if (asHostMatrix(data)) {
+      using x = GpuBuffer.fromArray(this.gpu, data.data, [data.rows, data.cols]);
+      return await this.refresh(x, options);
+    }
+    const batch = new CommandBatch(this.gpu, "fanng.refresh.vectors");
+    await this.vectors.encodeCopy(batch, data);
+    await batch.submit();
+    this.stats = await refreshGraph(this.vectors, this.gpuGraph, { ...this.buildOptions, ...options });
+    this.#graph = graphFromPadded(await this.gpuGraph.toPadded(), this.dims, this.#graph.entries);
+    return this;
+  }
+
+  /** The k nearest indexed points of each query row (optionally filtered). */
+  async search(
+    queries: GpuBuffer<"f32"> | HostMatrix,
+    k: number,
+    options: SearchOptions = {},
+  ): Promise<SearchResult> {
+    this.#check();
+    if (queries.cols !== this.dims || (!asHostMatrix(queries) && queries.shape.length !== 2)) {
+      const shape = asHostMatrix(queries) ? [queries.rows, queries.cols] : queries.shape;
+      throw new ShapeError(`search: queries ${fmtShape(shape)} do not have the index's ${this.dims} columns`);
+    }
+    let blocks: VectorBlocks;
+    if (asHostMatrix(queries)) {
+      blocks = VectorBlocks.fromHost(this.gpu, queries, this.vectors.layout);
+    } else {
+      const batch = new CommandBatch(this.gpu, "fanng.queries");
+      blocks = await VectorBlocks.encodeFrom(batch, queries, this.vectors.layout);
+      await batch.submit();
+    }
+    using _blocks = blocks;
+    return await this.#run(blocks, k, {
+      entryPoints: "fixed",
+      budget: options.filter ? 1024 : 256,
+      ...options,
+    });
+  }
+
+  /** Each indexed point's k nearest other points (optionally filtered). */
+  async selfSearch(k: number, options: SearchOptions = {}): Promise<SearchResult> {
+    this.#check();
+    return await this.#run("self", k, {
+      entryPoints: "none",
+      budget: options.filter ? 1024 : 128,
+      ...options,
+    });
+  }
+
+  async #run(queries: VectorBlocks | "self", k: number, options: SearchOptions): Promise<SearchResult> {
+    const gpu = this.gpu;
+    const q = queries === "self" ? this.size : queries.rows;
+    const f = options.filter;
+    const temps: GpuBuffer[] = [];
+    const upload = <T extends GpuBuffer<"i32"> | GpuBuffer<"f32">>(
+      a: T | Int32Array | Float32Array | undefined,
+      length: number,
+      what: string,
+    ): T | undefined => {
+      if (a === undefined) return undefined;
+      if (a.length !== length) {
+        throw new ShapeError(`search: ${what} has ${a.length} entries, expected ${length}`);
+      }
+      if (a instanceof GpuBuffer) return a as T;
+      const b = GpuBuffer.fromArray(gpu, a);
+      temps.push(b);
+      return b as unknown as T;
+    };
+    try {
+      const labels = upload<GpuBuffer<"i32">>(f?.labels, this.size, "filter.labels");
+      const queryLabels = upload<GpuBuffer<"i32">>(f?.queryLabels, q, "filter.queryLabels");
+      let minDistance = upload<GpuBuffer<"f32">>(f?.minDistance, q, "filter.minDistance");
+      if (!!labels !== !!queryLabels) {
+        throw new UserError("search: a label filter needs both filter.labels and filter.queryLabels");
+      }
+      const { entries, stride } = this.#entries(options);
+      if (entries !== this.#entryBuf) temps.push(entries);
+      let evaluations = 0;
+      let first: SearchOutputs | undefined;
+      if (f?.minDistanceScale !== undefined && !minDistance) {
+        first = await this.#dispatch(
+          queries,
+          1,
+          { ...options, budget: options.nearestBudget ?? 64 },
+          entries,
+          stride,
+          {},
+        );
+        evaluations += await meanOf(first.evaluations);
+        minDistance = first.nearestAnyDistance;
+      }
+      let out: SearchOutputs;
+      try {
+        out = await this.#dispatch(queries, k, options, entries, stride, {
+          labels,
+          queryLabels,
+          minDistance,
+          minDistanceScale: f?.minDistanceScale,
+        });
+      } catch (e) {
+        if (first) Object.values(first).forEach((b) => b.destroy());
+        throw e;
+      }
+      evaluations += await meanOf(out.evaluations);
+      out.evaluations.destroy();
+      if (first) {
+        out.nearestAny.destroy();
+        out.nearestAnyDistance.destroy();
+        first.indices.destroy();
+        first.distances.destroy();
+        first.evaluations.destroy();
+      }
+      const result = {
+        k,
+        indices: out.indices,
+        distances: out.distances,
+        nearestAny: first?.nearestAny ?? out.nearestAny,
+        nearestAnyDistance: first?.nearestAnyDistance ?? out.nearestAnyDistance,
+        evaluations,
+      };
+      return {
+        ...result,
+        [Symbol.dispose]() {
+          result.indices.destroy();
+          result.distances.destroy();
+          result.nearestAny.destroy();
+          result.nearestAnyDistance.destroy();
+        },
+      };
+    } finally {
+      temps.forEach((t) => t.destroy());
+    }
+  }
+
+  async #dispatch(
+    queries: VectorBlocks | "self",
+    k: number,
+    options: SearchOptions,
+    entries: GpuBuffer<"u32">,
+    stride: number,
+    filter: {
+      labels?: GpuBuffer<"i32">;
+      queryLabels?: GpuBuffer<"i32">;
+      minDistance?: GpuBuffer<"f32">;
+      minDistanceScale?: number;
+    },
+  ): Promise<SearchOutputs> {
+    return await runSearch(this.vectors, this.gpuGraph, queries, {
+      k,
+      budget: options.budget ?? 256,
+      entries,
+      entryStride: stride,
+      self: queries === "self",
+      ...filter,
+    });
+  }
+
+  /** The entry list of a search: the stored buffer, or a new one (the caller frees it). */
+  #entries(options: SearchOptions): { entries: GpuBuffer<"u32">; stride: number } {
+    const mode = options.entryPoints ?? "fixed";
+    const count = options.entryCount ?? 16;
+    let list: Uint32Array;
+    if (mode === "none") list = new Uint32Array([NO_VERTEX]);
+    else if (mode === "fixed") {
+      if (count >= this.#graph.entries.length) return { entries: this.#entryBuf, stride: 0 };
+      list = this.#graph.entries.slice(0, count);
+    } else if (mode === "sampled") {
+      const rng = new Rng(options.seed ?? 1);
+      const n = this.size;
+      list = n <= count ? Uint32Array.from({ length: n }, (_, i) => i) : Uint32Array.from(
+        { length: count },
+        () => rng.int(n),
+      );
+    } else {
+      for (const v of mode) {
+        if (v >= this.size) throw new UserError(`search: entry point ${v} is outside 0..${this.size - 1}`);
+      }
+      list = mode.length ? mode : new Uint32Array([NO_VERTEX]);
+    }
+    return { entries: GpuBuffer.fromArray(this.gpu, list), stride: 0 };
+  }
+
+  /** Writes the graph to `path` (format: lib/ann/file.ts). The vectors are not stored. */
+  async save(path: string): Promise<void> {
+    this.#check();
+    await saveGraph(path, this.#graph);
+  }
+
+  /** Loads a graph saved by {@link save} over `data`, the same [N x D] vectors it was built on. */
+  static async load(gpu: Gpu, path: string, data: GpuBuffer<"f32"> | HostMatrix): Promise<FanngIndex> {
+    const graph = await loadGraph(path);
+    const { rows, cols } = data;
+    if (rows !== graph.vertexCount || cols !== graph.dims) {
+      throw new UserError(
+        `${path} holds a graph over ${
+          fmtShape([graph.vertexCount, graph.dims])
+        } vectors but the data given is ` +
+          `${fmtShape([rows, cols])}; pass the vectors the index was built on`,
+      );
+    }
+    let vectors: VectorBlocks;
+    if (asHostMatrix(data)) vectors = VectorBlocks.fromHost(gpu, data);
+    else {
+      const batch = new CommandBatch(gpu, "fanng.load");
+      vectors = await VectorBlocks.encodeFrom(batch, data);
+      await batch.submit();
+    }
+    const gpuGraph = GpuGraph.fromPadded(gpu, paddedFromGraph(graph));
+    const stats: BuildStats = { seconds: {}, traverseAddFailures: [], projectionDims: 0 };
+    return new FanngIndex(gpu, vectors, gpuGraph, graph, { maxDegree: graph.maxDegree }, stats);
+  }
+
+  #check(): void {
+    if (this.#disposed) throw new Error("FanngIndex used after dispose");
+  }
+
+  /** Frees the GPU memory. */
+  [Symbol.dispose](): void {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    this.vectors.destroy();
+    this.gpuGraph.destroy();
+    this.#entryBuf.destroy();
+  }
+}
+
+async function meanOf(evals: GpuBuffer<"u32">): Promise<number> {
+  const a = await evals.read();
+  let s = 0;
+  for (const v of a) s += v;
+  return a.length ? s / a.length : 0;
+}

@@ -1,0 +1,187 @@
+/**
+ * Occlusion pruning (method.md section 5): each vertex keeps, from its candidates sorted nearest first,
+ * those that no kept edge occludes (edge v -> c is occluded by a kept v -> u when d(v,u) < d(v,c) and
+ * d(u,c) < d(v,c)), up to the maximum degree. On the GPU over many vertices at once (kernels/fanng.wgsl
+ * `prune`) and as a plain-TS reference with the same semantics.
+ *
+ * Candidates of vertex v are `extra[v, 0..slots)` (NO_VERTEX, out-of-range ids, v itself and repeats are
+ * skipped) and, when merging, v's current edges. Merging is how reverse edges and traverse-add edges enter
+ * the graph: pairs of two current edges need no re-check, since the current row already obeys the rule.
+ * @module
+ */
+import { fmtShape, ShapeError, UserError } from "../errors.ts";
+import { GpuBuffer } from "../gpu/buffer.ts";
+import { type CommandBatch, grid1d } from "../gpu/dispatch.ts";
+import type { HostMatrix } from "../util/matrix.ts";
+import { before, sqDistRows } from "./distance_ref.ts";
+import { NO_VERTEX, type PaddedGraph } from "./graph.ts";
+import type { GpuGraph } from "./gpu_graph.ts";
+import { distanceTrips, loopBudget, runRounds } from "./rounds.ts";
+import type { VectorBlocks } from "./vectors.ts";
+
+/** Which vertices are pruned and how. */
+export interface PruneOptions {
+  /** Merge the candidates into each vertex's current edges (else the row is rebuilt from `extra` alone). */
+  merge: boolean;
+  /** Leave vertices that have no new candidate untouched (only with `merge`). */
+  onlyWithExtra?: boolean;
+  /** First vertex to process (default 0). */
+  start?: number;
+  /** Number of vertices to process (default all from `start`). */
+  count?: number;
+  /** Vertex of `extra`'s first row (default 0): vertex v reads row v - extraRow0. */
+  extraRow0?: number;
+  /** Occlusion checks per vertex per dispatch (default: from the adapter's loop budget; tests lower it). */
+  checkCap?: number;
+}
+
+const WG = 64;
+
+/** Candidate slots of the kernel's scratch list for `slots` extra candidates. */
+function capacity(maxDegree: number, slots: number, merge: boolean): number {
+  return Math.max(1, slots + (merge ? maxDegree : 0));
+}
+
+/** Loop trips of prune_sort for one vertex (it runs in one dispatch, so it must fit the loop budget). */
+function sortTrips(r: number, slots: number, cap: number, merge: boolean, distTrips: number): number {
+  return (merge ? (r * (r + 1)) / 2 : 0) + slots * (distTrips + 2 * cap + 2);
+}
+
+/**
+ * Prunes vertices [start, start + count) of `graph` over `vectors` on the GPU (submits its own work).
+ * `extra` is [rows x slots] u32 candidate ids (row v - extraRow0 for vertex v).
+ */
+export async function prune(
+  vectors: VectorBlocks,
+  graph: GpuGraph,
+  extra: GpuBuffer<"u32">,
+  options: PruneOptions,
+): Promise<void> {
+  const gpu = vectors.gpu;
+  const n = graph.vertexCount, r = graph.maxDegree;
+  if (vectors.rows !== n) {
+    throw new ShapeError(`prune: ${vectors.rows} vectors for a graph of ${n} vertices`);
+  }
+  const slots = extra.shape.length === 2 ? extra.cols : 0;
+  const start = options.start ?? 0, count = options.count ?? n - start, row0 = options.extraRow0 ?? 0;
+  if (count <= 0) return;
+  if (extra.shape.length !== 2 || start < row0 || start + count - row0 > extra.rows || start + count > n) {
+    throw new ShapeError(
+      `prune: candidates ${fmtShape(extra.shape)} (first vertex ${row0}) do not cover vertices ` +
+        `${start}..${start + count - 1} of ${n}`,
+    );
+  }
+  const c = capacity(r, slots, options.merge);
+  const budget = loopBudget(gpu);
+  const trips = distanceTrips(vectors.layout.count, vectors.layout.w4);
+  if (sortTrips(r, slots, c, options.merge, trips) > budget) {
+    throw new UserError(
+      `prune: ${slots} candidates per vertex over ${vectors.dims}-d vectors exceed what this adapter runs in ` +
+        `one dispatch; use fewer candidates or a smaller maximum degree`,
+    );
+  }
+  // Occlusion checks per vertex per dispatch: each costs a distance's loop trips plus the loop's own.
+  // A dispatch may exceed the cap by one candidate's checks (at most R).
+  const checkCap = options.checkCap ?? Math.max(r, Math.floor((budget - 4 * r - 64) / (trips + 2)) - r);
+  const defines = { WG, R: r, C: c, Q: 1, K: 1, H: 1 };
+  const sortPipe = await gpu.pipelines.get("fanng", "prune_sort", defines);
+  const occludePipe = await gpu.pipelines.get("fanng", "prune_occlude", defines);
+  // Scratch: 2C + 2R + 4 words per vertex; as many vertices per dispatch as fit one binding.
+  const words = 2 * c + 2 * r + 4;
+  const per = Math.max(1, Math.min(count, Math.floor(gpu.maxBindingBytes / (4 * words))));
+  using scratch = GpuBuffer.zeros(gpu, "u32", [per * words], "fanng prune scratch");
+  const blocks = vectors.bindings();
+  for (let s0 = start; s0 < start + count; s0 += per) {
+    const m = Math.min(per, start + count - s0);
+    const params = (batch: CommandBatch, round: number) =>
+      batch.uniform([
+        n,
+        m,
+        s0,
+        vectors.layout.w4,
+        vectors.layout.count,
+        slots,
+        options.merge ? 1 : 0,
+        options.onlyWithExtra ? 1 : 0,
+        row0,
+        checkCap,
+        round,
+      ]);
+    const groups = grid1d(gpu, Math.ceil(m / WG));
+    await runRounds(gpu, "fanng.prune", (batch, round, active) => {
+      const bind = [
+        params(batch, round),
+        ...blocks,
+        ...blocks,
+        extra,
+        graph.adjacency,
+        graph.lengths,
+        graph.degrees,
+        scratch,
+        active,
+      ];
+      // prune_sort does not use the active counter (the last binding).
+      if (round === 0) batch.dispatch(sortPipe, bind.slice(0, -1), groups, "fanng.prune_sort");
+      batch.dispatch(occludePipe, bind, groups, "fanng.prune_occlude");
+      return Promise.resolve();
+    }, { perSubmit: 2 });
+  }
+}
+
+/** Plain-TS reference of {@link prune}: updates `graph` in place. `extra` is [rows x slots]. */
+export function pruneRef(
+  data: HostMatrix,
+  graph: PaddedGraph,
+  extra: Uint32Array,
+  slots: number,
+  options: PruneOptions,
+): void {
+  const n = graph.vertexCount, r = graph.maxDegree;
+  const cap = capacity(r, slots, options.merge);
+  const start = options.start ?? 0, count = options.count ?? n - start, row0 = options.extraRow0 ?? 0;
+  for (let v = start; v < start + count; v++) {
+    const cd: number[] = [], cv: number[] = [], old: boolean[] = [];
+    const insert = (d: number, c: number, isOld: boolean) => {
+      if (cd.length >= cap) return;
+      let i = cd.length;
+      while (i > 0 && before(d, c, cd[i - 1], cv[i - 1])) i--;
+      cd.splice(i, 0, d);
+      cv.splice(i, 0, c);
+      old.splice(i, 0, isOld);
+    };
+    if (options.merge) {
+      for (let e = 0; e < Math.min(graph.degrees[v], r); e++) {
+        insert(graph.lengths[v * r + e], graph.adjacency[v * r + e], true);
+      }
+    }
+    const nOld = cd.length;
+    for (let j = 0; j < slots; j++) {
+      const c = extra[(v - row0) * slots + j];
+      if (c >= n || c === v || cv.includes(c)) continue;
+      insert(sqDistRows(data, v, data, c), c, false);
+    }
+    if (options.onlyWithExtra && cd.length === nOld) continue;
+    const kd: number[] = [], kv: number[] = [], kold: boolean[] = [];
+    for (let i = 0; i < cd.length && kv.length < r; i++) {
+      let occluded = false;
+      for (let u = 0; u < kv.length; u++) {
+        if (!(kd[u] < cd[i])) break;
+        if (old[i] && kold[u]) continue;
+        if (sqDistRows(data, kv[u], data, cv[i]) < cd[i]) {
+          occluded = true;
+          break;
+        }
+      }
+      if (!occluded) {
+        kd.push(cd[i]);
+        kv.push(cv[i]);
+        kold.push(old[i]);
+      }
+    }
+    for (let e = 0; e < r; e++) {
+      graph.adjacency[v * r + e] = e < kv.length ? kv[e] : NO_VERTEX;
+      graph.lengths[v * r + e] = e < kv.length ? kd[e] : Infinity;
+    }
+    graph.degrees[v] = kv.length;
+  }
+}

@@ -1,0 +1,143 @@
+/**
+ * Vectors in the layout the FANNG kernels read: column blocks of vec4 (see kernels/fanng_layout.wgsl).
+ * Graph search and pruning read arbitrary rows, so the whole matrix must be bound at once; splitting it by
+ * columns into at most {@link MAX_BLOCKS} blocks of one storage binding each lets every kernel sum a row's
+ * distance over the blocks without branching per row. On llvmpipe (128 MiB bindings) 60,000 x 784 floats
+ * take two blocks; 64-d embeddings take one.
+ * @module
+ */
+import { fmtShape, ShapeError, UserError } from "../errors.ts";
+import { GpuBuffer } from "../gpu/buffer.ts";
+import type { Gpu } from "../gpu/device.ts";
+import { type Bindable, type CommandBatch, grid1d } from "../gpu/dispatch.ts";
+import type { HostMatrix } from "../util/matrix.ts";
+
+/** Most column blocks a kernel binds (bindings 1..4 of kernels/fanng.wgsl). */
+export const MAX_BLOCKS = 4;
+
+/** How a [rows x dims] matrix is split: `count` blocks of `w4` vec4 per row. */
+export interface BlockLayout {
+  readonly count: number;
+  readonly w4: number;
+}
+
+/** The block layout for `rows` rows of `dims` floats under a binding limit of `maxBindingBytes`. */
+export function blockLayout(rows: number, dims: number, maxBindingBytes: number): BlockLayout {
+  const d4 = Math.max(1, Math.ceil(dims / 4));
+  const fit = Math.floor(maxBindingBytes / (Math.max(1, rows) * 16));
+  const count = Math.ceil(d4 / Math.max(1, fit));
+  if (fit < 1 || count > MAX_BLOCKS) {
+    throw new UserError(
+      `${rows} vectors of ${dims} floats (${((rows * dims * 4) / 2 ** 20).toFixed(0)} MiB) do not fit ` +
+        `${MAX_BLOCKS} storage bindings of ${(maxBindingBytes / 2 ** 20).toFixed(0)} MiB on this adapter; ` +
+        `reduce the dimension (e.g. PCA) or index fewer points per index`,
+    );
+  }
+  return { count, w4: Math.ceil(d4 / count) };
+}
+
+const WG = 64;
+
+/** A matrix held as column blocks on the GPU (owned: dispose frees them). */
+export class VectorBlocks implements Disposable {
+  private constructor(
+    readonly gpu: Gpu,
+    readonly rows: number,
+    readonly dims: number,
+    readonly layout: BlockLayout,
+    readonly blocks: GpuBuffer<"f32">[],
+  ) {}
+
+  /** Empty blocks for `rows` x `dims` in `layout` (default: the adapter's). */
+  static alloc(gpu: Gpu, rows: number, dims: number, layout?: BlockLayout): VectorBlocks {
+    layout ??= blockLayout(rows, dims, gpu.maxBindingBytes);
+    const blocks = Array.from(
+      { length: layout.count },
+      (_, b) => GpuBuffer.zeros(gpu, "f32", [rows, layout.w4 * 4], `fanng vectors block ${b}`),
+    );
+    return new VectorBlocks(gpu, rows, dims, layout, blocks);
+  }
+
+  /** Uploads a host matrix (laid out on the host). */
+  static fromHost(gpu: Gpu, m: HostMatrix, layout?: BlockLayout): VectorBlocks {
+    const out = VectorBlocks.alloc(gpu, m.rows, m.cols, layout);
+    const w = out.layout.w4 * 4;
+    out.blocks.forEach((buf, b) => {
+      const data = new Float32Array(m.rows * w);
+      const c0 = b * w, c1 = Math.min(m.cols, c0 + w);
+      if (c1 > c0) {
+        for (let r = 0; r < m.rows; r++) data.set(m.data.subarray(r * m.cols + c0, r * m.cols + c1), r * w);
+      }
+      buf.write(data);
+    });
+    return out;
+  }
+
+  /** Copies a row-major GPU matrix into new blocks; the copy is encoded into `batch`. */
+  static async encodeFrom(
+    batch: CommandBatch,
+    src: GpuBuffer<"f32">,
+    layout?: BlockLayout,
+  ): Promise<VectorBlocks> {
+    if (src.shape.length !== 2) {
+      throw new ShapeError(`vectors must be a 2-D matrix, got ${fmtShape(src.shape)}`);
+    }
+    const out = VectorBlocks.alloc(batch.gpu, src.rows, src.cols, layout);
+    await out.encodeCopy(batch, src);
+    return out;
+  }
+
+  /** Overwrites these blocks with `src` (same shape), encoded into `batch`. */
+  async encodeCopy(batch: CommandBatch, src: GpuBuffer<"f32">): Promise<void> {
+    if (src.rows !== this.rows || src.cols !== this.dims || src.shape.length !== 2) {
+      throw new ShapeError(
+        `vectors ${fmtShape(src.shape)} do not match the index's ${fmtShape([this.rows, this.dims])}`,
+      );
+    }
+    const pipeline = await this.gpu.pipelines.get("fanng_layout", "to_blocks", { WG });
+    const w4 = this.layout.w4;
+    for (const chunk of src.rowChunks()) {
+      this.blocks.forEach((dst, b) => {
+        const params = batch.uniform([chunk.rows, this.dims, w4, b * w4 * 4, chunk.rowStart]);
+        batch.dispatch(
+          pipeline,
+          [params, chunk.binding, dst],
+          grid1d(this.gpu, Math.ceil((chunk.rows * w4) / WG)),
+          "fanng.layout",
+        );
+      });
+    }
+  }
+
+  /** The four block bindings of kernels/fanng.wgsl (unused ones repeat block 0), over rows [start, start + count). */
+  bindings(start = 0, count = this.rows - start): Bindable[] {
+    const w = this.layout.w4 * 4;
+    return Array.from(
+      { length: MAX_BLOCKS },
+      (_, b) => this.blocks[b < this.blocks.length ? b : 0].binding(start * w, count * w),
+    );
+  }
+
+  /** Reads the matrix back (for tests and host references). */
+  async toHost(): Promise<HostMatrix> {
+    const w = this.layout.w4 * 4;
+    const data = new Float32Array(this.rows * this.dims);
+    for (let b = 0; b < this.blocks.length; b++) {
+      const block = await this.blocks[b].read();
+      const c0 = b * w, c1 = Math.min(this.dims, c0 + w);
+      for (let r = 0; r < this.rows && c1 > c0; r++) {
+        data.set(block.subarray(r * w, r * w + c1 - c0), r * this.dims + c0);
+      }
+    }
+    return { rows: this.rows, cols: this.dims, data };
+  }
+
+  /** Frees the blocks. */
+  destroy(): void {
+    this.blocks.forEach((b) => b.destroy());
+  }
+
+  [Symbol.dispose](): void {
+    this.destroy();
+  }
+}

@@ -1,0 +1,52 @@
+/** Shared helpers of the lib/ann tests: seeded data, exact answers, recall, GPU error capture. */
+import type { Gpu } from "../../lib/gpu/device.ts";
+import type { HostMatrix } from "../../lib/util/matrix.ts";
+import type { Rng } from "../../lib/util/rng.ts";
+
+/** A [rows x cols] matrix of small integers in [0, max): every distance is exact in f32. */
+export function intMatrix(rng: Rng, rows: number, cols: number, max = 8): HostMatrix {
+  return { rows, cols, data: Float32Array.from({ length: rows * cols }, () => rng.int(max)) };
+}
+
+/** Gaussian blobs: `clusters` centres (spread `spread`), points around them (std 1); label = cluster. */
+export function blobs(
+  rng: Rng,
+  rows: number,
+  cols: number,
+  clusters: number,
+  spread = 4,
+): { data: HostMatrix; labels: Int32Array } {
+  const centres = rng.normalArray(clusters * cols, spread);
+  const data = new Float32Array(rows * cols), labels = new Int32Array(rows);
+  for (let i = 0; i < rows; i++) {
+    const c = rng.int(clusters);
+    labels[i] = c;
+    for (let j = 0; j < cols; j++) data[i * cols + j] = centres[c * cols + j] + rng.normal();
+  }
+  return { data: { rows, cols, data }, labels };
+}
+
+/** Mean fraction of each row's `k` true neighbours found in the row's `k` results. */
+export function recallAt(found: Uint32Array, truth: Uint32Array, rows: number, k: number): number {
+  let hit = 0;
+  for (let i = 0; i < rows; i++) {
+    const t = new Set(truth.subarray(i * k, (i + 1) * k));
+    for (let j = 0; j < k; j++) if (t.has(found[i * k + j])) hit++;
+  }
+  return hit / Math.max(1, rows * k);
+}
+
+/** Runs `fn` inside a GPU validation error scope and throws if the device reported an error. */
+export async function noGpuErrors<T>(gpu: Gpu, fn: () => Promise<T>): Promise<T> {
+  gpu.device.pushErrorScope("validation");
+  let result: T;
+  try {
+    result = await fn();
+  } catch (e) {
+    await gpu.device.popErrorScope();
+    throw e;
+  }
+  const err = await gpu.device.popErrorScope();
+  if (err) throw new Error(`GPU validation error: ${err.message}`);
+  return result;
+}
