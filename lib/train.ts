@@ -246,6 +246,7 @@ class TrainingRun {
         maxDegree: mining.maxDegree,
         budget: mining.searchBudget,
         seed: seed + epoch,
+        quiet: this.config.quiet,
       });
       timing.graphSec = await this.fanng.update(emb);
       search = this.fanng;

@@ -65,6 +65,8 @@ export interface FanngSearchOptions {
   /** Distance evaluations per query; 0 = the index's default. */
   budget: number;
   seed: number;
+  /** No progress bar while the graph is built. */
+  quiet?: boolean;
 }
 
 /**
@@ -88,13 +90,10 @@ export class FanngSearch implements NeighbourSearch, Disposable {
     const t0 = performance.now();
     this.#emb = emb;
     if (!this.#index) {
-      this.#index = await FanngIndex.build(emb.gpu, emb, { maxDegree: this.options.maxDegree, seed: this.options.seed });
+      const { maxDegree, seed, quiet } = this.options;
+      this.#index = await FanngIndex.build(emb.gpu, emb, { maxDegree, seed, quiet });
     } else {
-      const next = await this.#index.refresh(emb);
-      if (next && next !== this.#index) {
-        this.#index[Symbol.dispose]();
-        this.#index = next;
-      }
+      await this.#index.refresh(emb, { quiet: this.options.quiet }); // in place, from the previous graph
     }
     return (performance.now() - t0) / 1000;
   }
