@@ -15,6 +15,26 @@ export { fmtShape, GpuUnavailableError, ShapeError, UserError } from "./lib/erro
 
 // --- Ops (lib/ops) ---
 export { gatherRows, gatherRowsRef } from "./lib/ops/gather.ts";
+export {
+  type DistanceKernel,
+  type DistanceOptions,
+  encodePairwiseSqL2,
+  pairwiseSqL2,
+  pairwiseSqL2Ref,
+} from "./lib/ops/distance.ts";
+export {
+  encodeTopkSmallest,
+  MAX_K,
+  NO_INDEX,
+  type TopkFilter,
+  type TopkFilterHost,
+  type TopkHostResult,
+  type TopkOptions,
+  type TopkResult,
+  topkSmallest,
+  topkSmallestRef,
+} from "./lib/ops/topk.ts";
+export { encodeKnnSqL2, type KnnOptions, knnSqL2, knnSqL2Ref } from "./lib/ops/knn.ts";
 
 // --- Data (lib/data) ---
 export type { Dataset, LabeledSplit, SampleImage } from "./lib/data/dataset.ts";
@@ -43,13 +63,128 @@ export {
 } from "./lib/data/image.ts";
 
 // --- ANN index (lib/ann) ---
+export { FanngIndex, type SearchFilter, type SearchOptions, type SearchResult } from "./lib/ann/index.ts";
+export { type BuildStats, type FanngBuildOptions } from "./lib/ann/build.ts";
+export {
+  degreeStats,
+  type FanngGraph,
+  graphFromPadded,
+  graphProblem,
+  NO_VERTEX,
+  type OcclusionViolation,
+  occlusionViolations,
+  paddedFromGraph,
+  type PaddedGraph,
+  validateGraph,
+} from "./lib/ann/graph.ts";
+export {
+  decodeGraph,
+  encodeGraph,
+  FANNG_FORMAT_VERSION,
+  FANNG_MAGIC,
+  loadGraph,
+  saveGraph,
+} from "./lib/ann/file.ts";
+export {
+  type SearchFilterRef,
+  searchRef,
+  type SearchRefOptions,
+  type SearchRefResult,
+} from "./lib/ann/search_ref.ts";
+export { pruneRef } from "./lib/ann/prune.ts";
+export { greedyRef } from "./lib/ann/traverse_add.ts";
 
 // --- Model and training step (lib/model) ---
+export {
+  EmbeddingHead,
+  embedRef,
+  type HeadConfig,
+  type HeadInit,
+  headLayerShapes,
+  initHeadParameters,
+  type LayerParams,
+  type ResolvedHeadConfig,
+} from "./lib/model/head.ts";
+export {
+  type LayerGradient,
+  type OptimizerConfig,
+  type OptimizerState,
+  SgdMomentum,
+  SgdMomentumRef,
+} from "./lib/model/optimizer.ts";
+export { type LossConfig, type StepOptions, type StepScalars, TrainStep } from "./lib/model/train_step.ts";
+export {
+  CHECKPOINT_VERSION,
+  type CheckpointContents,
+  decodeCheckpoint,
+  encodeCheckpoint,
+  loadCheckpoint,
+  type LoadedCheckpoint,
+  readCheckpoint,
+  saveCheckpoint,
+} from "./lib/model/checkpoint.ts";
+// The training step's ops (kernels/linear, normalize, losses, sgd) with their plain-TS references.
+export {
+  augmentedLength,
+  encodeLinearForward,
+  encodeLinearGradInput,
+  encodeLinearGradWeight,
+  linearForward,
+  linearForwardRef,
+  linearGradInputRef,
+  linearGradWeightRef,
+  type LinearShape,
+  type LinearTiles,
+  linearTiles,
+  packAugmented,
+  paddedWidth,
+  unpackAugmented,
+} from "./lib/ops/linear.ts";
+export {
+  encodeL2NormalizeBackward,
+  encodeL2NormalizeForward,
+  l2Normalize,
+  l2NormalizeBackwardRef,
+  l2NormalizeForwardRef,
+} from "./lib/ops/normalize.ts";
+export {
+  DEFAULT_LOSS_CONFIG,
+  encodeTripletLoss,
+  type LossScalars,
+  tripletLossBackward,
+  type TripletLossConfig,
+  tripletLossForward,
+  tripletLossRef,
+} from "./lib/ops/losses.ts";
+export { encodeSgdUpdate, type SgdHyper, sgdUpdateRef } from "./lib/ops/sgd.ts";
 
 // --- Mining and controller (lib/mining) ---
+export { ClassIndex } from "./lib/mining/classes.ts";
+export {
+  type ControllerConfig,
+  type ControllerState,
+  KappaController,
+  validateControllerConfig,
+} from "./lib/mining/controller.ts";
+export { mineSmart, mineSmartRef, type SmartMining, softestHarderPositives } from "./lib/mining/smart.ts";
+export {
+  ExactSearch,
+  FanngSearch,
+  type FanngSearchOptions,
+  type FilteredNearest,
+  type NeighbourSearch,
+} from "./lib/mining/search.ts";
+export {
+  assembleEpoch,
+  type EpochTriplets,
+  type MinedPartners,
+  permutation,
+  randomTriplets,
+} from "./lib/mining/triplets.ts";
+export { batchHardTriplets, sampleClassBalancedBatch, semiHardTriplets } from "./lib/mining/inbatch.ts";
 
 // --- Evaluation (lib/eval) ---
-export { evaluateEmbeddings, type EvalOptions, type EvalResult } from "./lib/eval/evaluate.ts";
+export { type EvalOptions, type EvalResult, evaluateEmbeddings } from "./lib/eval/evaluate.ts";
 export {
   metricsFromRanks,
   type QueryRanks,
@@ -58,8 +193,18 @@ export {
   retrievalMetrics,
   type RetrievalOptions,
 } from "./lib/eval/retrieval.ts";
-export { type RetrievalMetrics, retrievalMetricsRef, type RetrievalRefOptions } from "./lib/eval/retrieval_ref.ts";
-export { type GpuKMeansOptions, kmeans, kmeansAssign, type KMeansOptions, type KMeansResult } from "./lib/eval/kmeans.ts";
+export {
+  type RetrievalMetrics,
+  retrievalMetricsRef,
+  type RetrievalRefOptions,
+} from "./lib/eval/retrieval_ref.ts";
+export {
+  type GpuKMeansOptions,
+  kmeans,
+  kmeansAssign,
+  type KMeansOptions,
+  type KMeansResult,
+} from "./lib/eval/kmeans.ts";
 export { kmeansAssignRef, kmeansRef } from "./lib/eval/kmeans_ref.ts";
 export { ami, contingency, entropy, expectedMutualInfo, mutualInfo, nmi } from "./lib/eval/nmi.ts";
 export { tsne, tsneGpu, type TsneOptions } from "./lib/eval/tsne.ts";
@@ -75,9 +220,9 @@ export {
 } from "./lib/backbone/onnx_graph.ts";
 export {
   defaultSpec,
+  type PreprocessSpec,
   type PresetName,
   PRESETS,
-  type PreprocessSpec,
   viewCrop,
   writeView,
 } from "./lib/backbone/preprocess.ts";
@@ -93,6 +238,32 @@ export {
 } from "./lib/backbone/features.ts";
 
 // --- Training loop (lib/train.ts, lib/config.ts) ---
+export {
+  type DatasetConfig,
+  defaultConfig,
+  type MinerKind,
+  resolveConfig,
+  type TrainConfig,
+  type TrainConfigInput,
+  validateConfig,
+} from "./lib/config.ts";
+export {
+  type EpochReport,
+  type EvalSummary,
+  type MiningStats,
+  train,
+  type TrainOptions,
+  type TrainResult,
+} from "./lib/train.ts";
+export { disjointSplit, loadDataset, subsetSplit, validateDataset } from "./lib/data/load.ts";
+export {
+  type ExperimentName,
+  type ExperimentOptions,
+  type ExperimentRunResult,
+  experimentRuns,
+  experimentTable,
+  runExperiment,
+} from "./lib/experiments.ts";
 
 // --- Visualisation and reports (lib/viz) ---
 export {

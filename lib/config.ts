@@ -117,7 +117,10 @@ export function resolveConfig(input: TrainConfigInput = {}): TrainConfig {
     if (value === undefined) continue;
     const cur = base[key];
     // The dataset is replaced whole (its fields depend on its kind); other objects merge.
-    base[key] = key === "dataset" ? value :  cur && typeof cur === "object" && !Array.isArray(cur) && typeof value === "object" && !Array.isArray(value)
+    base[key] = key === "dataset"
+      ? value
+      : cur && typeof cur === "object" && !Array.isArray(cur) && typeof value === "object" &&
+          !Array.isArray(value)
       ? { ...cur, ...value }
       : value;
   }
@@ -138,22 +141,40 @@ const isPosInt = (n: number) => Number.isInteger(n) && n > 0;
 
 /** Checks settings that do not depend on the data; throws a UserError naming the bad one. */
 export function validateConfig(c: TrainConfig): void {
-  need(["idx", "features"].includes(c.dataset.kind), `unknown dataset kind '${(c.dataset as { kind: string }).kind}'`);
+  need(
+    ["idx", "features"].includes(c.dataset.kind),
+    `unknown dataset kind '${(c.dataset as { kind: string }).kind}'`,
+  );
   if (c.dataset.kind === "idx") {
-    need(["seen", "disjoint"].includes(c.dataset.split), `--split must be 'seen' or 'disjoint', got '${c.dataset.split}'`);
+    need(
+      ["seen", "disjoint"].includes(c.dataset.split),
+      `--split must be 'seen' or 'disjoint', got '${c.dataset.split}'`,
+    );
   }
   need(isPosInt(c.head.outDim), `--embedding-dim must be a positive integer, got ${c.head.outDim}`);
   need(c.head.hidden.every(isPosInt), `--hidden must list positive integers, got ${c.head.hidden.join(",")}`);
   need(c.loss.margin >= 0, `--margin must be >= 0, got ${c.loss.margin}`);
   need(c.loss.globalWeight >= 0, `--global-weight must be >= 0, got ${c.loss.globalWeight}`);
-  need(Number.isFinite(c.loss.lambda) && Number.isFinite(c.loss.t), "--global-lambda and --global-t must be numbers");
-  need(["smart", "random", "semihard", "batchhard"].includes(c.mining.miner), `unknown --miner '${c.mining.miner}'`);
-  need(["fanng", "exact"].includes(c.mining.search), `--search must be 'fanng' or 'exact', got '${c.mining.search}'`);
+  need(
+    Number.isFinite(c.loss.lambda) && Number.isFinite(c.loss.t),
+    "--global-lambda and --global-t must be numbers",
+  );
+  need(
+    ["smart", "random", "semihard", "batchhard"].includes(c.mining.miner),
+    `unknown --miner '${c.mining.miner}'`,
+  );
+  need(
+    ["fanng", "exact"].includes(c.mining.search),
+    `--search must be 'fanng' or 'exact', got '${c.mining.search}'`,
+  );
   need(isPosInt(c.mining.neighbours) && c.mining.neighbours <= 256, `--neighbours must be in 1..256`);
   need(c.mining.minedFraction >= 0 && c.mining.minedFraction <= 1, `--mined-fraction must be in [0, 1]`);
   need(Number.isInteger(c.mining.searchBudget) && c.mining.searchBudget >= 0, `--search-budget must be >= 0`);
   need(isPosInt(c.mining.maxDegree), `--max-degree must be a positive integer`);
-  need(isPosInt(c.mining.classesPerBatch) && c.mining.classesPerBatch >= 2, `--classes-per-batch must be >= 2`);
+  need(
+    isPosInt(c.mining.classesPerBatch) && c.mining.classesPerBatch >= 2,
+    `--classes-per-batch must be >= 2`,
+  );
   validateControllerConfig(c.controller);
   need(c.optim.lr > 0, `--lr must be > 0, got ${c.optim.lr}`);
   need(c.optim.momentum >= 0 && c.optim.momentum < 1, `--momentum must be in [0, 1)`);
@@ -161,8 +182,13 @@ export function validateConfig(c: TrainConfig): void {
   need(isPosInt(c.batchSize), `--batch-size must be a positive integer, got ${c.batchSize}`);
   need(Number.isInteger(c.epochs) && c.epochs >= 0, `--epochs must be an integer >= 0, got ${c.epochs}`);
   need(Number.isInteger(c.seed), `--seed must be an integer`);
-  need(Number.isInteger(c.trainLimit) && c.trainLimit >= 0 && Number.isInteger(c.testLimit) && c.testLimit >= 0,
-    "--train-limit and --test-limit must be integers >= 0");
+  need(
+    Number.isInteger(c.trainLimit) && c.trainLimit >= 0 && Number.isInteger(c.testLimit) && c.testLimit >= 0,
+    "--train-limit and --test-limit must be integers >= 0",
+  );
   need(isPosInt(c.eval.every), `--eval-every must be a positive integer`);
-  need(c.eval.recallKs.length > 0 && c.eval.recallKs.every(isPosInt), `--recall-k must list positive integers`);
+  need(
+    c.eval.recallKs.length > 0 && c.eval.recallKs.every(isPosInt),
+    `--recall-k must list positive integers`,
+  );
 }

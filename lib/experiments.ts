@@ -73,7 +73,9 @@ function merge(base: TrainConfigInput, over: TrainConfigInput): TrainConfigInput
   const out: Record<string, unknown> = { ...base };
   for (const [k, v] of Object.entries(over)) {
     const b = (base as Record<string, unknown>)[k];
-    out[k] = b && typeof b === "object" && !Array.isArray(b) && k !== "dataset" ? { ...b, ...(v as object) } : v;
+    out[k] = b && typeof b === "object" && !Array.isArray(b) && k !== "dataset"
+      ? { ...b, ...(v as object) }
+      : v;
   }
   return out as TrainConfigInput;
 }
@@ -82,18 +84,30 @@ function merge(base: TrainConfigInput, over: TrainConfigInput): TrainConfigInput
  * Runs a study: every run in its own sub-folder, experiment.json rewritten after each run (so a report
  * can be made of what has finished), returns the final epoch of each run.
  */
-export async function runExperiment(name: ExperimentName, opts: ExperimentOptions): Promise<ExperimentRunResult[]> {
+export async function runExperiment(
+  name: ExperimentName,
+  opts: ExperimentOptions,
+): Promise<ExperimentRunResult[]> {
   const runs = experimentRuns(name, opts);
   await Deno.mkdir(opts.outDir, { recursive: true });
   const results: ExperimentRunResult[] = [];
-  const meta = { name, created: new Date().toISOString(), base: opts.base, runs: [] as Record<string, unknown>[] };
+  const meta = {
+    name,
+    created: new Date().toISOString(),
+    base: opts.base,
+    runs: [] as Record<string, unknown>[],
+  };
   for (const [i, r] of runs.entries()) {
     opts.onProgress?.(`[${i + 1}/${runs.length}] ${r.label}`);
     const result = await train(merge(opts.base, { ...r.input, outDir: `${opts.outDir}/${r.dir}` }), {
       onEpoch: (e) =>
         opts.onProgress?.(
-          `  ${r.label} epoch ${e.epoch}: R@1 ${e.eval?.recall["1"]?.toFixed(4) ?? "-"} NMI ${e.eval?.nmi?.toFixed(4) ?? "-"} ` +
-            `train err ${e.trainError.toFixed(3)} kappa ${e.kappa.toFixed(2)} smart ${(100 * e.mining.smartFraction).toFixed(1)}%`,
+          `  ${r.label} epoch ${e.epoch}: R@1 ${e.eval?.recall["1"]?.toFixed(4) ?? "-"} NMI ${
+            e.eval?.nmi?.toFixed(4) ?? "-"
+          } ` +
+            `train err ${e.trainError.toFixed(3)} kappa ${e.kappa.toFixed(2)} smart ${
+              (100 * e.mining.smartFraction).toFixed(1)
+            }%`,
         ),
     });
     const final = result.epochs.at(-1);
@@ -108,7 +122,15 @@ export async function runExperiment(name: ExperimentName, opts: ExperimentOption
 /** The study's table: one row per run with its final metrics. */
 export function experimentTable(name: ExperimentName, results: ExperimentRunResult[]): string {
   const ks = Object.keys(results[0]?.final.eval?.recall ?? {});
-  const head = [name === "kappa" ? "kappa" : "mined", ...ks.map((k) => `R@${k}`), "NMI", "train err", "kappa end", "smart %", "s/epoch"];
+  const head = [
+    name === "kappa" ? "kappa" : "mined",
+    ...ks.map((k) => `R@${k}`),
+    "NMI",
+    "train err",
+    "kappa end",
+    "smart %",
+    "s/epoch",
+  ];
   const rows = results.map((r) => [
     name === "kappa" ? String(r.kappa) : `${Math.round(100 * r.minedFraction!)}%`,
     ...ks.map((k) => r.final.eval?.recall[k]?.toFixed(4) ?? "-"),

@@ -117,7 +117,9 @@ function miningStats(epoch: EpochTriplets, mined: SmartMining | undefined): Mini
   const dap: number[] = [], dan: number[] = [];
   let fallback = 0;
   if (mined) {
-    for (let a = 0; a < mined.positive.length; a++) if (mined.positive[a] < 0 || mined.negative[a] < 0) fallback++;
+    for (let a = 0; a < mined.positive.length; a++) {
+      if (mined.positive[a] < 0 || mined.negative[a] < 0) fallback++;
+    }
   }
   for (let i = 0; i < epoch.count; i++) {
     if (!epoch.mined[i]) continue;
@@ -139,7 +141,9 @@ function miningStats(epoch: EpochTriplets, mined: SmartMining | undefined): Mini
 /** Reads the run's config.json for a resume, with `overrides` (e.g. more epochs) applied. */
 async function resumeConfig(dir: string, overrides: TrainConfigInput): Promise<TrainConfig> {
   const path = `${dir}/config.json`;
-  if (!(await exists(path))) throw new UserError(`cannot resume: ${path} not found (is ${dir} a run folder?)`);
+  if (!(await exists(path))) {
+    throw new UserError(`cannot resume: ${path} not found (is ${dir} a run folder?)`);
+  }
   const saved = JSON.parse(await Deno.readTextFile(path)) as TrainConfig & { adapter?: string };
   delete saved.adapter;
   return resolveConfig({ ...saved, ...overrides, outDir: dir });
@@ -174,7 +178,12 @@ class TrainingRun {
   log!: JsonlWriter;
   readonly tracked: number[];
 
-  constructor(readonly gpu: Gpu, readonly config: TrainConfig, readonly data: Dataset, readonly classes: ClassIndex) {
+  constructor(
+    readonly gpu: Gpu,
+    readonly config: TrainConfig,
+    readonly data: Dataset,
+    readonly classes: ClassIndex,
+  ) {
     const tf = data.train.features, sf = data.test.features;
     this.trainFeatures = GpuBuffer.fromArray(gpu, tf.data, [tf.rows, tf.cols], "train features");
     this.testFeatures = GpuBuffer.fromArray(gpu, sf.data, [sf.rows, sf.cols], "test features");
@@ -220,14 +229,19 @@ class TrainingRun {
       console.error(
         `training on ${this.data.name}: ${this.data.train.labels.length} train / ${this.data.test.labels.length} test, ` +
           `${this.data.train.features.cols} -> ${config.head.outDim}, miner ${config.mining.miner}` +
-          `${config.mining.miner === "smart" ? ` (${config.mining.search})` : ""}, GPU ${this.gpu.describe()}`,
+          `${
+            config.mining.miner === "smart" ? ` (${config.mining.search})` : ""
+          }, GPU ${this.gpu.describe()}`,
       );
     }
     for (let epoch = startEpoch; epoch <= config.epochs; epoch++) {
       const report = await this.runEpoch(epoch);
       reports.push(report);
       this.log.write({ type: "epoch", ...report });
-      await saveCheckpoint(this.checkpointPath, this.head, this.step, { epoch, controller: this.controller.state() });
+      await saveCheckpoint(this.checkpointPath, this.head, this.step, {
+        epoch,
+        controller: this.controller.state(),
+      });
       await options.onEpoch?.(report);
     }
     await this.writeOutputs(reports);
@@ -235,7 +249,12 @@ class TrainingRun {
   }
 
   /** Smart mining over the current embeddings of the whole training set. */
-  async mine(epoch: number, emb: GpuBuffer<"f32">, kappa: number, timing: EpochReport["timing"]): Promise<SmartMining> {
+  async mine(
+    epoch: number,
+    emb: GpuBuffer<"f32">,
+    kappa: number,
+    timing: EpochReport["timing"],
+  ): Promise<SmartMining> {
     const { mining, seed } = this.config;
     let search: NeighbourSearch;
     if (mining.search === "exact") {
@@ -272,11 +291,20 @@ class TrainingRun {
     }
     const rng = epochRng(config.seed, epoch, 1);
     const order = permutation(this.classes.size, rng);
-    const epochTriplets = assembleEpoch(this.classes, order, config.batchSize, config.mining.minedFraction, mined, rng);
+    const epochTriplets = assembleEpoch(
+      this.classes,
+      order,
+      config.batchSize,
+      config.mining.minedFraction,
+      mined,
+      rng,
+    );
     this.logTrackedTriplets(epoch, epochTriplets, order);
 
     const tt = performance.now();
-    const sums = inBatch ? await this.trainInBatch(epoch, rng) : await this.trainOnTriplets(epoch, epochTriplets);
+    const sums = inBatch
+      ? await this.trainInBatch(epoch, rng)
+      : await this.trainOnTriplets(epoch, epochTriplets);
     timing.trainSec = (performance.now() - tt) / 1000;
 
     let evalSummary: EvalSummary | undefined;
@@ -296,7 +324,14 @@ class TrainingRun {
       tripletLoss: sums.tripletLoss,
       globalLoss: sums.globalLoss,
       mining: inBatch
-        ? { anchors: sums.triplets, smart: 0, fallback: 0, smartFraction: 0, meanDap: sums.meanDap, meanDan: sums.meanDan }
+        ? {
+          anchors: sums.triplets,
+          smart: 0,
+          fallback: 0,
+          smartFraction: 0,
+          meanDap: sums.meanDap,
+          meanDan: sums.meanDan,
+        }
         : miningStats(epochTriplets, mined),
       eval: evalSummary,
       epochSec,
@@ -337,7 +372,9 @@ class TrainingRun {
       using d = await pairwiseSqL2(e, e);
       const dist = await d.read();
       const labels = Int32Array.from(sample, (i) => classes.labels[i]);
-      const local = config.mining.miner === "batchhard" ? batchHardTriplets(dist, labels) : semiHardTriplets(dist, labels, rng);
+      const local = config.mining.miner === "batchhard"
+        ? batchHardTriplets(dist, labels)
+        : semiHardTriplets(dist, labels, rng);
       if (!local.length) continue;
       const triplets = Uint32Array.from(local, (i) => sample[i]);
       const s = await this.step.step(triplets);
@@ -362,7 +399,9 @@ class TrainingRun {
       );
     }
     // kappa only means something to the smart miner; others leave it untouched.
-    if (this.config.controller.adaptive && this.config.mining.miner === "smart") this.controller.update(s.error);
+    if (this.config.controller.adaptive && this.config.mining.miner === "smart") {
+      this.controller.update(s.error);
+    }
     acc.add(s, count);
     const every = this.config.logEveryBatches;
     if (every > 0 && batch % every === 0) {
@@ -379,11 +418,17 @@ class TrainingRun {
         smartFraction,
       });
     }
-    bar.tick(count, `kappa ${this.controller.kappa.toFixed(2)} err ${s.error.toFixed(3)} loss ${s.loss.toFixed(4)}`);
+    bar.tick(
+      count,
+      `kappa ${this.controller.kappa.toFixed(2)} err ${s.error.toFixed(3)} loss ${s.loss.toFixed(4)}`,
+    );
   }
 
   progress(epoch: number, total: number): Progress {
-    return new Progress(`epoch ${epoch}/${this.config.epochs}`, total, { unit: "triplets", quiet: this.config.quiet });
+    return new Progress(`epoch ${epoch}/${this.config.epochs}`, total, {
+      unit: "triplets",
+      quiet: this.config.quiet,
+    });
   }
 
   logTrackedTriplets(epoch: number, t: EpochTriplets, order: Uint32Array): void {
@@ -391,7 +436,12 @@ class TrainingRun {
     order.forEach((a, i) => position.set(a, i));
     const triplets = this.tracked.map((a) => {
       const i = position.get(a)!;
-      return { anchor: a, positive: t.triplets[3 * i + 1], negative: t.triplets[3 * i + 2], smart: t.mined[i] === 1 };
+      return {
+        anchor: a,
+        positive: t.triplets[3 * i + 1],
+        negative: t.triplets[3 * i + 2],
+        smart: t.mined[i] === 1,
+      };
     });
     this.log.write({ type: "triplets", epoch, triplets });
   }
@@ -406,7 +456,14 @@ class TrainingRun {
     });
     const recall: Record<string, number> = {};
     for (const k of this.config.eval.recallKs) recall[String(k)] = r.recall[k];
-    return { recall, nmi: r.nmi, ami: r.ami, mapAtR: r.mapAtR, rPrecision: r.rPrecision, precisionAt1: r.precisionAt1 };
+    return {
+      recall,
+      nmi: r.nmi,
+      ami: r.ami,
+      mapAtR: r.mapAtR,
+      rPrecision: r.rPrecision,
+      precisionAt1: r.precisionAt1,
+    };
   }
 
   /** Final test embeddings (for t-SNE and reports) and the summary. */
@@ -421,7 +478,9 @@ class TrainingRun {
       dataset: this.data.name,
       adapter: this.gpu.report.name,
       epochs: reports.length,
-      final: last ? { epoch: last.epoch, eval: last.eval, kappa: last.kappa, trainError: last.trainError } : null,
+      final: last
+        ? { epoch: last.epoch, eval: last.eval, kappa: last.kappa, trainError: last.trainError }
+        : null,
       meanEpochSec: mean(reports.map((r) => r.epochSec)),
       testEmbeddings: { rows: emb.rows, cols: emb.cols },
       table: reports.map((r) => ({

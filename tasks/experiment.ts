@@ -59,7 +59,9 @@ if (import.meta.main) {
     const own = new Set(["out", "kappas", "fractions", "no-report", "no-tsne", "help"]);
     const rest: string[] = [];
     for (const t of tokens!) {
-      if (t.kind === "option" && !own.has(t.name)) rest.push(t.rawName, ...(t.value !== undefined ? [t.value] : []));
+      if (t.kind === "option" && !own.has(t.name)) {
+        rest.push(t.rawName, ...(t.value !== undefined ? [t.value] : []));
+      }
       if (t.kind === "positional" && t.index > 0) rest.push(t.value);
     }
     const { input } = parseTrainArgs(rest);

@@ -16,7 +16,9 @@ cache) with triplet + global losses and the chosen miner; evaluates on the test 
 Default: Fashion-MNIST, Triplet + FANNG + Adaptive + Global, 784 -> 64 linear head, L2-normalised.
 
 Data
-  --data <dir>            IDX folder (train-/t10k- images and labels, gzipped or not)   [${d.dataset.kind === "idx" ? d.dataset.dir : ""}]
+  --data <dir>            IDX folder (train-/t10k- images and labels, gzipped or not)   [${
+  d.dataset.kind === "idx" ? d.dataset.dir : ""
+}]
   --split seen|disjoint   seen: standard train/test files, all classes; disjoint: train on the lower half
                           of the classes (0-4), test on the upper half (5-9)           [seen]
   --features <dir>        train on a feature cache written by 'deno task features' instead of pixels
@@ -57,7 +59,9 @@ Optimisation
   --seed <n>              seed of everything random                                     [${d.seed}]
 Evaluation and output
   --eval-every <n>        evaluate every n epochs (and after the last)                  [${d.eval.every}]
-  --recall-k <a,b,...>    Recall@K values                                               [${d.eval.recallKs.join(",")}]
+  --recall-k <a,b,...>    Recall@K values                                               [${
+  d.eval.recallKs.join(",")
+}]
   --no-nmi                skip k-means + NMI
   --map-at-r              also compute MAP@R and R-Precision
   --out <dir>             run folder (config.json, log.jsonl, summary.json, checkpoint)  [runs/<time>]
@@ -82,10 +86,42 @@ function list(v: string | undefined, flag: string): number[] | undefined {
 /** Parses the command line into a config input and the resume folder. */
 export function parseTrainArgs(args: string[]): { input: TrainConfigInput; resume?: string; help: boolean } {
   const strings = [
-    "data", "split", "features", "views", "train-limit", "test-limit", "embedding-dim", "hidden", "margin",
-    "global-weight", "global-lambda", "global-t", "miner", "search", "neighbours", "mined-fraction", "search-budget",
-    "max-degree", "classes-per-batch", "kappa", "target-error", "gain", "ema", "kappa-min", "kappa-max", "lr",
-    "momentum", "weight-decay", "batch-size", "epochs", "seed", "eval-every", "recall-k", "out", "resume", "log-every",
+    "data",
+    "split",
+    "features",
+    "views",
+    "train-limit",
+    "test-limit",
+    "embedding-dim",
+    "hidden",
+    "margin",
+    "global-weight",
+    "global-lambda",
+    "global-t",
+    "miner",
+    "search",
+    "neighbours",
+    "mined-fraction",
+    "search-budget",
+    "max-degree",
+    "classes-per-batch",
+    "kappa",
+    "target-error",
+    "gain",
+    "ema",
+    "kappa-min",
+    "kappa-max",
+    "lr",
+    "momentum",
+    "weight-decay",
+    "batch-size",
+    "epochs",
+    "seed",
+    "eval-every",
+    "recall-k",
+    "out",
+    "resume",
+    "log-every",
   ] as const;
   const booleans = ["no-normalize", "fixed-kappa", "no-nmi", "map-at-r", "quiet", "help"] as const;
   const { values: v } = parseArgs({
@@ -94,7 +130,9 @@ export function parseTrainArgs(args: string[]): { input: TrainConfigInput; resum
     allowPositionals: false,
     options: {
       ...Object.fromEntries(strings.map((s) => [s, { type: "string" as const }])),
-      ...Object.fromEntries(booleans.map((b) => [b, { type: "boolean" as const, ...(b === "help" ? { short: "h" } : {}) }])),
+      ...Object.fromEntries(
+        booleans.map((b) => [b, { type: "boolean" as const, ...(b === "help" ? { short: "h" } : {}) }]),
+      ),
     },
   }) as { values: Record<string, string | boolean | undefined> };
   const s = (k: string) => v[k] as string | undefined;
@@ -104,14 +142,27 @@ export function parseTrainArgs(args: string[]): { input: TrainConfigInput; resum
     dataset = { kind: "features", dir: s("features")!, views: (s("views") ?? "all") as "all" | "centre" };
   } else if (s("data") || s("split")) {
     const def = d.dataset as Extract<DatasetConfig, { kind: "idx" }>;
-    dataset = { kind: "idx", dir: s("data") ?? def.dir, split: (s("split") ?? "seen") as "seen" | "disjoint" };
+    dataset = {
+      kind: "idx",
+      dir: s("data") ?? def.dir,
+      split: (s("split") ?? "seen") as "seen" | "disjoint",
+    };
   }
   const input: TrainConfigInput = {
     dataset,
     trainLimit: n("train-limit"),
     testLimit: n("test-limit"),
-    head: { outDim: n("embedding-dim"), hidden: list(s("hidden"), "hidden"), normalize: v["no-normalize"] ? false : undefined },
-    loss: { margin: n("margin"), globalWeight: n("global-weight"), lambda: n("global-lambda"), t: n("global-t") },
+    head: {
+      outDim: n("embedding-dim"),
+      hidden: list(s("hidden"), "hidden"),
+      normalize: v["no-normalize"] ? false : undefined,
+    },
+    loss: {
+      margin: n("margin"),
+      globalWeight: n("global-weight"),
+      lambda: n("global-lambda"),
+      t: n("global-t"),
+    },
     mining: {
       miner: s("miner") as MinerKind | undefined,
       search: s("search") as "fanng" | "exact" | undefined,
@@ -167,7 +218,16 @@ function fmt(x: number | undefined, digits = 3): string {
 /** The end-of-run table: one row per epoch. */
 export function summaryTable(reports: EpochReport[]): string {
   const ks = Object.keys(reports.find((r) => r.eval)?.eval?.recall ?? {});
-  const head = ["epoch", ...ks.map((k) => `R@${k}`), "NMI", "train err", "kappa", "smart %", "fallback", "sec"];
+  const head = [
+    "epoch",
+    ...ks.map((k) => `R@${k}`),
+    "NMI",
+    "train err",
+    "kappa",
+    "smart %",
+    "fallback",
+    "sec",
+  ];
   const rows = reports.map((r) => [
     String(r.epoch),
     ...ks.map((k) => fmt(r.eval?.recall[k])),
@@ -192,7 +252,11 @@ if (import.meta.main) {
     }
     const result = await train(input, { resume });
     if (!result.config.quiet) {
-      console.log(`\n${summaryTable(result.epochs)}\n\nrun folder: ${result.outDir} (log.jsonl, summary.json, checkpoint.bin)`);
+      console.log(
+        `\n${
+          summaryTable(result.epochs)
+        }\n\nrun folder: ${result.outDir} (log.jsonl, summary.json, checkpoint.bin)`,
+      );
     }
   });
 }

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { train } from "../lib/train.ts";
-import { type TrainConfigInput } from "../lib/config.ts";
+import type { TrainConfigInput } from "../lib/config.ts";
 import type { Gpu } from "../lib/gpu/device.ts";
 import { UserError } from "../lib/errors.ts";
 import { readJsonl } from "../lib/util/jsonl.ts";
@@ -19,7 +19,10 @@ const untouchableGpu = new Proxy({}, {
 }) as Gpu;
 
 async function tinyData(dir: string, classes = 5, train = 200, test = 100): Promise<string> {
-  await writeIdxFolder(`${dir}/data`, { train: cyclingLabels(classes, train), test: cyclingLabels(classes, test) });
+  await writeIdxFolder(`${dir}/data`, {
+    train: cyclingLabels(classes, train),
+    test: cyclingLabels(classes, test),
+  });
   return `${dir}/data`;
 }
 
@@ -50,10 +53,21 @@ Deno.test("train writes a complete run folder and calls back once per epoch", as
     // These classes are perfectly separable, so few anchors have a positive harder than their negative.
     assert.equal(last.mining.anchors, 200);
     assert.equal(last.mining.smartFraction, last.mining.smart / 200);
-    for (const f of ["config.json", "log.jsonl", "summary.json", "checkpoint.bin", "test-embeddings.f32", "test-labels.i32"]) {
+    for (
+      const f of [
+        "config.json",
+        "log.jsonl",
+        "summary.json",
+        "checkpoint.bin",
+        "test-embeddings.f32",
+        "test-labels.i32",
+      ]
+    ) {
       await Deno.stat(`${dir}/run/${f}`);
     }
-    const log = await readJsonl<{ type: string; epoch?: number; triplets?: unknown[] }>(`${dir}/run/log.jsonl`);
+    const log = await readJsonl<{ type: string; epoch?: number; triplets?: unknown[] }>(
+      `${dir}/run/log.jsonl`,
+    );
     const types = log.map((r) => r.type);
     assert.equal(types[0], "start");
     assert.equal(types.at(-1), "end");
@@ -94,11 +108,15 @@ Deno.test("every miner trains: random, semi-hard, batch-hard, smart through FANN
   try {
     const data = await tinyData(dir, 6, 240, 120);
     for (const miner of ["random", "semihard", "batchhard", "smart"] as const) {
-      const r = await train(cfg(data, `${dir}/${miner}`, { epochs: 1, mining: { miner, classesPerBatch: 4 } }));
+      const r = await train(
+        cfg(data, `${dir}/${miner}`, { epochs: 1, mining: { miner, classesPerBatch: 4 } }),
+      );
       assert.ok(Number.isFinite(r.epochs[0].loss), miner);
       assert.ok(r.epochs[0].eval!.recall["1"] > 0.3, `${miner}: R@1 ${r.epochs[0].eval!.recall["1"]}`);
     }
-    const d = await train(cfg(data, `${dir}/disjoint`, { epochs: 1, dataset: { kind: "idx", dir: data, split: "disjoint" } }));
+    const d = await train(
+      cfg(data, `${dir}/disjoint`, { epochs: 1, dataset: { kind: "idx", dir: data, split: "disjoint" } }),
+    );
     assert.equal(d.epochs[0].mining.anchors, 120); // classes 0-2 of 6
   } finally {
     await Deno.remove(dir, { recursive: true });
@@ -109,7 +127,9 @@ Deno.test("fixed kappa stays put; adaptive kappa moves and the log says where it
   const dir = await Deno.makeTempDir({ prefix: "dml-kappa-" });
   try {
     const data = await tinyData(dir);
-    const fixed = await train(cfg(data, `${dir}/fixed`, { controller: { adaptive: false, initialKappa: 4 } }));
+    const fixed = await train(
+      cfg(data, `${dir}/fixed`, { controller: { adaptive: false, initialKappa: 4 } }),
+    );
     assert.ok(fixed.epochs.every((r) => r.kappa === 4 && r.kappaMined === 4));
     const adaptive = await train(cfg(data, `${dir}/adaptive`, { epochs: 1, mining: { search: "exact" } }));
     assert.notEqual(adaptive.epochs[0].kappa, 16);
@@ -131,17 +151,32 @@ Deno.test("bad input is refused with one clear message before any GPU work", asy
         (e: unknown) => e instanceof UserError && pattern.test(e.message),
       );
     };
-    await refuse({ dataset: { kind: "idx", dir: `${dir}/nowhere`, split: "seen" } }, /not found in .*nowhere.*--data/);
+    await refuse(
+      { dataset: { kind: "idx", dir: `${dir}/nowhere`, split: "seen" } },
+      /not found in .*nowhere.*--data/,
+    );
     await writeIdxFolder(`${dir}/single`, { train: [0, 0, 1, 1, 2], test: [0, 1, 2] });
-    await refuse({ dataset: { kind: "idx", dir: `${dir}/single`, split: "seen" }, batchSize: 2 }, /single sample.*label 2/);
+    await refuse(
+      { dataset: { kind: "idx", dir: `${dir}/single`, split: "seen" }, batchSize: 2 },
+      /single sample.*label 2/,
+    );
     await writeIdxFolder(`${dir}/oneclass`, { train: [3, 3, 3, 3], test: [3, 3] });
-    await refuse({ dataset: { kind: "idx", dir: `${dir}/oneclass`, split: "seen" }, batchSize: 2 }, /1 class.*at least two/);
-    await refuse({ dataset: { kind: "idx", dir: good, split: "seen" }, batchSize: 5000 }, /larger than the training set/);
+    await refuse(
+      { dataset: { kind: "idx", dir: `${dir}/oneclass`, split: "seen" }, batchSize: 2 },
+      /1 class.*at least two/,
+    );
+    await refuse(
+      { dataset: { kind: "idx", dir: good, split: "seen" }, batchSize: 5000 },
+      /larger than the training set/,
+    );
     await refuse(
       { dataset: { kind: "idx", dir: good, split: "seen" }, controller: { kappaMin: 64, kappaMax: 4 } },
       /inverted/,
     );
-    await refuse({ dataset: { kind: "features", dir: `${dir}/nofeatures`, views: "all" } }, /features|manifest/i);
+    await refuse(
+      { dataset: { kind: "features", dir: `${dir}/nofeatures`, views: "all" } },
+      /features|manifest/i,
+    );
     await refuse({ dataset: { kind: "idx", dir: good, split: "seen" }, optim: { lr: -1 } }, /--lr/);
   } finally {
     await Deno.remove(dir, { recursive: true });
@@ -150,9 +185,33 @@ Deno.test("bad input is refused with one clear message before any GPU work", asy
 
 Deno.test("the command line maps every flag onto the config", () => {
   const { input, resume } = parseTrainArgs([
-    "--features", "/f", "--views", "centre", "--hidden", "256,128", "--no-normalize", "--miner", "semihard",
-    "--search", "exact", "--kappa", "4", "--fixed-kappa", "--mined-fraction", "0.5", "--global-weight", "0",
-    "--lr", "0.01", "--epochs", "3", "--recall-k", "1,5", "--map-at-r", "--resume", "runs/x",
+    "--features",
+    "/f",
+    "--views",
+    "centre",
+    "--hidden",
+    "256,128",
+    "--no-normalize",
+    "--miner",
+    "semihard",
+    "--search",
+    "exact",
+    "--kappa",
+    "4",
+    "--fixed-kappa",
+    "--mined-fraction",
+    "0.5",
+    "--global-weight",
+    "0",
+    "--lr",
+    "0.01",
+    "--epochs",
+    "3",
+    "--recall-k",
+    "1,5",
+    "--map-at-r",
+    "--resume",
+    "runs/x",
   ]);
   assert.deepEqual(input.dataset, { kind: "features", dir: "/f", views: "centre" });
   assert.deepEqual(input.head, { hidden: [256, 128], normalize: false });

@@ -38,7 +38,11 @@ function withLabels(split: LabeledSplit, keep: (label: number) => boolean): Labe
 export function disjointSplit(ds: Dataset): Dataset {
   const all = [...new Set([...ds.train.labels, ...ds.test.labels])].sort((a, b) => a - b);
   const lower = new Set(all.slice(0, Math.floor(all.length / 2)));
-  return { ...ds, train: withLabels(ds.train, (l) => lower.has(l)), test: withLabels(ds.test, (l) => !lower.has(l)) };
+  return {
+    ...ds,
+    train: withLabels(ds.train, (l) => lower.has(l)),
+    test: withLabels(ds.test, (l) => !lower.has(l)),
+  };
 }
 
 function checkFeatures(m: HostMatrix, what: string): void {
@@ -76,7 +80,10 @@ export function validateDataset(ds: Dataset, batchSize: number): void {
 }
 
 /** Loads, splits and limits the dataset named by `config`. */
-export async function loadDataset(config: DatasetConfig, limits: { train: number; test: number }): Promise<Dataset> {
+export async function loadDataset(
+  config: DatasetConfig,
+  limits: { train: number; test: number },
+): Promise<Dataset> {
   let ds: Dataset;
   if (config.kind === "idx") {
     ds = await loadIdxDataset(config.dir);

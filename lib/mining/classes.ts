@@ -30,15 +30,21 @@ export class ClassIndex {
     const classes = Int32Array.from([...counts.keys()].sort((a, b) => a - b));
     if (classes.length < 2) {
       throw new UserError(
-        `${what} has ${classes.length} class${classes.length === 1 ? "" : "es"}; metric learning needs at least two ` +
+        `${what} has ${classes.length} class${
+          classes.length === 1 ? "" : "es"
+        }; metric learning needs at least two ` +
           "(a negative must come from another class). Check the labels or the split.",
       );
     }
     const single = classes.filter((c) => counts.get(c) === 1);
     if (single.length) {
       throw new UserError(
-        `${what} has ${single.length} class(es) with a single sample (label ${[...single.slice(0, 5)].join(", ")}` +
-          `${single.length > 5 ? ", ..." : ""}): no positive can be formed. Remove those samples or add more.`,
+        `${what} has ${single.length} class(es) with a single sample (label ${
+          [...single.slice(0, 5)].join(", ")
+        }` +
+          `${
+            single.length > 5 ? ", ..." : ""
+          }): no positive can be formed. Remove those samples or add more.`,
       );
     }
     const slotByLabel = new Map<number, number>();

@@ -45,7 +45,9 @@ export function validateControllerConfig(c: ControllerConfig): void {
     );
   }
   if (!(c.initialKappa > 0)) throw new UserError(`initial kappa must be positive, got ${c.initialKappa}`);
-  if (!(c.ema >= 0 && c.ema < 1)) throw new UserError(`controller EMA factor must be in [0, 1), got ${c.ema}`);
+  if (!(c.ema >= 0 && c.ema < 1)) {
+    throw new UserError(`controller EMA factor must be in [0, 1), got ${c.ema}`);
+  }
   if (!(c.targetError > 0 && c.targetError < 1)) {
     throw new UserError(`target training error must be in (0, 1), got ${c.targetError}`);
   }

@@ -28,10 +28,12 @@ export function sampleClassBalancedBatch(
   for (let ci = 0; out.length < batchSize; ci = (ci + 1) % p) {
     const members = classes.membersOf(slots[ci]);
     const take = Math.min(perClass, batchSize - out.length);
-    const pick = members.length >= take ? rng.shuffle(Uint32Array.from(members)).subarray(0, take) : Uint32Array.from(
-      { length: take },
-      () => members[rng.int(members.length)],
-    );
+    const pick = members.length >= take
+      ? rng.shuffle(Uint32Array.from(members)).subarray(0, take)
+      : Uint32Array.from(
+        { length: take },
+        () => members[rng.int(members.length)],
+      );
     out.push(...pick);
     if (take < 2) break;
   }

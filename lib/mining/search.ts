@@ -39,7 +39,11 @@ async function firstColumn(
 
 /** Exact answers by GPU brute force over all pairs, streamed in blocks (no N x N matrix). */
 export class ExactSearch implements NeighbourSearch {
-  constructor(readonly emb: GpuBuffer<"f32">, readonly labels: GpuBuffer<"i32">, readonly neighbours: number) {}
+  constructor(
+    readonly emb: GpuBuffer<"f32">,
+    readonly labels: GpuBuffer<"i32">,
+    readonly neighbours: number,
+  ) {}
 
   async nearestOtherDistance(): Promise<Float32Array> {
     using res = await knnSqL2(this.emb, this.emb, 1, { excludeSelf: true, selfOffset: 0 });

@@ -3,7 +3,14 @@ import { type ControllerConfig, KappaController } from "../../lib/mining/control
 import { UserError } from "../../lib/errors.ts";
 import { Rng } from "../../lib/util/rng.ts";
 
-const BASE: ControllerConfig = { targetError: 0.5, gain: 0.05, ema: 0.9, kappaMin: 1, kappaMax: 1024, initialKappa: 16 };
+const BASE: ControllerConfig = {
+  targetError: 0.5,
+  gain: 0.05,
+  ema: 0.9,
+  kappaMin: 1,
+  kappaMax: 1024,
+  initialKappa: 16,
+};
 
 /** A plant whose batch error falls as kappa grows (easier negatives): 0.5 exactly at kappa = 40. */
 function plantError(kappa: number, rng: Rng, noise: number): number {
@@ -28,7 +35,10 @@ Deno.test("controller settles at the target error from below and from above, wit
     assert.ok(kappas.every((k) => k >= 1 - 1e-9 && k <= 1024 + 1e-9), "kappa left its bounds");
     const tail = kappas.slice(-1000);
     const mean = tail.reduce((a, b) => a + b, 0) / tail.length;
-    assert.ok(Math.abs(Math.log(mean / 40)) < 0.25, `start ${start}: settled at ${mean.toFixed(1)}, expected ~40`);
+    assert.ok(
+      Math.abs(Math.log(mean / 40)) < 0.25,
+      `start ${start}: settled at ${mean.toFixed(1)}, expected ~40`,
+    );
     // Settled means small wander, not oscillation between the bounds.
     assert.ok(Math.max(...tail) / Math.min(...tail) < 2, `start ${start}: still oscillating`);
   }
@@ -64,7 +74,10 @@ Deno.test("controller state round-trips and bad settings are refused", () => {
   a.update(0.2);
   const b = new KappaController(BASE, a.state());
   assert.equal(b.update(0.4), a.update(0.4));
-  assert.throws(() => new KappaController({ ...BASE, kappaMin: 10, kappaMax: 2 }), (e) => e instanceof UserError && /inverted/.test(e.message));
+  assert.throws(
+    () => new KappaController({ ...BASE, kappaMin: 10, kappaMax: 2 }),
+    (e) => e instanceof UserError && /inverted/.test(e.message),
+  );
   assert.throws(() => new KappaController({ ...BASE, ema: 1 }), UserError);
   assert.throws(() => new KappaController({ ...BASE, kappaMin: 0 }), UserError);
 });

@@ -8,12 +8,19 @@ import { Rng } from "../../lib/util/rng.ts";
 import type { HostMatrix } from "../../lib/util/matrix.ts";
 
 /** Clustered data: `classes` Gaussian blobs of unequal size, with overlap so the boundary matters. */
-function blobs(n: number, dim: number, classes: number, seed: number): { emb: HostMatrix; labels: Int32Array } {
+function blobs(
+  n: number,
+  dim: number,
+  classes: number,
+  seed: number,
+): { emb: HostMatrix; labels: Int32Array } {
   const rng = new Rng(seed);
   const centres = Array.from({ length: classes }, () => rng.normalArray(dim, 1));
   const labels = Int32Array.from({ length: n }, (_, i) => (i * 7 + rng.int(3)) % classes);
   const data = new Float32Array(n * dim);
-  for (let i = 0; i < n; i++) for (let j = 0; j < dim; j++) data[i * dim + j] = centres[labels[i]][j] + 0.8 * rng.normal();
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < dim; j++) data[i * dim + j] = centres[labels[i]][j] + 0.8 * rng.normal();
+  }
   return { emb: { rows: n, cols: dim, data }, labels };
 }
 
@@ -36,7 +43,10 @@ Deno.test("smart mining on the GPU (exact search) matches the plain-TS reference
       if (got.negative[a] === ref.negative[a] && got.positive[a] === ref.positive[a]) agree++;
     }
     assert.ok(comparable >= n - 2, `n=${n}: ${n - comparable} anchors differ in having a negative`);
-    assert.ok(agree >= comparable - 2, `n=${n}: only ${agree} of ${comparable} anchors agree with the reference`);
+    assert.ok(
+      agree >= comparable - 2,
+      `n=${n}: only ${agree} of ${comparable} anchors agree with the reference`,
+    );
     for (let a = 0; a < n; a++) {
       if (got.negative[a] < 0) continue;
       assert.notEqual(labels[got.negative[a]], labels[a]);
@@ -67,6 +77,9 @@ Deno.test("smart mining through the FANNG graph finds nearly the same triplets a
     withNeg++;
     if (approx.negative[a] === exact.negative[a]) sameNeg++;
   }
-  assert.ok(sameNeg / withNeg >= 0.9, `graph search found the exact negative for only ${(sameNeg / withNeg).toFixed(3)}`);
+  assert.ok(
+    sameNeg / withNeg >= 0.9,
+    `graph search found the exact negative for only ${(sameNeg / withNeg).toFixed(3)}`,
+  );
   assert.ok((approx.evaluations ?? 0) > 0);
 });

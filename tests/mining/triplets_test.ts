@@ -12,7 +12,10 @@ Deno.test("ClassIndex lists members per class and refuses unusable labels", () =
   assert.deepEqual([...ci.membersOf(0)], [1, 4]);
   assert.deepEqual([...ci.membersOf(2)], [3, 5, 6]);
   assert.equal(ci.slotOf[6], 2);
-  assert.throws(() => ClassIndex.build(Int32Array.from([1, 1, 1])), (e) => e instanceof UserError && /two/.test(e.message));
+  assert.throws(
+    () => ClassIndex.build(Int32Array.from([1, 1, 1])),
+    (e) => e instanceof UserError && /two/.test(e.message),
+  );
   assert.throws(
     () => ClassIndex.build(Int32Array.from([1, 1, 2, 3, 3])),
     (e) => e instanceof UserError && /single sample/.test(e.message) && /label 2/.test(e.message),
