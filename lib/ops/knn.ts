@@ -135,6 +135,27 @@ async function encodeQueryBlock(
 }
 
 /**
+ * Checks the shapes and k, and (unless there are no queries) that the base is not empty; then binds the
+ * filter and allocates the result lists.
+ */
+function beginKnn(queries: GpuBuffer<"f32">, base: GpuBuffer<"f32">, k: number, filter: TopkFilter) {
+  checkPairShapes("knnSqL2", queries, base);
+  checkK("knnSqL2", k);
+  const m = queries.rows, n = base.rows;
+  if (m > 0 && n === 0) {
+    throw new ShapeError(
+      `knnSqL2: base ${fmtShape(base.shape)} is empty (queries ${fmtShape(queries.shape)})`,
+    );
+  }
+  return {
+    m,
+    n,
+    fb: filterBindings(queries.gpu, "knnSqL2", filter, m, n),
+    out: allocTopk(queries.gpu, m, k),
+  };
+}
+
+/**
  * Encodes the k nearest base rows (squared L2) of every query: queries [M x D], base [N x D] -> [M x k]
  * lists (the caller owns them). Streams the base in blocks; memory is O(M k + block), never O(M N).
  */
@@ -146,17 +167,8 @@ export async function encodeKnnSqL2(
   filter: TopkFilter = {},
   options: KnnOptions = {},
 ): Promise<TopkResult> {
-  checkPairShapes("knnSqL2", queries, base);
-  checkK("knnSqL2", k);
-  const m = queries.rows, n = base.rows;
-  const fb = filterBindings(batch.gpu, "knnSqL2", filter, m, n);
-  const out = allocTopk(batch.gpu, m, k);
+  const { m, n, fb, out } = beginKnn(queries, base, k, filter);
   if (m === 0) return out;
-  if (n === 0) {
-    throw new ShapeError(
-      `knnSqL2: base ${fmtShape(base.shape)} is empty (queries ${fmtShape(queries.shape)})`,
-    );
-  }
   const q = await encodePrepareRows(batch, queries, options);
   const b = await encodePrepareRows(batch, base, options);
   const { queryBlock, baseBlock } = plan(batch.gpu, m, n, q.dim4, k, options);
@@ -179,19 +191,9 @@ export async function knnSqL2(
   filter: TopkFilter = {},
   options: KnnOptions = {},
 ): Promise<TopkResult> {
-  checkPairShapes("knnSqL2", queries, base);
-  checkK("knnSqL2", k);
   const gpu = queries.gpu;
-  const m = queries.rows, n = base.rows;
-  const fb = filterBindings(gpu, "knnSqL2", filter, m, n);
-  const out = allocTopk(gpu, m, k);
+  const { m, n, fb, out } = beginKnn(queries, base, k, filter);
   if (m === 0) return out;
-  if (n === 0) {
-    out[Symbol.dispose]();
-    throw new ShapeError(
-      `knnSqL2: base ${fmtShape(base.shape)} is empty (queries ${fmtShape(queries.shape)})`,
-    );
-  }
   // Prepare once and keep the prepared rows across the per-block submissions.
   const prep = new CommandBatch(gpu, "knnSqL2.prepare");
   using q = await encodePrepareRows(prep, queries, { ...options, keep: true });

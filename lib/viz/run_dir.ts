@@ -15,17 +15,10 @@ import type { TrainConfig } from "../config.ts";
 import { UserError } from "../errors.ts";
 import type { HostMatrix } from "../util/matrix.ts";
 import { exists } from "../util/fs.ts";
+import type { EvalSummary, MiningStats } from "../run_log.ts";
 
 /** Evaluation metrics of one epoch (absent metrics were not computed). */
-export interface EvalRecord {
-  /** Recall@K by K ("1", "2", "4", "8", ...). */
-  recall: Record<string, number>;
-  nmi?: number;
-  ami?: number;
-  mapAtR?: number;
-  rPrecision?: number;
-  precisionAt1?: number;
-}
+export type EvalRecord = EvalSummary;
 
 /** A per-batch log record. */
 export interface BatchRecord {
@@ -41,15 +34,10 @@ export interface BatchRecord {
   smartFraction?: number;
 }
 
-/** Mining statistics of one epoch. */
-export interface MiningRecord {
-  anchors: number;
-  smart: number;
-  fallback: number;
-  smartFraction: number;
-  meanDap?: number;
-  meanDan?: number;
-}
+/** Mining statistics of one epoch, as read (the mean distances may be missing). */
+export type MiningRecord =
+  & Omit<MiningStats, "meanDap" | "meanDan">
+  & Partial<Pick<MiningStats, "meanDap" | "meanDan">>;
 
 /** A per-epoch log record. */
 export interface EpochRecord {
