@@ -75,6 +75,7 @@ export class Gpu {
   /** Set while a profiler is active: compute passes then record timestamps into it. */
   profiler: GpuProfiler | undefined;
   #lost = false;
+  readonly #inFlight = new Set<Promise<void>>();
   #uncapturedErrors = 0;
 
   private constructor(
@@ -93,6 +94,20 @@ export class Gpu {
       this.#lost = true;
       if (info.reason !== "destroyed") console.error(`WebGPU device lost: ${info.message}`);
     });
+  }
+
+  /** Records a submission's completion promise until it settles (see {@link Gpu.idle}). */
+  track(done: Promise<void>): void {
+    this.#inFlight.add(done);
+    done.finally(() => this.#inFlight.delete(done));
+  }
+
+  /**
+   * Resolves when every submission tracked so far has completed; at once when none is pending (Deno
+   * answers a fresh onSubmittedWorkDone only after its ~10 ms device poll).
+   */
+  async idle(): Promise<void> {
+    await Promise.all(this.#inFlight);
   }
 
   /** WebGPU errors raised outside an error scope so far (each is also printed to stderr). */

@@ -128,7 +128,9 @@ export class CommandBatch {
     afterSubmit?.();
     const done = this.gpu.device.queue.onSubmittedWorkDone();
     const temps = this.#temps.splice(0);
-    return done.then(() => temps.forEach((t) => t.destroy()));
+    const finished = done.then(() => temps.forEach((t) => t.destroy()));
+    this.gpu.track(finished);
+    return finished;
   }
 }
 

@@ -123,7 +123,7 @@ export async function profile<T>(
   const t0 = performance.now();
   try {
     const result = await fn();
-    await gpu.device.queue.onSubmittedWorkDone();
+    await gpu.idle(); // work submitted through CommandBatch; readbacks inside fn have completed already
     const wallMs = performance.now() - t0;
     if (!profiler) {
       return {
