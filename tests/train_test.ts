@@ -9,6 +9,8 @@ import type { Gpu } from "../lib/gpu/device.ts";
 import { UserError } from "../lib/errors.ts";
 import { readJsonl } from "../lib/util/jsonl.ts";
 import { parseTrainArgs, summaryTable } from "../tasks/train.ts";
+import { validateDataset } from "../lib/data/load.ts";
+import type { Dataset } from "../lib/data/dataset.ts";
 import { cyclingLabels, writeIdxFolder } from "./fixtures/idx.ts";
 
 /** A GPU context that fails the test if anything touches it. */
@@ -222,4 +224,26 @@ Deno.test("the command line maps every flag onto the config", () => {
   assert.equal(resume, "runs/x");
   assert.throws(() => parseTrainArgs(["--lr", "fast"]), /--lr expects a number/);
   assert.throws(() => parseTrainArgs(["--no-such-flag"]));
+});
+
+Deno.test("features with NaNs or mismatched widths are refused, naming the row and column", () => {
+  const split = (rows: number, cols: number, bad?: number) => {
+    const data = new Float32Array(rows * cols).fill(0.5);
+    if (bad !== undefined) data[bad] = NaN;
+    return { features: { rows, cols, data }, labels: Int32Array.from({ length: rows }, (_, i) => i % 2) };
+  };
+  const ds = (train: Dataset["train"], test: Dataset["test"]): Dataset => ({ name: "cache", train, test });
+  validateDataset(ds(split(4, 3), split(2, 3)), 2);
+  assert.throws(
+    () => validateDataset(ds(split(4, 3, 7), split(2, 3)), 2),
+    (e) => e instanceof UserError && /non-finite value \(NaN\) at row 2, column 1/.test(e.message),
+  );
+  assert.throws(
+    () => validateDataset(ds(split(4, 3), split(2, 5)), 2),
+    (e) => e instanceof UserError && /3 columns but test features 5/.test(e.message),
+  );
+  assert.throws(
+    () => validateDataset(ds(split(0, 3), split(2, 3)), 1),
+    (e) => e instanceof UserError && /empty/.test(e.message),
+  );
 });
