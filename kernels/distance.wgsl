@@ -158,12 +158,13 @@ struct Tile16 {
   a30: mat4x4f, a31: mat4x4f, a32: mat4x4f, a33: mat4x4f,
 }
 
-// The tile of this invocation: its origin, or row0 = rows (nothing to do) for ids past the end.
-fn origin16(wid: vec3u, nwg: vec3u, lid: u32) -> vec2u {
+// The origin (row0, col0) of this invocation's size x size tile (the dist_reg* kernels); row0 >= rows
+// (nothing to do) for ids past the end.
+fn tile_origin(wid: vec3u, nwg: vec3u, lid: u32, size: u32) -> vec2u {
   let tile = wid.y * nwg.x + wid.x;
   let ty = tile / p.tiles_x;
   let tx = tile - ty * p.tiles_x;
-  return vec2u(min(ty * 16u, p.rows), (tx * WG + lid) * 16u);
+  return vec2u(ty * size, (tx * WG + lid) * size);
 }
 
 // `cg`: the first columns of the tile's four column groups.
@@ -195,7 +196,7 @@ fn tile16(row0: u32, cg: vec4u) -> Tile16 {
 @compute @workgroup_size(WG)
 fn dist_reg16(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
               @builtin(local_invocation_index) lid: u32) {
-  let o = origin16(wid, nwg, lid);
+  let o = tile_origin(wid, nwg, lid, 16u);
   if (o.x >= p.rows) { return; }
   let t = tile16(o.x, vec4u(o.y) + vec4u(0u, 4u, 8u, 12u));
   if (o.y >= p.cols) { return; }
@@ -219,7 +220,7 @@ fn dist_reg16(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: v
 @compute @workgroup_size(WG)
 fn dist_reg16_v4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
                  @builtin(local_invocation_index) lid: u32) {
-  let o = origin16(wid, nwg, lid);
+  let o = tile_origin(wid, nwg, lid, 16u);
   if (o.x >= p.rows) { return; }
   let cg = min(vec4u(o.y) + vec4u(0u, 4u, 8u, 12u), vec4u(p.cols - 4u));
   let t = tile16(o.x, cg);
@@ -261,12 +262,10 @@ fn store_row(r: Row8, row0: u32, g0: vec4u, g1: vec4u, qn: vec4f, bn0: mat4x4f, 
 @compute @workgroup_size(WG)
 fn dist_reg32_v4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
                  @builtin(local_invocation_index) lid: u32) {
-  let tile = wid.y * nwg.x + wid.x;
-  let ty = tile / p.tiles_x;
-  let tx = tile - ty * p.tiles_x;
-  let row0 = ty * 32u;
+  let o = tile_origin(wid, nwg, lid, 32u);
+  let row0 = o.x;
   if (row0 >= p.rows) { return; }
-  let col0 = (tx * WG + lid) * 32u;
+  let col0 = o.y;
   // Column groups past the end are clamped to the last group (see dist_reg16_v4).
   let g0 = min(vec4u(col0) + vec4u(0u, 4u, 8u, 12u), vec4u(p.cols - 4u));
   let g1 = min(vec4u(col0) + vec4u(16u, 20u, 24u, 28u), vec4u(p.cols - 4u));
@@ -302,12 +301,10 @@ fn dist_reg32_v4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg
 @compute @workgroup_size(WG)
 fn dist_reg4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
              @builtin(local_invocation_index) lid: u32) {
-  let tile = wid.y * nwg.x + wid.x;
-  let ty = tile / p.tiles_x;
-  let tx = tile - ty * p.tiles_x;
-  let row0 = ty * 4u;
+  let o = tile_origin(wid, nwg, lid, 4u);
+  let row0 = o.x;
   if (row0 >= p.rows) { return; }
-  let col0 = (tx * WG + lid) * 4u;
+  let col0 = o.y;
   let qo = rows4(row0, p.rows);
   let bo = rows4(col0, p.cols);
   var acc = mat4x4f();

@@ -122,21 +122,22 @@ var<private> row_label: i32;
 var<private> row_rmin: f32;
 var<private> self_col: u32;
 
-// The best candidate of a chunk found so far.
+// The best candidate of a chunk found so far; also the entry taken last from a chunk (found: false
+// before the first).
 struct Cand { v: f32, i: u32, found: bool }
 
 // Whether entry (v, global column g) may enter the list: it ranks before the current k-th best (which
-// drops NaN), after the last entry taken from this chunk (when `started`), and passes the filters.
-fn eligible(v: f32, g: u32, started: bool, lv: f32, li: u32) -> bool {
-  return (v < tv || (v == tv && g < ti)) && (!started || v > lv || (v == lv && g > li)) &&
+// drops NaN), after the entry `last` taken from this chunk (when there is one), and passes the filters.
+fn eligible(v: f32, g: u32, last: Cand) -> bool {
+  return (v < tv || (v == tv && g < ti)) && (!last.found || v > last.v || (v == last.v && g > last.i)) &&
     ((p.flags & F_SELF) == 0u || g != self_col) && ((p.flags & F_RADIUS) == 0u || v > row_rmin) &&
     ((p.flags & F_LABELS) == 0u || ((col_labels[g] == row_label) == ((p.flags & F_SAME) != 0u)));
 }
 
 // `c`, or (v, g) when that is eligible and ranks before `c`.
-fn pick(c: Cand, v: f32, g: u32, started: bool, lv: f32, li: u32) -> Cand {
-  let take = eligible(v, g, started, lv, li) && (!c.found || v < c.v || (v == c.v && g < c.i));
-  return Cand(select(c.v, v, take), select(c.i, g, take), c.found || take);
+fn pick(c: Cand, v: f32, g: u32, last: Cand) -> Cand {
+  let better = eligible(v, g, last) && (!c.found || v < c.v || (v == c.v && g < c.i));
+  return Cand(select(c.v, v, better), select(c.i, g, better), c.found || better);
 }
 
 // Inserts a candidate in place of the heap top (the current k-th best) and refreshes the threshold.
@@ -146,6 +147,11 @@ fn insert(c: Cand) {
   sift_down(0u, p.k);
   tv = hv[0];
   ti = hi[0];
+}
+
+// Linear invocation index (see Dispatch above).
+fn invocation(wid: vec3u, nwg: vec3u, lid: u32) -> u32 {
+  return (wid.y * nwg.x + wid.x) * WG + lid;
 }
 
 // Sets up the scan of (row r, segment s); returns the output offset of its list.
@@ -178,7 +184,7 @@ fn fold_min(m: f32, v: f32) -> f32 {
 @compute @workgroup_size(WG)
 fn select_rows(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
                @builtin(local_invocation_index) lid: u32) {
-  let inv = (wid.y * nwg.x + wid.x) * WG + lid;
+  let inv = invocation(wid, nwg, lid);
   let r = inv / p.segs;
   if (r >= p.rows) { return; }
   let s = inv - r * p.segs;
@@ -191,16 +197,12 @@ fn select_rows(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: 
     for (var c = c0; c < c1; c++) { m = fold_min(m, values[vrow + c]); }
     if (m <= tv) {
       // Take the chunk's qualifying entries best first; stop when the best left cannot enter.
-      var started = false;
       var last = Cand(0.0, 0u, false);
       loop {
         var best = Cand(0.0, 0u, false);
-        for (var c = c0; c < c1; c++) {
-          best = pick(best, values[vrow + c], p.col_base + c, started, last.v, last.i);
-        }
+        for (var c = c0; c < c1; c++) { best = pick(best, values[vrow + c], p.col_base + c, last); }
         if (!best.found) { break; }
         insert(best);
-        started = true;
         last = best;
       }
     }
@@ -213,7 +215,7 @@ fn select_rows(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: 
 @compute @workgroup_size(WG)
 fn select_rows_v4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
                   @builtin(local_invocation_index) lid: u32) {
-  let inv = (wid.y * nwg.x + wid.x) * WG + lid;
+  let inv = invocation(wid, nwg, lid);
   let r = inv / p.segs;
   if (r >= p.rows) { return; }
   let s = inv - r * p.segs;
@@ -228,21 +230,19 @@ fn select_rows_v4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nw
       m = fold_min(fold_min(fold_min(fold_min(m, v.x), v.y), v.z), v.w);
     }
     if (m <= tv) {
-      var started = false;
       var last = Cand(0.0, 0u, false);
       loop {
         var best = Cand(0.0, 0u, false);
         for (var c = c0; c < c1; c++) {
           let v = values4[vrow4 + c];
           let g = p.col_base + c * 4u;
-          best = pick(best, v.x, g, started, last.v, last.i);
-          best = pick(best, v.y, g + 1u, started, last.v, last.i);
-          best = pick(best, v.z, g + 2u, started, last.v, last.i);
-          best = pick(best, v.w, g + 3u, started, last.v, last.i);
+          best = pick(best, v.x, g, last);
+          best = pick(best, v.y, g + 1u, last);
+          best = pick(best, v.z, g + 2u, last);
+          best = pick(best, v.w, g + 3u, last);
         }
         if (!best.found) { break; }
         insert(best);
-        started = true;
         last = best;
       }
     }
@@ -253,7 +253,7 @@ fn select_rows_v4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nw
 @compute @workgroup_size(WG)
 fn merge_lists(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
                @builtin(local_invocation_index) lid: u32) {
-  let r = (wid.y * nwg.x + wid.x) * WG + lid;
+  let r = invocation(wid, nwg, lid);
   if (r >= p.rows) { return; }
   let o = p.out_off + r * p.out_stride;
   init_heap(o);

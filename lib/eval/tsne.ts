@@ -228,6 +228,23 @@ export function klDivergence(p: SparseMatrix, y: Float64Array, z: number): numbe
 }
 
 /**
+ * Writes the gradient 4 (exaggeration * attraction_i - repulsion_i / Z) into `grad`, from the summed
+ * repulsion `rep` (unnormalised) and Z; returns Z.
+ */
+function gradientFrom(
+  p: SparseMatrix,
+  y: Float64Array,
+  exaggeration: number,
+  rep: Float64Array,
+  z: number,
+  grad: Float64Array,
+): number {
+  attractiveForces(p, y, grad);
+  for (let t = 0; t < 2 * p.rows; t++) grad[t] = 4 * (exaggeration * grad[t] - rep[t] / z);
+  return z;
+}
+
+/**
  * The t-SNE gradient dC/dy_i = 4 (exaggeration * attraction_i - repulsion_i / Z), Barnes-Hut repulsion
  * with `theta`. Returns Z.
  */
@@ -243,9 +260,7 @@ export function tsneGradient(
   const n = p.rows;
   tree.build(y, n);
   const z = repulsiveForces(tree, y, n, theta, scratch);
-  attractiveForces(p, y, grad);
-  for (let t = 0; t < 2 * n; t++) grad[t] = 4 * (exaggeration * grad[t] - scratch[t] / z);
-  return z;
+  return gradientFrom(p, y, exaggeration, scratch, z, grad);
 }
 
 /** The same gradient summed over all pairs (O(N^2)): the reference for {@link tsneGradient}. */
@@ -268,9 +283,7 @@ export function tsneGradientExact(
       rep[2 * i + 1] += q * q * dy;
     }
   }
-  attractiveForces(p, y, grad);
-  for (let t = 0; t < 2 * n; t++) grad[t] = 4 * (exaggeration * grad[t] - rep[t] / z);
-  return z;
+  return gradientFrom(p, y, exaggeration, rep, z, grad);
 }
 
 /** The symmetric joint probabilities P of `data` for t-SNE (neighbours by brute force unless given). */

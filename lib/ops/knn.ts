@@ -135,6 +135,28 @@ async function encodeQueryBlock(
 }
 
 /**
+ * Plans the query blocks of `q` against the whole of `b` and encodes each through `run`, which supplies the
+ * batch (one shared batch, or one submitted per block); reports the rows done after each block.
+ */
+async function encodeQueryBlocks(
+  q: PreparedRows,
+  b: PreparedRows,
+  k: number,
+  filter: FilterBindings,
+  out: TopkResult,
+  options: KnnOptions,
+  run: (encode: (batch: CommandBatch) => Promise<void>) => Promise<void>,
+): Promise<void> {
+  const m = q.rows;
+  const { queryBlock, baseBlock } = plan(q.data.gpu, m, b.rows, q.dim4, k, options);
+  for (let r0 = 0; r0 < m; r0 += queryBlock) {
+    const nr = Math.min(queryBlock, m - r0);
+    await run((batch) => encodeQueryBlock(batch, q, b, r0, nr, baseBlock, k, filter, out, options));
+    options.onProgress?.(r0 + nr);
+  }
+}
+
+/**
  * Checks the shapes and k, and (unless there are no queries) that the base is not empty; then binds the
  * filter and allocates the result lists.
  */
@@ -167,16 +189,11 @@ export async function encodeKnnSqL2(
   filter: TopkFilter = {},
   options: KnnOptions = {},
 ): Promise<TopkResult> {
-  const { m, n, fb, out } = beginKnn(queries, base, k, filter);
+  const { m, fb, out } = beginKnn(queries, base, k, filter);
   if (m === 0) return out;
   const q = await encodePrepareRows(batch, queries, options);
   const b = await encodePrepareRows(batch, base, options);
-  const { queryBlock, baseBlock } = plan(batch.gpu, m, n, q.dim4, k, options);
-  for (let r0 = 0; r0 < m; r0 += queryBlock) {
-    const nr = Math.min(queryBlock, m - r0);
-    await encodeQueryBlock(batch, q, b, r0, nr, baseBlock, k, fb, out, options);
-    options.onProgress?.(r0 + nr);
-  }
+  await encodeQueryBlocks(q, b, k, fb, out, options, (encode) => encode(batch));
   return out;
 }
 
@@ -192,21 +209,18 @@ export async function knnSqL2(
   options: KnnOptions = {},
 ): Promise<TopkResult> {
   const gpu = queries.gpu;
-  const { m, n, fb, out } = beginKnn(queries, base, k, filter);
+  const { m, fb, out } = beginKnn(queries, base, k, filter);
   if (m === 0) return out;
   // Prepare once and keep the prepared rows across the per-block submissions.
   const prep = new CommandBatch(gpu, "knnSqL2.prepare");
   using q = await encodePrepareRows(prep, queries, { ...options, keep: true });
   using b = await encodePrepareRows(prep, base, { ...options, keep: true });
   await prep.submit();
-  const { queryBlock, baseBlock } = plan(gpu, m, n, q.dim4, k, options);
-  for (let r0 = 0; r0 < m; r0 += queryBlock) {
-    const nr = Math.min(queryBlock, m - r0);
+  await encodeQueryBlocks(q, b, k, fb, out, options, async (encode) => {
     const batch = new CommandBatch(gpu, "knnSqL2");
-    await encodeQueryBlock(batch, q, b, r0, nr, baseBlock, k, fb, out, options);
+    await encode(batch);
     await batch.submit();
-    options.onProgress?.(r0 + nr);
-  }
+  });
   return out;
 }
 

@@ -1,10 +1,11 @@
 /**
- * Peers and helpers for the distance / top-k / kNN benchmarks (distance_bench.ts, topk_bench.ts):
+ * Peers and helpers for the benchmarks (distance_bench.ts, topk_bench.ts, eval_bench.ts, fanng_bench.ts):
  * tfjs-core on its WebGPU backend and onnxruntime-web on wasm doing the same computation, interleaved
- * repetitions with medians (the machine is shared, so single timings are noise), and the result table.
- * Not a bench file itself (deno bench only runs `*_bench.ts`).
+ * repetitions with medians (the machine is shared, so single timings are noise), run-once bench bodies,
+ * and the result table. Not a bench file itself (deno bench only runs `*_bench.ts`).
  * @module
  */
+import type { InferenceSession } from "npm:onnxruntime-web@1.30.0";
 import { ProtoWriter } from "../../lib/backbone/protobuf.ts";
 import type { Gpu } from "../../lib/gpu/device.ts";
 import { profile } from "../../lib/gpu/timing.ts";
@@ -106,6 +107,28 @@ export function firstThen(table: () => Promise<void>, again: () => Promise<unkno
   };
 }
 
+/** A bench body that runs `fn` on the first call only (`deno bench` may call a body more than once). */
+export function once(fn: () => Promise<void>): () => Promise<void> {
+  return firstThen(fn, () => Promise.resolve());
+}
+
+/** Registers a bench of one iteration whose body runs once (see {@link once}). */
+export function benchOnce(name: string, group: string, fn: () => Promise<void>, ignore = false): void {
+  Deno.bench({ name, group, n: 1, warmup: 0, ignore, fn: once(fn) });
+}
+
+/**
+ * Registers the bench that prints every row recorded in this process under `title`; register it last
+ * (deno bench runs a file's benches in order). `before` runs first (e.g. frees the cases' buffers).
+ */
+export function benchTable(name: string, group: string, title: string, before?: () => void): void {
+  benchOnce(name, group, () => {
+    before?.();
+    printTable(title);
+    return Promise.resolve();
+  });
+}
+
 // ---------------------------------------------------------------------------------------------------
 // The table
 
@@ -148,8 +171,15 @@ export function recordSkipped(caseName: string, method: string, why: string): vo
   rows.push({ case: caseName, method, work: 0, unit: "", note: why });
 }
 
-function fmt(x: number | undefined, digits = 1): string {
+/** `x` with `digits` decimals, or "-" when it is missing or not finite. */
+export function fmt(x: number | undefined, digits = 1): string {
   return x === undefined || !Number.isFinite(x) ? "-" : x.toFixed(digits);
+}
+
+/** Rows of cells as a fixed-width text table, each column as wide as its widest cell. */
+export function textTable(rows: readonly (readonly string[])[]): string {
+  const widths = (rows[0] ?? []).map((_, j) => Math.max(...rows.map((row) => row[j].length)));
+  return rows.map((row) => "| " + row.map((v, j) => v.padEnd(widths[j])).join(" | ") + " |").join("\n");
 }
 
 /** The rows as a fixed-width table; `header` adds the column names. */
@@ -164,9 +194,7 @@ export function formatTable(list: readonly Row[], header = true): string {
     r.oursOver ? `${fmt(r.oursOver, 1)}x` : "",
     r.note ?? "",
   ]);
-  const all = header ? [cols, ...body] : body;
-  const widths = cols.map((_, j) => Math.max(...all.map((row) => row[j].length)));
-  return all.map((row) => "| " + row.map((v, j) => v.padEnd(widths[j])).join(" | ") + " |").join("\n");
+  return textTable(header ? [cols, ...body] : body);
 }
 
 /** Prints every row recorded in this process under a header naming the adapter. */
@@ -234,6 +262,33 @@ export function loadOrt(): Promise<Ort> {
     return ort;
   });
   return ortPromise;
+}
+
+/**
+ * onnxruntime-web as a contender: a run times `session.run(feeds)` and frees the outputs after the clock
+ * stops; `check` gets the outputs of the verification run (and throws when they are wrong).
+ */
+export function ortContender(
+  session: InferenceSession,
+  feeds: InferenceSession.FeedsType,
+  check: (out: InferenceSession.ReturnType) => void,
+): Contender {
+  const free = (out: InferenceSession.ReturnType) => Object.values(out).forEach((t) => t.dispose());
+  return {
+    name: "onnxruntime-web wasm",
+    run: async () => {
+      const t0 = performance.now();
+      const out = await session.run(feeds);
+      const wallMs = performance.now() - t0;
+      free(out);
+      return { wallMs };
+    },
+    verify: async () => {
+      const out = await session.run(feeds);
+      check(out);
+      free(out);
+    },
+  };
 }
 
 const FLOAT = 1, INT64 = 7;

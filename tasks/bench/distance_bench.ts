@@ -14,13 +14,14 @@ import { CommandBatch } from "../../lib/gpu/dispatch.ts";
 import { encodePairwiseSqL2, sqL2Ref } from "../../lib/ops/distance.ts";
 import { Rng } from "../../lib/util/rng.ts";
 import {
+  benchTable,
   type Contender,
   firstThen,
   loadOrt,
   loadTf,
   measure,
   onnxDistanceModel,
-  printTable,
+  ortContender,
   record,
   recordSkipped,
   tfPairwiseSqL2,
@@ -97,21 +98,9 @@ async function benchCase(c: ReturnType<typeof caseData>, n: number, d: number, r
     const session = await ort.InferenceSession.create(onnxDistanceModel(d), { executionProviders: ["wasm"] });
     const feeds = { q: new ort.Tensor("float32", qa, [n, d]), b: new ort.Tensor("float32", ba, [n, d]) };
     cleanup.push(() => session.release());
-    contenders.push({
-      name: "onnxruntime-web wasm",
-      run: async () => {
-        const t0 = performance.now();
-        const r = await session.run(feeds);
-        const wallMs = performance.now() - t0;
-        r.dist.dispose();
-        return { wallMs };
-      },
-      verify: async () => {
-        const r = await session.run(feeds);
-        checkRow0(r.dist.data as Float32Array, "onnxruntime");
-        r.dist.dispose();
-      },
-    });
+    contenders.push(
+      ortContender(session, feeds, (r) => checkRow0(r.dist.data as Float32Array, "onnxruntime")),
+    );
   }
   const measured = await measure(contenders, reps);
   if (measured[0].error) throw new Error(`${name}: ${measured[0].error}`);
@@ -138,13 +127,8 @@ for (const c of CASES) {
   });
 }
 
-Deno.bench({
-  name: "distance table",
-  group: "distance",
-  n: 1,
-  warmup: 0,
-  fn: firstThen(async () => {
-    await Promise.resolve();
-    printTable(`Pairwise squared L2 on ${adapter}; medians of interleaved runs, GFLOP = 3*M*N*D`);
-  }, () => Promise.resolve()),
-});
+benchTable(
+  "distance table",
+  "distance",
+  `Pairwise squared L2 on ${adapter}; medians of interleaved runs, GFLOP = 3*M*N*D`,
+);

@@ -28,7 +28,7 @@ import { getGpu } from "../../lib/gpu/device.ts";
 import { GpuBuffer } from "../../lib/gpu/buffer.ts";
 import type { HostMatrix } from "../../lib/util/matrix.ts";
 import { Rng } from "../../lib/util/rng.ts";
-import { type Contender, measure, type Measured, printTable, record, recordSkipped } from "./_peers.ts";
+import { benchOnce, benchTable, type Contender, measure, record, recordSkipped } from "./_peers.ts";
 
 const gpu = await getGpu();
 const adapter = gpu.describe();
@@ -179,17 +179,25 @@ function pythonContender(
   };
 }
 
-/** One timed run per contender, for cases too long to repeat (pipelines are warmed on a small set first). */
-async function measureOnce(contenders: readonly Contender[]): Promise<Measured[]> {
-  const out: Measured[] = [];
-  for (const c of contenders) {
-    try {
-      out.push({ name: c.name, wallMs: (await c.run()).wallMs });
-    } catch (e) {
-      out.push({ name: c.name, error: (e as Error).message.split("\n")[0].slice(0, 120) });
-    }
-  }
-  return out;
+/**
+ * Times the contenders (medians of `reps` interleaved runs after a warm-up; with `reps` 0 one run each, for
+ * cases too long to repeat, whose pipelines are warmed on a small set first) and records a row each, its
+ * quality note (`notes[i]`, filled by the runs) in the note column. When the Python peers cannot run,
+ * `pythonPeers` (their name) gets a row saying why.
+ */
+async function measureAndRecord(
+  name: string,
+  contenders: readonly Contender[],
+  reps: number,
+  notes: readonly string[],
+  work: number,
+  unit: string,
+  pythonPeers?: string,
+): Promise<void> {
+  const measured = reps > 0 ? await measure(contenders, reps) : await measure(contenders, 1, false);
+  measured.forEach((m, i) => (m.error ??= notes[i]));
+  record(name, measured, work, unit);
+  if (pythonPeers && pythonMissing) recordSkipped(name, pythonPeers, pythonMissing);
 }
 
 function fmtRecall(r: Record<string | number, number>): string {
@@ -241,10 +249,8 @@ async function retrievalCase(
       }),
     );
   }
-  const measured = reps > 0 ? await measure(contenders, reps) : await measureOnce(contenders);
-  measured.forEach((m, i) => (m.error ??= notes[i]));
-  record(name, measured, set.data.rows / 1000, "kq");
-  if (!stem) recordSkipped(name, "faiss IndexFlatL2 + numpy", pythonMissing!);
+  const peers = "faiss IndexFlatL2 + numpy";
+  await measureAndRecord(name, contenders, reps, notes, set.data.rows / 1000, "kq", peers);
 }
 
 /** k-means + NMI: ours (GPU, 3 restarts) against scikit-learn and (optionally) faiss. */
@@ -289,10 +295,8 @@ async function kmeansCase(
       );
     }
   }
-  const measured = reps > 0 ? await measure(contenders, reps) : await measureOnce(contenders);
-  measured.forEach((m, i) => (m.error ??= notes[i]));
-  record(name, measured, set.data.rows / 1000, "kpts");
-  if (!stem) recordSkipped(name, "scikit-learn KMeans / faiss Kmeans", pythonMissing!);
+  const peers = "scikit-learn KMeans / faiss Kmeans";
+  await measureAndRecord(name, contenders, reps, notes, set.data.rows / 1000, "kpts", peers);
 }
 
 /** The call the training loop makes each epoch, and the full evaluation, end to end (ours only). */
@@ -317,9 +321,7 @@ async function evaluateCase(
       return { wallMs: performance.now() - t };
     },
   }));
-  const measured = reps > 0 ? await measure(contenders, reps) : await measureOnce(contenders);
-  measured.forEach((m, i) => (m.error ??= notes[i]));
-  record(name, measured, set.data.rows / 1000, "kq");
+  await measureAndRecord(name, contenders, reps, notes, set.data.rows / 1000, "kq");
 }
 
 /**
@@ -389,64 +391,31 @@ async function tsneCase(reps: number): Promise<void> {
       }),
     );
   }
-  const measured = reps > 0 ? await measure(contenders, reps) : await measureOnce(contenders);
-  measured.forEach((m, i) => (m.error ??= notes[i]));
-  record(name, measured, 6, "kpts");
-  if (pythonMissing) recordSkipped(name, "scikit-learn TSNE", pythonMissing);
+  await measureAndRecord(name, contenders, reps, notes, 6, "kpts", "scikit-learn TSNE");
   if (stem) removeData(stem);
 }
 
-/** Deno bench may call a bench function more than once; each case here runs (and prints) once. */
-function once(fn: () => Promise<void>): () => Promise<void> {
-  let done = false;
-  return async () => {
-    if (done) return;
-    done = true;
-    await fn();
-  };
-}
-
-Deno.bench({
-  name: "evaluation 10,000 x 64 (10 classes) vs faiss / scikit-learn",
-  group: "eval",
-  n: 1,
-  warmup: 0,
-  fn: once(async () => {
-    await datasetCases("10,000 x 64, 10 classes", clustered(10, 10_000, 64, 10, 2.5), false);
-  }),
+// Deno bench may call a bench function more than once; each case here runs (and prints) once.
+benchOnce("evaluation 10,000 x 64 (10 classes) vs faiss / scikit-learn", "eval", async () => {
+  await datasetCases("10,000 x 64, 10 classes", clustered(10, 10_000, 64, 10, 2.5), false);
 });
 
-Deno.bench({
-  name: "evaluation 100,000 x 64 random (100 classes) vs faiss / scikit-learn",
-  group: "eval",
-  n: 1,
-  warmup: 0,
-  ignore: Deno.env.get("EVAL_BENCH_LARGE") === "0",
-  fn: once(async () => {
+benchOnce(
+  "evaluation 100,000 x 64 random (100 classes) vs faiss / scikit-learn",
+  "eval",
+  async () => {
     const warm = clustered(1, 3000, 64, 100, 4);
     await evaluateEmbeddings(warm.data, warm.labels); // compiles the pipelines
     await datasetCases("100,000 x 64 random, 100 classes", clustered(100, 100_000, 64, 100, 4), true);
-  }),
-});
+  },
+  Deno.env.get("EVAL_BENCH_LARGE") === "0",
+);
 
-Deno.bench({
-  name: "t-SNE 6,000 points vs scikit-learn",
-  group: "eval",
-  n: 1,
-  warmup: 0,
-  fn: once(() => tsneCase(0)),
-});
+benchOnce("t-SNE 6,000 points vs scikit-learn", "eval", () => tsneCase(0));
 
-Deno.bench({
-  name: "eval table",
-  group: "eval",
-  n: 1,
-  warmup: 0,
-  fn: once(async () => {
-    await Promise.resolve();
-    printTable(
-      `Evaluation on ${adapter}; medians of interleaved runs (Python peers timed inside Python, data loaded); ` +
-        `rate = thousand queries or points per second`,
-    );
-  }),
-});
+benchTable(
+  "eval table",
+  "eval",
+  `Evaluation on ${adapter}; medians of interleaved runs (Python peers timed inside Python, data loaded); ` +
+    `rate = thousand queries or points per second`,
+);

@@ -27,7 +27,7 @@ import { degreeStats } from "../../lib/ann/graph.ts";
 import type { HostMatrix } from "../../lib/util/matrix.ts";
 import { selectRows } from "../../lib/util/matrix.ts";
 import { Rng } from "../../lib/util/rng.ts";
-import { firstThen } from "./_peers.ts";
+import { benchOnce, fmt, textTable } from "./_peers.ts";
 
 const gpu = await getGpu();
 const QUICK = Deno.env.get("FANNG_BENCH") === "quick";
@@ -62,10 +62,6 @@ interface Row {
 
 const rows: Row[] = [];
 
-function fmt(x: number | undefined, digits: number): string {
-  return x === undefined || !Number.isFinite(x) ? "-" : x.toFixed(digits);
-}
-
 function table(list: readonly Row[]): string {
   const head = [
     "case",
@@ -87,9 +83,7 @@ function table(list: readonly Row[]): string {
     r.vsBrute === undefined ? "" : `${fmt(r.vsBrute, 2)}x`,
     r.note ?? "",
   ]);
-  const all = [head, ...body];
-  const w = head.map((_, j) => Math.max(...all.map((row) => row[j].length)));
-  return all.map((row) => "| " + row.map((v, j) => v.padEnd(w[j])).join(" | ") + " |").join("\n");
+  return textTable([head, ...body]);
 }
 
 function add(row: Row): void {
@@ -109,25 +103,38 @@ function recallAt(found: Uint32Array, truth: Uint32Array, q: number, k = K): num
   return hit / (q * k);
 }
 
-/** Exact k nearest (GPU brute force) of `queries` in `base`; with `selfIds`, drops each query's own row. */
+/**
+ * Exact k nearest (GPU brute force) of `queries` in `base`, with `selfIds` without each query's own row;
+ * records the brute-force row of `caseName` and returns the answer and the queries per second.
+ */
 async function bruteForce(
+  caseName: string,
   base: GpuBuffer<"f32">,
   queries: HostMatrix,
   selfIds?: Uint32Array,
-): Promise<{ indices: Uint32Array; seconds: number }> {
+): Promise<{ indices: Uint32Array; qps: number }> {
   using q = GpuBuffer.fromArray(gpu, queries.data, [queries.rows, queries.cols]);
   const kk = selfIds ? K + 1 : K;
   const t0 = performance.now();
   using r = await knnSqL2(q, base, kk);
   const raw = await r.indices.read();
-  const seconds = (performance.now() - t0) / 1000;
-  if (!selfIds) return { indices: raw, seconds };
+  const qps = queries.rows / ((performance.now() - t0) / 1000);
+  add({
+    case: caseName,
+    method: "GPU brute force (knnSqL2)",
+    param: "exact",
+    recall: 1,
+    evals: base.rows,
+    qps,
+    vsBrute: 1,
+  });
+  if (!selfIds) return { indices: raw, qps };
   const out = new Uint32Array(queries.rows * K);
   for (let i = 0; i < queries.rows; i++) {
     const row = Array.from(raw.subarray(i * kk, (i + 1) * kk)).filter((x) => x !== selfIds[i]).slice(0, K);
     out.set(row, i * K);
   }
-  return { indices: out, seconds };
+  return { indices: out, qps };
 }
 
 function sample(rng: Rng, n: number, count: number): Uint32Array {
@@ -188,6 +195,45 @@ async function hnswlib(
   }
 }
 
+/**
+ * Runs the hnswlib peer at each ef and records a row per ef: recall against `truth`, speed against brute
+ * force's `bruteQps`. With `reportBuild`, also its build row, or a row saying why it did not run.
+ */
+async function hnswlibRows(
+  caseName: string,
+  base: HostMatrix,
+  queries: HostMatrix,
+  efs: number[],
+  truth: Uint32Array,
+  bruteQps: number,
+  { selfIds, reportBuild }: { selfIds?: Uint32Array; reportBuild: boolean },
+): Promise<void> {
+  const peer = await hnswlib(base, queries, efs, selfIds);
+  if (typeof peer === "string") {
+    if (reportBuild) add({ case: caseName, method: "hnswlib", param: "-", note: peer });
+    return;
+  }
+  if (reportBuild) {
+    add({
+      case: caseName,
+      method: "hnswlib build",
+      param: "M 16, efC 200",
+      note: `${peer.build.toFixed(1)} s, 2 threads`,
+    });
+  }
+  for (const r of peer.runs) {
+    const qps = queries.rows / r.seconds;
+    add({
+      case: caseName,
+      method: "hnswlib (2 threads)",
+      param: `ef ${r.ef}`,
+      recall: recallAt(r.labels, truth, queries.rows),
+      qps,
+      vsBrute: qps / bruteQps,
+    });
+  }
+}
+
 /** Builds an index and records its build row. */
 async function build(caseName: string, data: HostMatrix): Promise<FanngIndex> {
   const t0 = performance.now();
@@ -244,6 +290,39 @@ async function sweep(
   return out;
 }
 
+/**
+ * The rows of a case of separate queries: GPU brute force (also the ground truth), FANNG search at each
+ * budget and hnswlib at each ef. Returns brute force's queries/s and the FANNG runs.
+ */
+async function queryCase(
+  caseName: string,
+  index: FanngIndex,
+  base: GpuBuffer<"f32">,
+  data: HostMatrix,
+  queries: HostMatrix,
+  budgets: number[],
+  efs: number[],
+): Promise<{ bruteQps: number; runs: { budget: number; recall: number; qps: number }[] }> {
+  const q = queries.rows;
+  const bf = await bruteForce(caseName, base, queries);
+  const runs = await sweep(
+    caseName,
+    "FANNG search",
+    budgets,
+    { index, queries, entryPoints: "fixed" },
+    async (budget) => {
+      const t0 = performance.now();
+      using r = await index.search(queries, K, { budget });
+      const seconds = (performance.now() - t0) / 1000;
+      return { indices: await r.indices.read(), evaluations: r.evaluations, seconds, queries: q };
+    },
+    (found) => recallAt(found, bf.indices, q),
+    bf.qps,
+  );
+  await hnswlibRows(caseName, data, queries, efs, bf.indices, bf.qps, { reportBuild: true });
+  return { bruteQps: bf.qps, runs };
+}
+
 // ---------------------------------------------------------------------------------------------------
 // (a) Fashion-MNIST
 
@@ -257,69 +336,22 @@ async function benchFashion(): Promise<void> {
   using base = GpuBuffer.fromArray(gpu, train.data, [n, 784]);
 
   // Test queries: ground truth and the brute-force peer are the same GPU run.
-  const bf = await bruteForce(base, test);
-  const bfQps = q / bf.seconds;
-  add({
-    case: `${name}, ${q} test queries`,
-    method: "GPU brute force (knnSqL2)",
-    param: "exact",
-    recall: 1,
-    evals: n,
-    qps: bfQps,
-    vsBrute: 1,
-  });
-  const testRuns = await sweep(
-    `${name}, ${q} test queries`,
-    "FANNG search",
+  const testCase = `${name}, ${q} test queries`;
+  const { bruteQps: bfQps, runs: testRuns } = await queryCase(
+    testCase,
+    index,
+    base,
+    train,
+    test,
     [64, 128, 256, 384, 512],
-    { index, queries: test, entryPoints: "fixed" },
-    async (budget) => {
-      const t0 = performance.now();
-      using r = await index.search(test, K, { budget });
-      const seconds = (performance.now() - t0) / 1000;
-      return { indices: await r.indices.read(), evaluations: r.evaluations, seconds, queries: q };
-    },
-    (found) => recallAt(found, bf.indices, q),
-    bfQps,
+    [10, 20, 40, 80, 160],
   );
-  const peer = await hnswlib(train, test, [10, 20, 40, 80, 160]);
-  if (typeof peer === "string") {
-    add({ case: `${name}, ${q} test queries`, method: "hnswlib", param: "-", note: peer });
-  } else {
-    add({
-      case: `${name}, ${q} test queries`,
-      method: "hnswlib build",
-      param: "M 16, efC 200",
-      note: `${peer.build.toFixed(1)} s, 2 threads`,
-    });
-    for (const r of peer.runs) {
-      const qps = q / r.seconds;
-      add({
-        case: `${name}, ${q} test queries`,
-        method: "hnswlib (2 threads)",
-        param: `ef ${r.ef}`,
-        recall: recallAt(r.labels, bf.indices, q),
-        qps,
-        vsBrute: qps / bfQps,
-      });
-    }
-  }
 
   // Self-search: every point's 10 nearest others, timed over all N; recall on a random sample.
   const ids = sample(new Rng(7), n, SELF_SAMPLE);
   const sampleRows = selectRows(train, ids);
-  const bfSelf = await bruteForce(base, sampleRows, ids);
-  const bfSelfQps = ids.length / bfSelf.seconds;
   const selfCase = `${name}, self-search (recall on ${ids.length} points)`;
-  add({
-    case: selfCase,
-    method: "GPU brute force (knnSqL2)",
-    param: "exact",
-    recall: 1,
-    evals: n,
-    qps: bfSelfQps,
-    vsBrute: 1,
-  });
+  const bfSelf = await bruteForce(selfCase, base, sampleRows, ids);
   await sweep(
     selfCase,
     "FANNG selfSearch",
@@ -335,28 +367,18 @@ async function benchFashion(): Promise<void> {
       return { indices: picked, evaluations: r.evaluations, seconds, queries: n };
     },
     (found) => recallAt(found, bfSelf.indices, ids.length),
-    bfSelfQps,
+    bfSelf.qps,
   );
-  const selfPeer = await hnswlib(train, sampleRows, [20, 40, 80], ids);
-  if (typeof selfPeer !== "string") {
-    for (const r of selfPeer.runs) {
-      const qps = ids.length / r.seconds;
-      add({
-        case: selfCase,
-        method: "hnswlib (2 threads)",
-        param: `ef ${r.ef}`,
-        recall: recallAt(r.labels, bfSelf.indices, ids.length),
-        qps,
-        vsBrute: qps / bfSelfQps,
-      });
-    }
-  }
+  await hnswlibRows(selfCase, train, sampleRows, [20, 40, 80], bfSelf.indices, bfSelf.qps, {
+    selfIds: ids,
+    reportBuild: false,
+  });
   const best = testRuns.find((r) => r.recall >= 0.95);
   if (best) {
     // Brute force costs O(N) per query, the graph roughly O(budget): the modelled crossover N.
     const crossN = n * (bfQps / best.qps);
     add({
-      case: `${name}, ${q} test queries`,
+      case: testCase,
       method: "crossover (model)",
       param: String(best.budget),
       note:
@@ -379,53 +401,8 @@ async function benchRandom(): Promise<void> {
   const name = `random Gaussian ${n} x ${d}`;
   using index = await build(name, data);
   using base = GpuBuffer.fromArray(gpu, data.data, [n, d]);
-  const bf = await bruteForce(base, queries);
-  const bfQps = q / bf.seconds;
-  add({
-    case: `${name}, ${q} queries`,
-    method: "GPU brute force (knnSqL2)",
-    param: "exact",
-    recall: 1,
-    evals: n,
-    qps: bfQps,
-    vsBrute: 1,
-  });
-  await sweep(
-    `${name}, ${q} queries`,
-    "FANNG search",
-    [128, 256, 512, 1024, 2048],
-    { index, queries, entryPoints: "fixed" },
-    async (budget) => {
-      const t0 = performance.now();
-      using r = await index.search(queries, K, { budget });
-      const seconds = (performance.now() - t0) / 1000;
-      return { indices: await r.indices.read(), evaluations: r.evaluations, seconds, queries: q };
-    },
-    (found) => recallAt(found, bf.indices, q),
-    bfQps,
-  );
-  const peer = await hnswlib(data, queries, [20, 40, 80, 160, 320]);
-  if (typeof peer === "string") {
-    add({ case: `${name}, ${q} queries`, method: "hnswlib", param: "-", note: peer });
-  } else {
-    add({
-      case: `${name}, ${q} queries`,
-      method: "hnswlib build",
-      param: "M 16, efC 200",
-      note: `${peer.build.toFixed(1)} s, 2 threads`,
-    });
-    for (const r of peer.runs) {
-      const qps = q / r.seconds;
-      add({
-        case: `${name}, ${q} queries`,
-        method: "hnswlib (2 threads)",
-        param: `ef ${r.ef}`,
-        recall: recallAt(r.labels, bf.indices, q),
-        qps,
-        vsBrute: qps / bfQps,
-      });
-    }
-  }
+  const budgets = [128, 256, 512, 1024, 2048], efs = [20, 40, 80, 160, 320];
+  await queryCase(`${name}, ${q} queries`, index, base, data, queries, budgets, efs);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -439,17 +416,7 @@ async function benchCrossover(): Promise<void> {
     const train: HostMatrix = { rows: n, cols: 784, data: ds.train.features.data.subarray(0, n * 784) };
     const name = `crossover: Fashion-MNIST ${n} x 784, ${q} queries`;
     using base = GpuBuffer.fromArray(gpu, train.data, [n, 784]);
-    const bf = await bruteForce(base, test);
-    const bfQps = q / bf.seconds;
-    add({
-      case: name,
-      method: "GPU brute force (knnSqL2)",
-      param: "exact",
-      recall: 1,
-      evals: n,
-      qps: bfQps,
-      vsBrute: 1,
-    });
+    const bf = await bruteForce(name, base, test);
     using index = await FanngIndex.build(gpu, train, { quiet: true });
     for (const budget of [32, 64, 128, 256, 512]) {
       (await index.search(test, K, { budget }))[Symbol.dispose](); // compiles the pipeline, untimed
@@ -465,7 +432,7 @@ async function benchCrossover(): Promise<void> {
           recall,
           evals: r.evaluations,
           qps: q / seconds,
-          vsBrute: q / seconds / bfQps,
+          vsBrute: q / seconds / bf.qps,
           note: "smallest budget with recall >= 0.95",
         });
         break;
@@ -482,14 +449,9 @@ const runs: [string, () => Promise<void>][] = [
   ["crossover", benchCrossover],
 ];
 for (const [key, fn] of runs) {
-  if (!CASES.includes(key)) continue;
-  Deno.bench({
-    name: `fanng ${key} (${QUICK ? "quick" : "full"} sizes; table below)`,
-    group: "fanng",
-    n: 1,
-    warmup: 0,
-    fn: firstThen(fn, () => Promise.resolve()),
-  });
+  if (CASES.includes(key)) {
+    benchOnce(`fanng ${key} (${QUICK ? "quick" : "full"} sizes; table below)`, "fanng", fn);
+  }
 }
 
 addEventListener("unload", () => {

@@ -20,6 +20,8 @@ import { encodeTopkSmallest, knnSqL2, topkSmallestRef } from "../../lib/ops/topk
 import { knnSqL2Ref } from "../../lib/ops/knn.ts";
 import { Rng } from "../../lib/util/rng.ts";
 import {
+  benchOnce,
+  benchTable,
   type Contender,
   firstThen,
   loadOrt,
@@ -27,7 +29,7 @@ import {
   measure,
   onnxKnnModel,
   onnxTopkModel,
-  printTable,
+  ortContender,
   record,
   recordSkipped,
   tfPairwiseSqL2,
@@ -112,23 +114,7 @@ async function benchTopk(k: number): Promise<void> {
         tf.dispose([t.values, t.indices]);
       },
     },
-    {
-      name: "onnxruntime-web wasm",
-      run: async () => {
-        const t0 = performance.now();
-        const out = await session.run(feeds);
-        const wallMs = performance.now() - t0;
-        out.values.dispose();
-        out.indices.dispose();
-        return { wallMs };
-      },
-      verify: async () => {
-        const out = await session.run(feeds);
-        checkIndices(out.indices.data as BigInt64Array, "onnxruntime");
-        out.values.dispose();
-        out.indices.dispose();
-      },
-    },
+    ortContender(session, feeds, (out) => checkIndices(out.indices.data as BigInt64Array, "onnxruntime")),
   ];
   record(name, await measure(contenders, 5), (TOPK_M * TOPK_N) / 1e6, "Melem");
   tx.dispose();
@@ -202,23 +188,7 @@ async function benchKnnSmall(): Promise<void> {
         tf.dispose([dist, t.values, t.indices]);
       },
     },
-    {
-      name: "onnxruntime-web wasm",
-      run: async () => {
-        const t0 = performance.now();
-        const out = await session.run(feeds);
-        const wallMs = performance.now() - t0;
-        out.values.dispose();
-        out.indices.dispose();
-        return { wallMs };
-      },
-      verify: async () => {
-        const out = await session.run(feeds);
-        check(out.indices.data as BigInt64Array, "onnxruntime");
-        out.values.dispose();
-        out.indices.dispose();
-      },
-    },
+    ortContender(session, feeds, (out) => check(out.indices.data as BigInt64Array, "onnxruntime")),
   ];
   record(name, await measure(contenders, 3), (3 * n * n * d) / 1e9, "GFLOP");
   tx.dispose();
@@ -248,30 +218,11 @@ async function benchKnnLarge(): Promise<void> {
   recordSkipped(name, "onnxruntime-web wasm", `n/a: the ${gib} GiB distance matrix cannot exist`);
 }
 
-Deno.bench({
-  name: "knnSqL2 N=4096 D=64 k=10 (interleaved with peers)",
-  group: "knn",
-  n: 1,
-  warmup: 0,
-  fn: firstThen(benchKnnSmall, () => Promise.resolve()),
-});
-
-Deno.bench({
-  name: "knnSqL2 N=65536 D=64 k=10 (streamed; the matrix cannot exist)",
-  group: "knn",
-  n: 1,
-  warmup: 0,
-  fn: firstThen(benchKnnLarge, () => Promise.resolve()),
-});
-
-Deno.bench({
-  name: "topk/knn table",
-  group: "knn",
-  n: 1,
-  warmup: 0,
-  fn: firstThen(async () => {
-    await Promise.resolve();
-    disposers.splice(0).forEach((f) => f());
-    printTable(`Top-k and fused kNN on ${adapter}; medians of interleaved runs`);
-  }, () => Promise.resolve()),
-});
+benchOnce("knnSqL2 N=4096 D=64 k=10 (interleaved with peers)", "knn", benchKnnSmall);
+benchOnce("knnSqL2 N=65536 D=64 k=10 (streamed; the matrix cannot exist)", "knn", benchKnnLarge);
+benchTable(
+  "topk/knn table",
+  "knn",
+  `Top-k and fused kNN on ${adapter}; medians of interleaved runs`,
+  () => disposers.splice(0).forEach((f) => f()),
+);

@@ -3,11 +3,12 @@ import { getGpu } from "../../lib/gpu/device.ts";
 import { GpuBuffer } from "../../lib/gpu/buffer.ts";
 import { CommandBatch } from "../../lib/gpu/dispatch.ts";
 import { encodeKnnSqL2, type KnnOptions, knnSqL2, knnSqL2Ref } from "../../lib/ops/knn.ts";
-import { NO_INDEX, type TopkFilter, type TopkFilterHost } from "../../lib/ops/topk.ts";
+import { NO_INDEX, type TopkFilter } from "../../lib/ops/topk.ts";
 import { pairwiseSqL2Ref } from "../../lib/ops/distance.ts";
 import { ShapeError, UserError } from "../../lib/errors.ts";
 import { type HostMatrix, selectRows } from "../../lib/util/matrix.ts";
 import { Rng } from "../../lib/util/rng.ts";
+import { filterInputs, type FilterPair, filterPair } from "./topk_filters.ts";
 
 const gpu = await getGpu();
 
@@ -33,7 +34,7 @@ async function checkExact(
   q: HostMatrix,
   b: HostMatrix,
   k: number,
-  filter: { gpu?: TopkFilter; host?: TopkFilterHost } = {},
+  filter: FilterPair = {},
   options?: KnnOptions,
 ): Promise<void> {
   const got = await runKnn(q, b, k, filter.gpu, options);
@@ -74,35 +75,16 @@ Deno.test("knnSqL2 filters match the reference: self with offset, labels, radius
   const rowLabels = new Int32Array(100).map(() => rng.int(3));
   const colLabels = new Int32Array(400).map(() => rng.int(3));
   const rowMin = new Float32Array(100).map(() => rng.int(6));
-  using rl = GpuBuffer.fromArray(gpu, rowLabels);
-  using cl = GpuBuffer.fromArray(gpu, colLabels);
-  using rm = GpuBuffer.fromArray(gpu, rowMin);
-  await checkExact(queries, base, 7, {
-    gpu: { excludeSelf: true, selfOffset: 50 },
-    host: { excludeSelf: true, selfOffset: 50 },
-  });
-  await checkExact(queries, base, 7, {
-    gpu: { rowLabels: rl, colLabels: cl, labelMode: "different" },
-    host: { rowLabels, colLabels, labelMode: "different" },
-  }, { baseBlock: 128 });
-  await checkExact(queries, base, 7, {
-    gpu: {
-      excludeSelf: true,
-      selfOffset: 50,
-      rowLabels: rl,
-      colLabels: cl,
-      labelMode: "same",
-      rowMinDistance: rm,
-    },
-    host: {
-      excludeSelf: true,
-      selfOffset: 50,
-      rowLabels,
-      colLabels,
-      labelMode: "same",
-      rowMinDistance: rowMin,
-    },
-  }, { baseBlock: 128 });
+  using inputs = filterInputs(gpu, { rowLabels, colLabels, rowMinDistance: rowMin });
+  await checkExact(queries, base, 7, filterPair(inputs, { excludeSelf: true, selfOffset: 50 }));
+  await checkExact(queries, base, 7, filterPair(inputs, { labelMode: "different" }), { baseBlock: 128 });
+  await checkExact(
+    queries,
+    base,
+    7,
+    filterPair(inputs, { excludeSelf: true, selfOffset: 50, labelMode: "same", radius: true }),
+    { baseBlock: 128 },
+  );
   // The self filter really removes the zero distance: without it each query finds itself first.
   const plain = await runKnn(queries, base, 1);
   assert.deepEqual(plain.distances, new Float32Array(100));

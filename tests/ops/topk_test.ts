@@ -6,14 +6,13 @@ import {
   encodeTopkSmallest,
   MAX_K,
   NO_INDEX,
-  type TopkFilter,
-  type TopkFilterHost,
   type TopkOptions,
   topkSmallest,
   topkSmallestRef,
 } from "../../lib/ops/topk.ts";
 import { ShapeError, UserError } from "../../lib/errors.ts";
 import { Rng } from "../../lib/util/rng.ts";
+import { filterInputs, type FilterPair, filterPair, type FilterSpec } from "./topk_filters.ts";
 
 const gpu = await getGpu();
 
@@ -32,7 +31,7 @@ async function check(
   rows: number,
   cols: number,
   k: number,
-  filter: { gpu?: TopkFilter; host?: TopkFilterHost } = {},
+  filter: FilterPair = {},
   options: TopkOptions = {},
 ): Promise<void> {
   using v = GpuBuffer.fromArray(gpu, data, [rows, cols]);
@@ -81,57 +80,34 @@ Deno.test("topkSmallest filters match the reference: self, labels (different/sam
   const colLabels = new Int32Array(cols).map(() => rng.int(4));
   const rowMin = new Float32Array(rows).map(() => rng.int(8) - 0.5);
   rowMin[3] = NaN; // a NaN radius keeps nothing (value > NaN is false)
-  using rl = GpuBuffer.fromArray(gpu, rowLabels);
-  using cl = GpuBuffer.fromArray(gpu, colLabels);
-  using rm = GpuBuffer.fromArray(gpu, rowMin);
-  const filters: { gpu: TopkFilter; host: TopkFilterHost }[] = [
-    { gpu: { excludeSelf: true }, host: { excludeSelf: true } },
-    { gpu: { excludeSelf: true, selfOffset: 100 }, host: { excludeSelf: true, selfOffset: 100 } },
-    {
-      gpu: { rowLabels: rl, colLabels: cl, labelMode: "different" },
-      host: { rowLabels, colLabels, labelMode: "different" },
-    },
-    {
-      gpu: { rowLabels: rl, colLabels: cl, labelMode: "same" },
-      host: { rowLabels, colLabels, labelMode: "same" },
-    },
-    { gpu: { rowMinDistance: rm }, host: { rowMinDistance: rowMin } },
-    {
-      gpu: {
-        excludeSelf: true,
-        selfOffset: 5,
-        rowLabels: rl,
-        colLabels: cl,
-        labelMode: "same",
-        rowMinDistance: rm,
-      },
-      host: {
-        excludeSelf: true,
-        selfOffset: 5,
-        rowLabels,
-        colLabels,
-        labelMode: "same",
-        rowMinDistance: rowMin,
-      },
-    },
+  using inputs = filterInputs(gpu, { rowLabels, colLabels, rowMinDistance: rowMin });
+  const filters: FilterSpec[] = [
+    { excludeSelf: true },
+    { excludeSelf: true, selfOffset: 100 },
+    { labelMode: "different" },
+    { labelMode: "same" },
+    { radius: true },
+    { excludeSelf: true, selfOffset: 5, labelMode: "same", radius: true },
   ];
-  for (const f of filters) {
+  for (const spec of filters) {
+    const f = filterPair(inputs, spec);
     await check(data, rows, cols, k, f);
     await check(data, rows, cols, k, f, { segments: 3 });
   }
   // Scalar-scan path (cols % 4 != 0) with every filter.
   const colLabels2 = colLabels.subarray(0, 203);
   using cl2 = GpuBuffer.fromArray(gpu, colLabels2);
-  await check(values(rng, rows, 203), rows, 203, k, {
-    gpu: { excludeSelf: true, rowLabels: rl, colLabels: cl2, labelMode: "different", rowMinDistance: rm },
-    host: {
-      excludeSelf: true,
-      rowLabels,
-      colLabels: colLabels2,
-      labelMode: "different",
-      rowMinDistance: rowMin,
-    },
-  });
+  const scalarInputs = {
+    gpu: { ...inputs.gpu, colLabels: cl2 },
+    host: { ...inputs.host, colLabels: colLabels2 },
+  };
+  await check(
+    values(rng, rows, 203),
+    rows,
+    203,
+    k,
+    filterPair(scalarInputs, { excludeSelf: true, labelMode: "different", radius: true }),
+  );
 });
 
 Deno.test("topkSmallest blocks rows that exceed a binding and splits past one dispatch", async () => {
