@@ -3,6 +3,8 @@
  * repository on 127.0.0.1, import mod.ts from it and run a distance computation and a kNN through it.
  */
 import assert from "node:assert/strict";
+import { pairwiseSqL2Ref } from "../lib/ops/distance.ts";
+import { knnSqL2Ref } from "../lib/ops/knn.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const TYPES: Record<string, string> = {
@@ -30,27 +32,38 @@ function serveRepository(): Deno.HttpServer<Deno.NetAddr> {
   });
 }
 
+// The client runs as its own process with --no-lock: the server's port changes every run, and importing
+// in-process would add a lock entry per remote module per run to deno.lock.
 Deno.test("mod.ts imported over HTTP computes distances and neighbours like the reference", async () => {
   const server = serveRepository();
   try {
     const url = `http://127.0.0.1:${server.addr.port}/mod.ts`;
-    const dml = await import(url);
-    const gpu = await dml.getGpu();
-    const rng = new dml.Rng(7);
-    const q = { rows: 5, cols: 6, data: rng.uniformArray(30, -1, 1) };
-    const b = { rows: 9, cols: 6, data: rng.uniformArray(54, -1, 1) };
-    using qb = dml.GpuBuffer.fromArray(gpu, q.data, [5, 6]);
-    using bb = dml.GpuBuffer.fromArray(gpu, b.data, [9, 6]);
-    using dist = await dml.pairwiseSqL2(qb, bb);
-    const got: Float32Array = await dist.read();
-    const ref: Float32Array = dml.pairwiseSqL2Ref(q, b).data;
-    assert.equal(got.length, 45);
-    got.forEach((v, i) =>
+    const client = new URL("./fixtures/import_over_http.ts", import.meta.url);
+    const { code, stdout, stderr } = await new Deno.Command("deno", {
+      args: [
+        "run",
+        "--no-lock",
+        "--quiet",
+        "--allow-net=127.0.0.1",
+        "--allow-import=127.0.0.1",
+        "--allow-env",
+        client.pathname,
+        url,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const err = new TextDecoder().decode(stderr);
+    assert.equal(code, 0, `the client failed:\n${err}`);
+    const got = JSON.parse(new TextDecoder().decode(stdout).trim().split("\n").at(-1)!);
+    const q = { rows: 5, cols: 6, data: Float32Array.from(got.q) };
+    const b = { rows: 9, cols: 6, data: Float32Array.from(got.b) };
+    const ref = pairwiseSqL2Ref(q, b).data;
+    assert.equal(got.dist.length, 45);
+    got.dist.forEach((v: number, i: number) =>
       assert.ok(Math.abs(v - ref[i]) <= 1e-5 * (1 + ref[i]), `entry ${i}: ${v} vs ${ref[i]}`)
     );
-    using nn = await dml.knnSqL2(qb, bb, 3);
-    const refNn = dml.knnSqL2Ref(q, b, 3);
-    assert.deepEqual(await nn.indices.read(), refNn.indices);
+    assert.deepEqual(got.nn, [...knnSqL2Ref(q, b, 3).indices]);
   } finally {
     await server.shutdown();
   }
