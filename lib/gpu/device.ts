@@ -61,6 +61,21 @@ const ADAPTER_LIMITS = [
 /** Features requested when the adapter has them. Only WebGPU-spec features, for portability. */
 const WANTED_FEATURES = ["timestamp-query", "shader-f16"] as const;
 
+/**
+ * On Linux, asks Deno's wgpu for the Vulkan backend only, unless DENO_WEBGPU_BACKEND is already set. Left to
+ * itself wgpu also brings up EGL/OpenGL (a second Mesa driver plus libglvnd's per-thread state) although
+ * we only ever use the Vulkan adapter; with it loaded the process sometimes aborted at exit with glibc heap
+ * corruption ("double free or corruption"), after all work had finished. Must run before the first
+ * requestAdapter of the process. Without env permission wgpu's default stays.
+ */
+function preferVulkanOnLinux(): void {
+  if (typeof Deno === "undefined" || Deno.build.os !== "linux") return;
+  const variable = "DENO_WEBGPU_BACKEND";
+  // Query first so that a run without env permission is never prompted.
+  if (Deno.permissions.querySync({ name: "env", variable }).state !== "granted") return;
+  if (!Deno.env.get(variable)) Deno.env.set(variable, "vulkan");
+}
+
 function isSoftwareAdapter(adapter: GPUAdapter): boolean {
   const info = adapter.info as GPUAdapterInfo & { isFallbackAdapter?: boolean };
   if (info.isFallbackAdapter) return true;
@@ -127,6 +142,7 @@ export class Gpu {
         `This runtime has no WebGPU (navigator.gpu is missing). Use Deno 2.x. ${REMEDY}`,
       );
     }
+    preferVulkanOnLinux();
     let adapter: GPUAdapter | null = null;
     try {
       adapter = await navigator.gpu.requestAdapter({

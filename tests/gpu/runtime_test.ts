@@ -16,6 +16,13 @@ Deno.test("adapter report names the adapter and its limits", async () => {
   assert.match(gpu.describe(), /binding \d+ MiB/);
 });
 
+Deno.test("on Linux the context asks wgpu for Vulkan only unless told otherwise", async () => {
+  const preset = Deno.env.get("DENO_WEBGPU_BACKEND");
+  await getGpu();
+  if (Deno.build.os !== "linux") return;
+  assert.equal(Deno.env.get("DENO_WEBGPU_BACKEND"), preset || "vulkan");
+});
+
 Deno.test("buffers round-trip data, reshape, and free themselves with using", async () => {
   const gpu = await getGpu();
   const data = new Float32Array([1, 2, 3, 4, 5, 6]);
