@@ -430,6 +430,7 @@ struct SearchParams {
   step_cap: u32,         // steps per query in this dispatch
   first_round: u32,
   round: u32,
+  stop_ratio: f32,       // > 0: stop once the closest vertex with edges left is farther than this x the k-th result
 }
 
 @group(0) @binding(0) var<uniform> sp: SearchParams;
@@ -620,6 +621,10 @@ fn search(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u
       if (e >= min(degrees[v], R)) {
         heap_pop();
         continue;
+      }
+      if (sp.stop_ratio > 0.0 && res_n == K && heap_d(0u) > sp.stop_ratio * res_d(K - 1u)) {
+        done = true;
+        break;
       }
       s_scratch[slot(HE)] = e + 1u;
       c = adj[v * R + e];

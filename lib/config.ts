@@ -47,6 +47,11 @@ export interface TrainConfig {
     minedFraction: number;
     /** FANNG search budget (distance evaluations per query); 0 = the index's default. */
     searchBudget: number;
+    /**
+     * Early stop of the FANNG negative search (lib/ann SearchOptions.stopRatio); 0 = off (every query spends
+     * the whole budget, as FANNG's backtracking search does).
+     */
+    searchStop: number;
     /** FANNG maximum out-degree. */
     maxDegree: number;
     /** In-batch miners: classes per batch (batch size / this = samples per class). */
@@ -87,6 +92,7 @@ export function defaultConfig(): TrainConfig {
       neighbours: 8,
       minedFraction: 1,
       searchBudget: 0,
+      searchStop: 0,
       maxDegree: 32,
       classesPerBatch: 8,
     },
@@ -170,6 +176,10 @@ export function validateConfig(c: TrainConfig): void {
   need(isPosInt(c.mining.neighbours) && c.mining.neighbours <= 256, `--neighbours must be in 1..256`);
   need(c.mining.minedFraction >= 0 && c.mining.minedFraction <= 1, `--mined-fraction must be in [0, 1]`);
   need(Number.isInteger(c.mining.searchBudget) && c.mining.searchBudget >= 0, `--search-budget must be >= 0`);
+  need(
+    Number.isFinite(c.mining.searchStop) && c.mining.searchStop >= 0,
+    `--search-stop must be 0 (off) or a positive ratio`,
+  );
   need(isPosInt(c.mining.maxDegree), `--max-degree must be a positive integer`);
   need(
     isPosInt(c.mining.classesPerBatch) && c.mining.classesPerBatch >= 2,

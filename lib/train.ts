@@ -224,6 +224,7 @@ class TrainingRun {
         neighbours: mining.neighbours,
         maxDegree: mining.maxDegree,
         budget: mining.searchBudget,
+        stopRatio: mining.searchStop,
         seed: seed + epoch,
         quiet: this.config.quiet,
       });

@@ -40,6 +40,7 @@ Mining
   --neighbours <k>        other-class neighbours searched per anchor                    [${d.mining.neighbours}]
   --mined-fraction <f>    fraction of each batch that is mined (rest random)            [${d.mining.minedFraction}]
   --search-budget <n>     FANNG distance evaluations per query (0 = index default)      [0]
+  --search-stop <r>       FANNG early stop ratio for the negative search (0 = off)       [${d.mining.searchStop}]
   --max-degree <n>        FANNG maximum out-degree                                      [${d.mining.maxDegree}]
   --classes-per-batch <n> in-batch miners: classes per batch                            [${d.mining.classesPerBatch}]
 Kappa and the controller
@@ -103,6 +104,7 @@ export function parseTrainArgs(args: string[]): { input: TrainConfigInput; resum
     "neighbours",
     "mined-fraction",
     "search-budget",
+    "search-stop",
     "max-degree",
     "classes-per-batch",
     "kappa",
@@ -169,6 +171,7 @@ export function parseTrainArgs(args: string[]): { input: TrainConfigInput; resum
       neighbours: n("neighbours"),
       minedFraction: n("mined-fraction"),
       searchBudget: n("search-budget"),
+      searchStop: n("search-stop"),
       maxDegree: n("max-degree"),
       classesPerBatch: n("classes-per-batch"),
     },

@@ -198,6 +198,8 @@ Deno.test("the command line maps every flag onto the config", () => {
     "semihard",
     "--search",
     "exact",
+    "--search-stop",
+    "1.5",
     "--kappa",
     "4",
     "--fixed-kappa",
@@ -217,7 +219,7 @@ Deno.test("the command line maps every flag onto the config", () => {
   ]);
   assert.deepEqual(input.dataset, { kind: "features", dir: "/f", views: "centre" });
   assert.deepEqual(input.head, { hidden: [256, 128], normalize: false });
-  assert.deepEqual(input.mining, { miner: "semihard", search: "exact", minedFraction: 0.5 });
+  assert.deepEqual(input.mining, { miner: "semihard", search: "exact", searchStop: 1.5, minedFraction: 0.5 });
   assert.deepEqual(input.controller, { adaptive: false, initialKappa: 4 });
   assert.equal(input.loss!.globalWeight, 0);
   assert.deepEqual(input.eval, { recallKs: [1, 5], mapAtR: true });

@@ -79,6 +79,13 @@ export interface SearchOptions {
   filter?: SearchFilter;
   /** Budget of the first pass of a `minDistanceScale`-only filter (default 64). */
   nearestBudget?: number;
+  /**
+   * Early stop (default 0: off, every query spends its budget, as in FANNG's backtracking search): once k
+   * results are held, stop when the closest vertex with edges left is farther than `stopRatio` times the
+   * k-th result (squared distances). On trained Fashion-MNIST embeddings, filtered (mining) searches with
+   * k = 1 and 1.5 spent 25-40% fewer evaluations; with k = 8 it rarely fires.
+   */
+  stopRatio?: number;
 }
 
 /** Search results on the GPU; dispose frees them. */
@@ -258,7 +265,7 @@ export class FanngIndex implements Disposable {
         first = await this.#dispatch(
           queries,
           1,
-          { ...options, budget: options.nearestBudget ?? 64 },
+          { ...options, budget: options.nearestBudget ?? 64, stopRatio: 0 },
           entries,
           stride,
           {},
@@ -328,6 +335,7 @@ export class FanngIndex implements Disposable {
       entries,
       entryStride: stride,
       self: queries === "self",
+      stopRatio: options.stopRatio,
       ...filter,
     });
   }

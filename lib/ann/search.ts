@@ -35,6 +35,8 @@ export interface SearchKernelOptions {
   queryLabels?: GpuBuffer<"i32">;
   minDistance?: GpuBuffer<"f32">;
   minDistanceScale?: number;
+  /** Early stop: 0 (off) or > 0, see {@link SearchOptions.stopRatio}. */
+  stopRatio?: number;
   /** Queries per dispatch (a multiple of 64; default chosen from the binding limit). */
   chunk?: number;
   /** Steps per query per dispatch (default: from the adapter's loop budget; tests lower it). */
@@ -76,7 +78,7 @@ export function maxBudget(entryCount: number): number {
 }
 
 /** Checks search parameters; throws a UserError saying which one is out of range. */
-export function checkSearchParams(k: number, budget: number, entryCount: number): void {
+export function checkSearchParams(k: number, budget: number, entryCount: number, stopRatio = 0): void {
   if (!Number.isInteger(k) || k < 1 || k > MAX_K) {
     throw new UserError(`search: k must be an integer in 1..${MAX_K}, got ${k}`);
   }
@@ -85,6 +87,9 @@ export function checkSearchParams(k: number, budget: number, entryCount: number)
       `search: budget must be an integer in 0..${maxBudget(entryCount)} (with ${entryCount} entry points), ` +
         `got ${budget}`,
     );
+  }
+  if (!Number.isFinite(stopRatio) || stopRatio < 0) {
+    throw new UserError(`search: stopRatio must be 0 (no early stop) or a positive number, got ${stopRatio}`);
   }
 }
 
@@ -126,7 +131,7 @@ export async function runSearch(
       `search: per-query entries ${fmtShape(options.entries.shape)} must be [${q} x ${stride}]`,
     );
   }
-  checkSearchParams(k, options.budget, entryCount);
+  checkSearchParams(k, options.budget, entryCount, options.stopRatio);
   const perQuery = (b: GpuBuffer | undefined, what: string) => {
     if (b && b.length !== q) {
       throw new ShapeError(`search: ${what} ${fmtShape(b.shape)} must have ${q} entries`);
@@ -216,6 +221,7 @@ export async function runSearch(
         stepCap,
         round === 0 ? 1 : 0,
         round,
+        { f32: options.stopRatio ?? 0 },
       ]);
       batch.dispatch(pipeline, [params, ...bindings, active], grid1d(gpu, Math.ceil(c / WG)), "fanng.search");
       return Promise.resolve();

@@ -5,7 +5,8 @@
  * Backtracking best-first search (method.md section 5): a priority queue of (distance, vertex, next edge)
  * ordered by (distance, vertex); each step takes the first entry with edges left, advances its edge index
  * and evaluates that edge's target unless already visited; every evaluated vertex enters the queue. It
- * stops after `budget` distance evaluations or when no entry has edges left. Results are the k best
+ * stops after `budget` distance evaluations, when no entry has edges left, or (with `stopRatio` r > 0) when k
+ * results are held and the first entry with edges left is farther than r times the k-th. Results are the k best
  * evaluated vertices that pass the filter; vertices that fail it are still walked through. (The kernel keeps
  * the queue as a binary heap; the order of expansions is the same, since (distance, vertex) keys are unique.)
  * @module
@@ -36,6 +37,8 @@ export interface SearchRefOptions {
   /** Self-search: query q is base vertex q (pushed at distance 0, never a result). Queries must be the base. */
   self?: boolean;
   filter?: SearchFilterRef;
+  /** Early stop ratio (0 or absent: off); see SearchOptions.stopRatio in lib/ann/index.ts. */
+  stopRatio?: number;
 }
 
 /** Host search results: [Q x k] ascending, NO_VERTEX / +Inf where missing. */
@@ -68,6 +71,7 @@ export function searchRef(
   const f = options.filter ?? {};
   const useLabels = !!(f.labels && f.queryLabels), useMin = !!f.minDistance;
   const scale = f.minDistanceScale ?? 1;
+  const stop = Math.fround(options.stopRatio ?? 0);
   const EXHAUSTED = NO_VERTEX;
   const entryCount = options.entryStride > 0 ? options.entryStride : options.entries.length;
   for (let qi = 0; qi < q; qi++) {
@@ -122,6 +126,7 @@ export function searchRef(
     while (evals < options.budget) {
       while (head < qd.length && qe[head] === EXHAUSTED) head++;
       if (head >= qd.length) break;
+      if (stop > 0 && resD.length === k && qd[head] > Math.fround(stop * resD[k - 1])) break;
       const v = qv[head], e = qe[head];
       const deg = Math.min(degrees[v], r);
       qe[head] = e + 1 >= deg ? EXHAUSTED : e + 1;

@@ -68,6 +68,8 @@ export interface FanngSearchOptions {
   maxDegree: number;
   /** Distance evaluations per query; 0 = the index's default. */
   budget: number;
+  /** Early stop of the filtered (negative) search; 0 = off. */
+  stopRatio?: number;
   seed: number;
   /** No progress bar while the graph is built. */
   quiet?: boolean;
@@ -117,6 +119,7 @@ export class FanngSearch implements NeighbourSearch, Disposable {
     const k = this.options.neighbours;
     using res = await this.index.selfSearch(k, {
       ...this.#budget(),
+      stopRatio: this.options.stopRatio ?? 0,
       filter: { labels: this.labels, queryLabels: this.labels, minDistance: r },
     });
     const first = await firstColumn({ k, indices: res.indices, distances: res.distances });

@@ -196,6 +196,7 @@ Deno.test("search: GPU matches the reference (self and outside queries, entries,
     entries: [Uint32Array, GpuBuffer<"u32">, number];
     filter?: "labels" | "min" | "both";
     stepCap?: number;
+    stopRatio?: number;
   };
   const cases: Case[] = [
     { what: "self, no entries", self: true, k: 10, budget: 40, entries: [none, noneBuf, 0] },
@@ -235,6 +236,24 @@ Deno.test("search: GPU matches the reference (self and outside queries, entries,
       stepCap: 1,
     },
     {
+      what: "self, filtered, early stop, rounds",
+      self: true,
+      k: 3,
+      budget: 200,
+      entries: [shared, sharedBuf, 0],
+      filter: "both",
+      stepCap: 3,
+      stopRatio: 1.5,
+    },
+    {
+      what: "outside, early stop",
+      self: false,
+      k: 1,
+      budget: 150,
+      entries: [shared, sharedBuf, 0],
+      stopRatio: 1,
+    },
+    {
       what: "outside, more than reachable",
       self: false,
       k: 400,
@@ -257,20 +276,28 @@ Deno.test("search: GPU matches the reference (self and outside queries, entries,
       minDistance: useMin ? (c.self ? selfMinBuf : minBuf) : undefined,
       minDistanceScale: useMin ? 1.5 : undefined,
       stepCap: c.stepCap,
+      stopRatio: c.stopRatio,
     };
     const out = await noGpuErrors(gpu, () => runSearch(vectors, graph, c.self ? "self" : qv, opts));
-    const want = searchRef(data, ref, q, c.k, {
+    const refOptions = {
       budget: c.budget,
       entries: c.entries[0],
       entryStride: c.entries[2],
       self: c.self,
+      stopRatio: c.stopRatio,
       filter: {
         labels: useLabels ? labels : undefined,
         queryLabels: useLabels ? (c.self ? selfQlabels : qlabels) : undefined,
         minDistance: useMin ? minD.slice(0, q.rows) : undefined,
         minDistanceScale: useMin ? 1.5 : undefined,
       },
-    });
+    };
+    const want = searchRef(data, ref, q, c.k, refOptions);
+    if (c.stopRatio) {
+      const full = searchRef(data, ref, q, c.k, { ...refOptions, stopRatio: 0 });
+      const total = (e: Uint32Array) => e.reduce((a, b) => a + b, 0);
+      assert.ok(total(want.evaluations) < total(full.evaluations), `${c.what}: the early stop never fired`);
+    }
     assert.deepEqual(Array.from(await out.indices.read()), Array.from(want.indices), `${c.what}: indices`);
     assert.deepEqual(
       Array.from(await out.distances.read()),
