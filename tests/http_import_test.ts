@@ -3,6 +3,7 @@
  * repository on 127.0.0.1, import mod.ts from it and run a distance computation and a kNN through it.
  */
 import assert from "node:assert/strict";
+import { fileURLToPath } from "node:url";
 import { pairwiseSqL2Ref } from "../lib/ops/distance.ts";
 import { knnSqL2Ref } from "../lib/ops/knn.ts";
 
@@ -38,7 +39,7 @@ Deno.test("mod.ts imported over HTTP computes distances and neighbours like the 
   const server = serveRepository();
   try {
     const url = `http://127.0.0.1:${server.addr.port}/mod.ts`;
-    const client = new URL("./fixtures/import_over_http.ts", import.meta.url);
+    const client = fileURLToPath(new URL("./fixtures/import_over_http.ts", import.meta.url));
     const { code, stdout, stderr } = await new Deno.Command("deno", {
       args: [
         "run",
@@ -47,7 +48,7 @@ Deno.test("mod.ts imported over HTTP computes distances and neighbours like the 
         "--allow-net=127.0.0.1",
         "--allow-import=127.0.0.1",
         "--allow-env",
-        client.pathname,
+        client,
         url,
       ],
       stdout: "piped",

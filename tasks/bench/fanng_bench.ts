@@ -18,6 +18,7 @@
  * so compare ratios measured in the same run.
  * @module
  */
+import { fileURLToPath } from "node:url";
 import { getGpu } from "../../lib/gpu/device.ts";
 import { GpuBuffer } from "../../lib/gpu/buffer.ts";
 import { knnSqL2 } from "../../lib/ops/knn.ts";
@@ -152,7 +153,7 @@ async function hnswlib(
 ): Promise<{ build: number; runs: { ef: number; seconds: number; labels: Uint32Array }[] } | string> {
   const perm = await Deno.permissions.query({ name: "run", command: PYTHON });
   if (perm.state !== "granted") return `skipped: run with --allow-run=${PYTHON}`;
-  const script = new URL("./hnswlib_peer.py", import.meta.url).pathname;
+  const script = fileURLToPath(new URL("./hnswlib_peer.py", import.meta.url));
   try {
     const child = new Deno.Command(PYTHON, {
       args: [script],
