@@ -19,6 +19,7 @@
  * (EVAL_BENCH_LARGE=0 skips the 100,000-point case, the longest on a software adapter).
  * @module
  */
+import { tmpdir } from "node:os";
 import { evaluateEmbeddings } from "../../lib/eval/evaluate.ts";
 import { kmeans } from "../../lib/eval/kmeans.ts";
 import { nmi } from "../../lib/eval/nmi.ts";
@@ -117,8 +118,11 @@ print(json.dumps(out))
 
 function canRunPython(): string | undefined {
   const run = Deno.permissions.querySync({ name: "run", command: PYTHON }).state;
-  const write = Deno.permissions.querySync({ name: "write" }).state;
-  if (run !== "granted" || write !== "granted") return "skipped: needs --allow-run --allow-write";
+  // The data goes to the temporary folder (Deno.makeTempFileSync), which is all `deno task bench` may write.
+  const write = Deno.permissions.querySync({ name: "write", path: tmpdir() }).state;
+  if (run !== "granted" || write !== "granted") {
+    return `skipped: needs --allow-run=${PYTHON} --allow-write=${tmpdir()}`;
+  }
   try {
     const probe = new Deno.Command(PYTHON, { args: ["-c", "import faiss, sklearn"], stderr: "null" })
       .outputSync();
