@@ -1,45 +1,31 @@
 /**
- * WGSL loading and the compute-pipeline cache.
+ * WGSL sources and the compute-pipeline cache.
  *
- * Kernels live in `kernels/<name>.wgsl` at the repository root and are read relative to this module's
- * `import.meta.url`, so the same code works when `mod.ts` is imported from `file://` (read from disk) or
- * from `https://` (fetched). Compile-time constants ("defines") are prepended as WGSL `const`
- * declarations; each kernel's header lists the ones it expects.
+ * Kernels live in `kernels/<name>.wgsl` (the source of truth) and reach the code as text imports
+ * (lib/gpu/wgsl.ts), so they travel with the module graph: importing `mod.ts` from `file://` or `https://`,
+ * or bundling it for a browser, needs no file or network permission beyond the import itself.
+ * Compile-time constants ("defines") are prepended as WGSL `const` declarations; each kernel's header lists
+ * the ones it expects.
  * @module
  */
 import { UserError } from "../errors.ts";
+import { WGSL_SOURCES } from "./wgsl.ts";
 
 /** Compile-time constants: emitted as `const NAME = value;` (abstract int/float, or bool). */
 export type Defines = Readonly<Record<string, number | boolean>>;
 
-const KERNEL_DIR = new URL("../../kernels/", import.meta.url);
-const sources = new Map<string, Promise<string>>();
-
-async function readKernel(url: URL): Promise<string> {
-  try {
-    if (url.protocol === "file:") return await Deno.readTextFile(url);
-    const res = await fetch(url);
-    if (!res.ok) throw new Error(`HTTP ${res.status}`);
-    return await res.text();
-  } catch (e) {
-    throw new UserError(
-      `Cannot load WGSL kernel ${url.href} (${(e as Error).message}). ` +
-        (url.protocol === "file:"
-          ? "Grant read access to the toolkit's folder (--allow-read)."
-          : "Grant network access to its host (--allow-net)."),
+/** The source of `kernels/<name>.wgsl`. */
+export function loadWgsl(name: string): Promise<string> {
+  const src = Object.hasOwn(WGSL_SOURCES, name) ? WGSL_SOURCES[name] : undefined;
+  if (src === undefined) {
+    return Promise.reject(
+      new UserError(
+        `Unknown WGSL kernel "${name}": kernels/${name}.wgsl is not listed in lib/gpu/wgsl.ts ` +
+          `(known: ${Object.keys(WGSL_SOURCES).join(", ")})`,
+      ),
     );
   }
-}
-
-/** The source of `kernels/<name>.wgsl`, cached per process. */
-export function loadWgsl(name: string): Promise<string> {
-  let src = sources.get(name);
-  if (!src) {
-    src = readKernel(new URL(`${name}.wgsl`, KERNEL_DIR));
-    sources.set(name, src);
-    src.catch(() => sources.delete(name));
-  }
-  return src;
+  return Promise.resolve(src);
 }
 
 function literal(name: string, v: number | boolean): string {

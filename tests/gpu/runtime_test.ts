@@ -3,6 +3,7 @@ import { getGpu } from "../../lib/gpu/device.ts";
 import { GpuBuffer } from "../../lib/gpu/buffer.ts";
 import { CommandBatch, grid1d, packUniform } from "../../lib/gpu/dispatch.ts";
 import { loadWgsl, withDefines } from "../../lib/gpu/kernels.ts";
+import { WGSL_SOURCES } from "../../lib/gpu/wgsl.ts";
 import { profile } from "../../lib/gpu/timing.ts";
 import { encodeGatherRows, gatherRows, gatherRowsRef } from "../../lib/ops/gather.ts";
 import { Rng } from "../../lib/util/rng.ts";
@@ -55,12 +56,21 @@ Deno.test("rowChunks splits a matrix into aligned blocks that each fit a binding
   }
 });
 
-Deno.test("withDefines prepends consts; kernels load relative to the module", async () => {
+Deno.test("withDefines prepends consts; every kernels/*.wgsl file is in the registry, once", async () => {
   assert.equal(
     withDefines("x", { B: 2, A: 0.5, C: true }),
     "const A = 5e-1;\nconst B = 2;\nconst C = true;\nx",
   );
   assert.match(await loadWgsl("gather"), /fn main/);
+  const files = [...Deno.readDirSync(new URL("../../kernels/", import.meta.url))]
+    .filter((e) => e.isFile && e.name.endsWith(".wgsl"))
+    .map((e) => e.name.slice(0, -".wgsl".length)).sort();
+  assert.deepEqual(Object.keys(WGSL_SOURCES).sort(), files, "lib/gpu/wgsl.ts must import every kernels/*.wgsl");
+  for (const name of files) {
+    const text = Deno.readTextFileSync(new URL(`../../kernels/${name}.wgsl`, import.meta.url));
+    assert.equal(await loadWgsl(name), text, `${name}: the registry serves the file's text`);
+  }
+  await assert.rejects(loadWgsl("no_such_kernel"), /Unknown WGSL kernel "no_such_kernel"/);
 });
 
 Deno.test("packUniform packs u32, f32 and i32 and rejects non-u32 numbers", () => {
