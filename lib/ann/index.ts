@@ -36,8 +36,8 @@ import { CommandBatch } from "../gpu/dispatch.ts";
 import type { HostMatrix } from "../util/matrix.ts";
 import { Rng } from "../util/rng.ts";
 import { buildGraph, type BuildStats, type FanngBuildOptions, refreshGraph } from "./build.ts";
-import { loadGraph, saveGraph } from "./file.ts";
-import { type FanngGraph, graphFromPadded, NO_VERTEX, paddedFromGraph } from "./graph.ts";
+import { encodeGraph, loadGraph, saveGraph } from "./file.ts";
+import { type FanngGraph, graphFromPadded, graphProblem, NO_VERTEX, paddedFromGraph } from "./graph.ts";
 import { GpuGraph } from "./gpu_graph.ts";
 import { runSearch, type SearchOutputs } from "./search.ts";
 import { VectorBlocks } from "./vectors.ts";
@@ -371,13 +371,33 @@ export class FanngIndex implements Disposable {
     await saveGraph(path, this.#graph);
   }
 
+  /** The graph in the `.fanng` file format (lib/ann/file.ts), for storing it anywhere (no file system needed). */
+  toBytes(): Uint8Array {
+    this.#check();
+    return encodeGraph(this.#graph);
+  }
+
   /** Loads a graph saved by {@link save} over `data`, the same [N x D] vectors it was built on. */
   static async load(gpu: Gpu, path: string, data: GpuBuffer<"f32"> | HostMatrix): Promise<FanngIndex> {
-    const graph = await loadGraph(path);
+    return await FanngIndex.fromGraph(gpu, await loadGraph(path), data, path);
+  }
+
+  /**
+   * An index over `data` [N x D] with a given graph (decoded from {@link toBytes} output by
+   * `decodeGraph`, or built elsewhere); `source` names where the graph came from in error messages.
+   */
+  static async fromGraph(
+    gpu: Gpu,
+    graph: FanngGraph,
+    data: GpuBuffer<"f32"> | HostMatrix,
+    source = "the graph",
+  ): Promise<FanngIndex> {
+    const problem = graphProblem(graph);
+    if (problem) throw new UserError(`${source} is not a valid FANNG graph: ${problem}`);
     const { rows, cols } = data;
     if (rows !== graph.vertexCount || cols !== graph.dims) {
       throw new UserError(
-        `${path} holds a graph over ${
+        `${source} holds a graph over ${
           fmtShape([graph.vertexCount, graph.dims])
         } vectors but the data given is ` +
           `${fmtShape([rows, cols])}; pass the vectors the index was built on`,
