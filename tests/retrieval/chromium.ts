@@ -1,0 +1,161 @@
+/**
+ * Driving the retrieval page (tasks/serve.ts, web/) in headless Chromium with WebGPU, for the browser test
+ * and for measuring search latency in the browser: Debian's /usr/bin/chromium through playwright-core, a
+ * fresh profile, WebGPU on (`--enable-unsafe-webgpu`: a SwiftShader adapter on machines without a GPU),
+ * and the switches that keep Chromium off the network.
+ *
+ * As a script it opens a served page, searches and saves a screenshot:
+ *   deno run -A tests/retrieval/chromium.ts http://127.0.0.1:8000/ <items,...> <k> <screenshot.png>
+ * @module
+ */
+
+/** Where Debian (and ./dml) put Chromium. */
+export const CHROMIUM = "/usr/bin/chromium";
+
+/** One neighbour as the page shows it. */
+export interface PageNeighbour {
+  item: number;
+  id: string;
+  label: number;
+  distance: number;
+}
+
+/** What a search on the page showed. */
+export interface PageSearch {
+  queries: { name: string; neighbours: PageNeighbour[] }[];
+  /** Milliseconds for all queries (head + search, readbacks included) and per query, as the page measured. */
+  searchMs: number;
+  perQueryMs: number;
+  /** graph-gpu, graph-cpu or exact-gpu (lib/retrieval RetrievalResult.method). */
+  method: string;
+  /** The page's status line and the adapter it describes. */
+  about: string;
+}
+
+// Page code runs as strings: this file needs no DOM types.
+const READ_RESULTS = `(() => {
+  const rows = [...document.querySelectorAll("#results .result")];
+  const r = document.getElementById("results");
+  return {
+    queries: rows.map((row) => ({
+      name: row.dataset.query,
+      neighbours: [...row.querySelectorAll("figure.nb")].map((f) => ({
+        item: Number(f.dataset.item), id: f.dataset.id, label: Number(f.dataset.label), distance: Number(f.dataset.distance),
+      })),
+    })),
+    searchMs: Number(r.dataset.searchMs), perQueryMs: Number(r.dataset.perQueryMs), method: r.dataset.method,
+    about: document.getElementById("about").textContent,
+  };
+})()`;
+
+/** An open page and how to close it. */
+export interface SearchPage {
+  page: import("npm:playwright-core@1.65.1").Page;
+  consoleErrors: string[];
+  /** Requests to anything but the server itself (refused). */
+  external: string[];
+  /** Searches gallery `items` (k neighbours each) through the page's controls; returns what it shows. */
+  search(items: readonly number[], k: number, exact?: boolean): Promise<PageSearch>;
+  screenshot(path: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Opens the page served at `url` in headless Chromium with WebGPU and waits until the index is loaded. */
+export async function openSearchPage(url: string, { timeoutMs = 300_000 } = {}): Promise<SearchPage> {
+  // playwright-core's is-wsl probes /proc at load unless told it is under test (see tests/viz/report_test.ts).
+  Deno.env.set("__IS_WSL_TEST__", "1");
+  const { chromium } = await import("npm:playwright-core@1.65.1");
+  const profile = await Deno.makeTempDir({ prefix: "dml-chromium-" });
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      "--no-sandbox",
+      "--enable-unsafe-webgpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+    viewport: { width: 1280, height: 860 },
+  });
+  const close = async () => {
+    await context.close();
+    await Deno.remove(profile, { recursive: true }).catch(() => {});
+  };
+  try {
+    const page = await context.newPage();
+    page.setDefaultTimeout(timeoutMs);
+    const consoleErrors: string[] = [], external: string[] = [];
+    page.on("console", (m) => m.type() === "error" && consoleErrors.push(m.text()));
+    page.on("pageerror", (e) => consoleErrors.push(String(e)));
+    const origin = new URL(url).origin;
+    await page.route("**/*", (route) => {
+      const u = route.request().url();
+      if (u.startsWith(origin) || u.startsWith("data:") || u.startsWith("blob:")) return route.continue();
+      external.push(u);
+      return route.abort();
+    });
+    await page.goto(url, { waitUntil: "load" });
+    await page.waitForFunction(`["ready", "error"].includes(document.body.dataset.state)`);
+    const state = await page.evaluate(`document.body.dataset.state`);
+    if (state === "error") {
+      throw new Error(
+        `the page failed to load the index: ${await page.evaluate(
+          `document.getElementById("status").textContent`,
+        )}; console: ${consoleErrors.join(" | ")}`,
+      );
+    }
+    return {
+      page,
+      consoleErrors,
+      external,
+      async search(items, k, exact = false) {
+        await page.fill("#items", items.join(", "));
+        await page.selectOption("#k", String(k));
+        await page.setChecked("#exact", exact);
+        await page.evaluate(`document.body.dataset.state = "ready"`);
+        await page.click("#search");
+        await page.waitForFunction(`["done", "error"].includes(document.body.dataset.state)`);
+        if (await page.evaluate(`document.body.dataset.state`) === "error") {
+          throw new Error(
+            `the page's search failed: ${await page.evaluate(
+              `document.getElementById("status").textContent`,
+            )}`,
+          );
+        }
+        return await page.evaluate(READ_RESULTS) as PageSearch;
+      },
+      async screenshot(path) {
+        await page.screenshot({ path, fullPage: false });
+      },
+      close,
+    };
+  } catch (e) {
+    await close();
+    throw e;
+  }
+}
+
+if (import.meta.main) {
+  const [url, items = "0", k = "10", shot] = Deno.args;
+  const p = await openSearchPage(url);
+  try {
+    const list = items.split(",").map(Number);
+    await p.search(list, Number(k)); // warm-up: compiles the kernels
+    const res = await p.search(list, Number(k));
+    console.log(
+      JSON.stringify({
+        about: res.about,
+        method: res.method,
+        searchMs: res.searchMs,
+        perQueryMs: res.perQueryMs,
+        first: res.queries[0],
+      }),
+    );
+    if (shot) await p.screenshot(shot);
+  } finally {
+    await p.close();
+  }
+}
