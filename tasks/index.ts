@@ -22,7 +22,7 @@ one versioned, checksummed file, <run-dir>/index/index.bin. Then:
   --max-degree <n>          FANNG maximum out-degree                              [32]
   --seed <n>                seed of the graph construction                        [1]
   --budget <n>              default search budget (distance evaluations per query) [256]
-  --no-pixels               leave the gallery's pixels out (smaller; no thumbnails or pixel queries)
+  --no-pixels               leave the gallery's pixels out (smaller; no thumbnails on the page)
   --quiet                   no progress bars
   -h, --help                this text`;
 

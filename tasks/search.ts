@@ -100,8 +100,11 @@ function table(rec: SearchRecord): string {
   return [head, ...all.map(line)].join("\n");
 }
 
-/** Runs the task on `args` and prints; returns the results (undefined for --help). */
-export async function searchMain(args: string[]): Promise<SearchOutput | undefined> {
+/** Runs the task on `args` and prints (through `print`); returns the results (undefined for --help). */
+export async function searchMain(
+  args: string[],
+  print: (text: string) => void = console.log,
+): Promise<SearchOutput | undefined> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
@@ -121,7 +124,7 @@ export async function searchMain(args: string[]): Promise<SearchOutput | undefin
     strict: true,
   });
   if (values.help) {
-    console.log(HELP);
+    print(HELP);
     return undefined;
   }
   if (positionals.length !== 1) {
@@ -163,25 +166,32 @@ export async function searchMain(args: string[]): Promise<SearchOutput | undefin
     exclude: queries.exclude,
   });
   const out = records(r, queries.info, result);
-  if (values.json) { for (const rec of out) console.log(JSON.stringify(rec)); }
-  else {
-    console.log(out.map(table).join("\n\n"));
-    const per = (result.embedMs + result.searchMs) / out.length;
-    console.log(
-      `\n${out.length} ${out.length === 1 ? "query" : "queries"} in ${
-        (result.embedMs + result.searchMs).toFixed(1)
+  if (values.json) {
+    for (const rec of out) print(JSON.stringify(rec));
+  } else {
+    print(out.map(table).join("\n\n"));
+    const total = result.embedMs + result.searchMs, per = total / out.length;
+    const method = {
+      "graph-gpu": "graph search",
+      "graph-cpu": "graph search (CPU)",
+      "exact-gpu": "exact search",
+    };
+    print(
+      `\n${out.length} ${out.length === 1 ? "query" : "queries"} in ${total.toFixed(1)} ms (${
+        per.toFixed(1)
       } ms ` +
-        `(${per.toFixed(1)} ms each: head ${result.embedMs.toFixed(1)} ms, ${
-          values.exact ? "exact" : "graph"
-        } search ` +
-        `${result.searchMs.toFixed(1)} ms, ${
+        `each; head ${result.embedMs.toFixed(1)} ms, ${method[result.method]} ${
+          result.searchMs.toFixed(1)
+        } ms, ` +
+        `${
           result.evaluations.toFixed(0)
-        } distance evaluations per query) on ${r.gpu.report.name}`,
+        } distance evaluations per query) on ${r.gpu.report.name}; the first ` +
+        "search of a process includes compiling the kernels",
     );
   }
   if (values.html) {
     await writeFileAtomic(values.html, await searchHtml(r, queries.info, result.queries));
-    if (!values.json) console.log(`pictures: ${values.html}`);
+    if (!values.json) print(`pictures: ${values.html}`);
   }
   return { records: out, result };
 }

@@ -33,7 +33,7 @@ export interface IndexRunOptions {
   seed?: number;
   /** Default search budget stored in the index. */
   budget?: number;
-  /** Store the gallery's pixels (IDX data; default true): thumbnails and raw-pixel queries. */
+  /** Store the gallery's pixels (IDX data; default true), for thumbnails. */
   pixels?: boolean;
   quiet?: boolean;
   gpu?: Gpu;
