@@ -220,10 +220,13 @@ async function main(): Promise<void> {
   });
   const h = retriever.header;
   const r1 = h.source.recall?.["1"];
+  const a = retriever.gpu.report;
+  const adapter =
+    `${a.name}${a.architecture && !a.name.includes(a.architecture) ? ` ${a.architecture}` : ""}` +
+    (a.isSoftware ? " (software)" : "");
   $("about").textContent =
     `${h.count} ${h.gallery.split} items of ${h.gallery.dataset}, ${h.dims}-d embeddings` +
-    ` (run ${h.source.run}${r1 !== undefined ? `, R@1 ${r1.toFixed(3)}` : ""}); WebGPU adapter: ` +
-    retriever.gpu.describe();
+    ` (run ${h.source.run}${r1 !== undefined ? `, R@1 ${r1.toFixed(3)}` : ""}); WebGPU adapter: ${adapter}`;
   document.title = `Retrieval: ${h.gallery.dataset}`;
   showGallery();
   itemsInput.value = "0";

@@ -9,8 +9,8 @@
  * @module
  */
 
-/** Where Debian (and ./dml) put Chromium. */
-export const CHROMIUM = "/usr/bin/chromium";
+import { bytesToBase64 } from "../../lib/viz/thumbnails.ts";
+import { CHROMIUM, CHROMIUM_QUIET_ARGS, playwrightChromium } from "../fixtures/chromium.ts";
 
 /** One neighbour as the page shows it. */
 export interface PageNeighbour {
@@ -56,28 +56,20 @@ export interface SearchPage {
   external: string[];
   /** Searches gallery `items` (k neighbours each) through the page's controls; returns what it shows. */
   search(items: readonly number[], k: number, exact?: boolean): Promise<PageSearch>;
+  /** Drops an image file on the page's drop zone (k from the last search); returns what it shows. */
+  dropImage(bytes: Uint8Array, name: string, mime: string): Promise<PageSearch>;
   screenshot(path: string): Promise<void>;
   close(): Promise<void>;
 }
 
 /** Opens the page served at `url` in headless Chromium with WebGPU and waits until the index is loaded. */
 export async function openSearchPage(url: string, { timeoutMs = 300_000 } = {}): Promise<SearchPage> {
-  // playwright-core's is-wsl probes /proc at load unless told it is under test (see tests/viz/report_test.ts).
-  Deno.env.set("__IS_WSL_TEST__", "1");
-  const { chromium } = await import("npm:playwright-core@1.65.1");
+  const chromium = await playwrightChromium();
   const profile = await Deno.makeTempDir({ prefix: "dml-chromium-" });
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
     headless: true,
-    args: [
-      "--no-sandbox",
-      "--enable-unsafe-webgpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
+    args: ["--enable-unsafe-webgpu", ...CHROMIUM_QUIET_ARGS],
     viewport: { width: 1280, height: 860 },
   });
   const close = async () => {
@@ -107,6 +99,18 @@ export async function openSearchPage(url: string, { timeoutMs = 300_000 } = {}):
         )}; console: ${consoleErrors.join(" | ")}`,
       );
     }
+    /** Runs `act` (which starts a search) and waits until the page shows its outcome. */
+    const finished = async (act: () => Promise<unknown>): Promise<PageSearch> => {
+      await page.evaluate(`document.body.dataset.state = "ready"`);
+      await act();
+      await page.waitForFunction(`["done", "error"].includes(document.body.dataset.state)`);
+      if (await page.evaluate(`document.body.dataset.state`) === "error") {
+        throw new Error(
+          `the page's search failed: ${await page.evaluate(`document.getElementById("status").textContent`)}`,
+        );
+      }
+      return await page.evaluate(READ_RESULTS) as PageSearch;
+    };
     return {
       page,
       consoleErrors,
@@ -115,17 +119,18 @@ export async function openSearchPage(url: string, { timeoutMs = 300_000 } = {}):
         await page.fill("#items", items.join(", "));
         await page.selectOption("#k", String(k));
         await page.setChecked("#exact", exact);
-        await page.evaluate(`document.body.dataset.state = "ready"`);
-        await page.click("#search");
-        await page.waitForFunction(`["done", "error"].includes(document.body.dataset.state)`);
-        if (await page.evaluate(`document.body.dataset.state`) === "error") {
-          throw new Error(
-            `the page's search failed: ${await page.evaluate(
-              `document.getElementById("status").textContent`,
-            )}`,
-          );
-        }
-        return await page.evaluate(READ_RESULTS) as PageSearch;
+        return await finished(() => page.click("#search"));
+      },
+      async dropImage(bytes, name, mime) {
+        const file = `new File([Uint8Array.from(atob("${bytesToBase64(bytes)}"), (c) => c.charCodeAt(0))], ` +
+          `${JSON.stringify(name)}, { type: ${JSON.stringify(mime)} })`;
+        return await finished(() =>
+          page.evaluate(`(() => {
+            const dt = new DataTransfer();
+            dt.items.add(${file});
+            document.getElementById("drop").dispatchEvent(new DragEvent("drop", { dataTransfer: dt, cancelable: true }));
+          })()`)
+        );
       },
       async screenshot(path) {
         await page.screenshot({ path, fullPage: false });

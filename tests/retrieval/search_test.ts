@@ -16,16 +16,32 @@ import { openRetriever } from "../../lib/retrieval/open.ts";
 import type { HostMatrix } from "../../lib/util/matrix.ts";
 import { encodePixelsPng } from "../../lib/viz/thumbnails.ts";
 import { indexMain } from "../../tasks/index.ts";
+import type { IndexRunResult } from "../../lib/retrieval/run_index.ts";
+import type { LabeledSplit } from "../../lib/data/dataset.ts";
 import { searchMain, type SearchRecord } from "../../tasks/search.ts";
-import { runTaskCli, trainTinyRun } from "./helpers.ts";
+import { runTaskCli, type TinyRun, trainTinyRun } from "./helpers.ts";
 
 const gpu = await getGpu();
 const dir = await Deno.makeTempDir({ prefix: "dml-search-" });
-const tiny = await trainTinyRun(dir);
-const built = (await indexMain([tiny.run, "--quiet"]))!;
-const INDEX = `${tiny.run}/index`;
-const contents: RetrievalContents = decodeRetrievalIndex(await Deno.readFile(`${INDEX}/index.bin`));
-const testSplit = await loadIdxSplit(tiny.data, "t10k");
+
+/** The trained run, its index and what the tests compare with, made on first use (so a --filter that
+ * selects none of these tests costs nothing). */
+interface Fixture {
+  tiny: TinyRun;
+  built: IndexRunResult;
+  contents: RetrievalContents;
+  testSplit: LabeledSplit;
+}
+let made: Promise<Fixture> | undefined;
+function fixture(): Promise<Fixture> {
+  made ??= (async () => {
+    const tiny = await trainTinyRun(dir);
+    const built = (await indexMain([tiny.run, "--quiet"]))!;
+    const contents = decodeRetrievalIndex(await Deno.readFile(built.path));
+    return { tiny, built, contents, testSplit: await loadIdxSplit(tiny.data, "t10k") };
+  })();
+  return made;
+}
 const quiet = () => {};
 
 function rowsOf(m: HostMatrix, rows: number[]): HostMatrix {
@@ -36,6 +52,7 @@ function rowsOf(m: HostMatrix, rows: number[]): HostMatrix {
 
 /** The queries' embeddings through the index's head, computed here. */
 async function embedHere(rows: number[]): Promise<HostMatrix> {
+  const { contents, testSplit } = await fixture();
   using head = EmbeddingHead.fromParameters(gpu, contents.header.head.config, contents.params);
   const f = rowsOf(testSplit.features, rows);
   using x = GpuBuffer.fromArray(gpu, f.data, [f.rows, f.cols]);
@@ -66,6 +83,7 @@ function parseJsonLines(text: string): SearchRecord[] {
 }
 
 function assertSameNeighbours(
+  testSplit: LabeledSplit,
   got: SearchRecord[],
   want: { item: number; d: number }[][],
   what: string,
@@ -84,7 +102,9 @@ function assertSameNeighbours(
   });
 }
 
-Deno.test("deno task index: the run's test split, its head, graph, labels, ids and pixels in one file", () => {
+Deno.test("deno task index: the run's test split, its head, graph, labels, ids and pixels in one file", async () => {
+  const { tiny, built, contents, testSplit } = await fixture();
+  const INDEX = `${tiny.run}/index`;
   const h = built.header;
   assert.equal(built.path, `${INDEX}/index.bin`);
   assert.equal(h.count, tiny.testRows);
@@ -109,6 +129,8 @@ Deno.test("deno task index: the run's test split, its head, graph, labels, ids a
 });
 
 Deno.test("deno task search --json: the CLI's neighbours equal FanngIndex.search in-process and exact kNN at a high budget", async () => {
+  const { tiny, contents, testSplit } = await fixture();
+  const INDEX = `${tiny.run}/index`;
   const rows = [3, 8, 21, 149];
   const k = 5;
   const cli = await runTaskCli("search", [INDEX, "--test-row", rows.join(","), "--k", String(k), "--json"]);
@@ -136,7 +158,7 @@ Deno.test("deno task search --json: the CLI's neighbours equal FanngIndex.search
   using index = await FanngIndex.fromGraph(gpu, contents.graph, contents.embeddings);
   using res = await index.search(queries, k + 1, { budget: 256 });
   const fanng = withoutSelf(await res.indices.read(), await res.distances.read(), rows, k + 1, k);
-  assertSameNeighbours(got, fanng, "FanngIndex.search");
+  assertSameNeighbours(testSplit, got, fanng, "FanngIndex.search");
 
   // Exact kNN (plain TS) over the gallery; the graph search at a budget past the gallery size finds it,
   // and so does --exact (GPU brute force).
@@ -153,7 +175,7 @@ Deno.test("deno task search --json: the CLI's neighbours equal FanngIndex.search
       ...flags,
     ]);
     assert.equal(out.code, 0, out.stderr);
-    assertSameNeighbours(parseJsonLines(out.stdout), exact, `exact kNN vs ${flags.join(" ")}`);
+    assertSameNeighbours(testSplit, parseJsonLines(out.stdout), exact, `exact kNN vs ${flags.join(" ")}`);
   }
   // The table form names the query and prints a row per neighbour.
   const table = await runTaskCli("search", [INDEX, "--test-row", "3", "--k", "4"]);
@@ -166,6 +188,8 @@ Deno.test("deno task search --json: the CLI's neighbours equal FanngIndex.search
 });
 
 Deno.test("deno task search: an image or a vector of a test row finds that row first; --html draws the grid", async () => {
+  const { tiny, testSplit } = await fixture();
+  const INDEX = `${tiny.run}/index`;
   const row = 8;
   const pixels = Uint8Array.from(
     testSplit.features.data.subarray(row * 784, (row + 1) * 784),
@@ -198,6 +222,7 @@ Deno.test("deno task search: an image or a vector of a test row finds that row f
 });
 
 Deno.test("deno task index --gallery train|all, --no-pixels: a test row leaves itself out only where the gallery holds it", async () => {
+  const { tiny, testSplit } = await fixture();
   const all = (await indexMain([tiny.run, "--gallery", "all", "--out", `${dir}/all`, "--quiet"]))!;
   assert.equal(all.header.count, 300 + tiny.testRows);
   const trainOnly =
@@ -227,7 +252,9 @@ Deno.test("deno task index --gallery train|all, --no-pixels: a test row leaves i
   assert.ok(res.queries[0].every((n) => n.label === 4), "a test picture of class 4 finds class 4");
 });
 
-Deno.test("Retriever: the CPU graph search (the browser fallback) walks like the GPU kernel", async () => {
+Deno.test("Retriever: the CPU graph search (the fallback where WebGPU cannot create the kernel) walks like the GPU kernel", async () => {
+  const { tiny } = await fixture();
+  const INDEX = `${tiny.run}/index`;
   using onGpu = await openRetriever(INDEX, { graphSearch: "gpu" });
   using onCpu = await openRetriever(INDEX, { graphSearch: "cpu" });
   const items = [0, 7, 19, 42, 77, 101, 148];
@@ -250,6 +277,8 @@ Deno.test("Retriever: the CPU graph search (the browser fallback) walks like the
 });
 
 Deno.test("deno task search: bad input is one line saying what to fix", async () => {
+  const { tiny } = await fixture();
+  const INDEX = `${tiny.run}/index`;
   const bad = async (args: string[], pattern: RegExp) =>
     await assert.rejects(() => searchMain(args, quiet), (e: unknown) => {
       assert.ok(e instanceof UserError, `expected a UserError, got ${e}`);
@@ -289,6 +318,7 @@ Deno.test("deno task search: bad input is one line saying what to fix", async ()
 });
 
 Deno.test("deno task index: a folder that is not a run, or a run without its checkpoint, is refused", async () => {
+  const { tiny } = await fixture();
   await assert.rejects(() => indexMain([`${dir}/nothing`]), /config.json not found: is .* a run folder/);
   await Deno.mkdir(`${dir}/half`);
   await Deno.copyFile(`${tiny.run}/config.json`, `${dir}/half/config.json`);
