@@ -15,7 +15,7 @@ const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as 
 const status = $("status");
 const resultsEl = $("results");
 const itemsInput = $<HTMLInputElement>("items");
-const kSelect = $<HTMLSelectElement>("k");
+const kInput = $<HTMLInputElement>("k");
 const exactBox = $<HTMLInputElement>("exact");
 const searchButton = $<HTMLButtonElement>("search");
 const randomButton = $<HTMLButtonElement>("random");
@@ -101,7 +101,9 @@ function showResults(queries: ShownQuery[], res: RetrievalResult): void {
     "p",
     { class: "timing" },
     `${queries.length} ${queries.length === 1 ? "query" : "queries"} in ${total.toFixed(1)} ms ` +
-      `(${per.toFixed(1)} ms each): head ${res.embedMs.toFixed(1)} ms on WebGPU, ${METHODS[res.method]} ` +
+      `(${per.toFixed(1)} ms each): ${
+        res.embedMs > 0 ? `head ${res.embedMs.toFixed(1)} ms on WebGPU` : "the items' stored embeddings"
+      }, ${METHODS[res.method]} ` +
       `${res.searchMs.toFixed(1)} ms, ${res.evaluations.toFixed(0)} distance evaluations per query` +
       (res.method === "graph-cpu" ? ` (${retriever.graphSearchOn.reason})` : ""),
   ));
@@ -140,7 +142,7 @@ function searchItems(): Promise<void> {
   return run(async () => {
     const items = itemsInput.value.split(/[\s,]+/).filter(Boolean).map(Number);
     if (!items.length) throw new Error("type one or more gallery item numbers");
-    const k = Number(kSelect.value);
+    const k = Number(kInput.value);
     const res = await retriever.searchItems(items, k, { exact: exactBox.checked });
     showResults(
       items.map((i) => ({
@@ -185,7 +187,7 @@ async function imagePixels(file: File): Promise<{ pixels: Uint8Array; url: strin
 function searchImage(file: File): Promise<void> {
   return run(async () => {
     const { pixels, url } = await imagePixels(file);
-    const res = await retriever.search(pixels, Number(kSelect.value), { exact: exactBox.checked });
+    const res = await retriever.search(pixels, Number(kInput.value), { exact: exactBox.checked });
     showResults([{ url, name: file.name }], res);
   });
 }
