@@ -4,10 +4,9 @@
  * `--help` documents every flag.
  * @module
  */
-import { parseArgs } from "node:util";
 import { UserError } from "../lib/errors.ts";
 import { type GallerySplit, indexRun, type IndexRunResult } from "../lib/retrieval/run_index.ts";
-import { runTask } from "./cli.ts";
+import { optionalInt, parseOnePositional, runTask } from "./cli.ts";
 
 const HELP = `deno task index [flags] <run-dir>
 
@@ -26,21 +25,11 @@ one versioned, checksummed file, <run-dir>/index/index.bin. Then:
   --quiet                   no progress bars
   -h, --help                this text`;
 
-function intFlag(v: string | undefined, name: string, min: number): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) {
-    throw new UserError(`--${name} must be a whole number >= ${min}, got '${v}'`);
-  }
-  return n;
-}
-
 /** Runs the task on `args`; returns what was written (undefined for --help). */
 export async function indexMain(args: string[]): Promise<IndexRunResult | undefined> {
-  const { values, positionals } = parseArgs({
+  const parsed = parseOnePositional(
     args,
-    allowPositionals: true,
-    options: {
+    {
       gallery: { type: "string" },
       out: { type: "string" },
       "max-degree": { type: "string" },
@@ -50,25 +39,21 @@ export async function indexMain(args: string[]): Promise<IndexRunResult | undefi
       quiet: { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
-    strict: true,
-  });
-  if (values.help) {
-    console.log(HELP);
-    return undefined;
-  }
-  if (positionals.length !== 1) {
-    throw new UserError("give one run folder: deno task index <run-dir> (--help for flags)");
-  }
+    HELP,
+    "give one run folder: deno task index <run-dir>",
+  );
+  if (!parsed) return undefined;
+  const { values, positional } = parsed;
   const gallery = values.gallery ?? "test";
   if (!["train", "test", "all"].includes(gallery)) {
     throw new UserError(`--gallery must be train, test or all, got '${gallery}'`);
   }
-  const result = await indexRun(positionals[0], {
+  const result = await indexRun(positional, {
     gallery: gallery as GallerySplit,
     out: values.out,
-    maxDegree: intFlag(values["max-degree"], "max-degree", 1),
-    seed: intFlag(values.seed, "seed", 0),
-    budget: intFlag(values.budget, "budget", 1),
+    maxDegree: optionalInt(values["max-degree"], "max-degree", 1),
+    seed: optionalInt(values.seed, "seed", 0),
+    budget: optionalInt(values.budget, "budget", 1),
     pixels: !values["no-pixels"],
     quiet: values.quiet,
   });

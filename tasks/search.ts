@@ -3,7 +3,6 @@
  * graph (lib/retrieval). `--help` documents every flag.
  * @module
  */
-import { parseArgs } from "node:util";
 import type { ProviderChoice } from "../lib/backbone/onnx.ts";
 import { UserError } from "../lib/errors.ts";
 import { searchHtml } from "../lib/retrieval/html.ts";
@@ -17,7 +16,7 @@ import {
 } from "../lib/retrieval/queries.ts";
 import type { RetrievalResult, Retriever } from "../lib/retrieval/retriever.ts";
 import { writeFileAtomic } from "../lib/util/fs.ts";
-import { runTask } from "./cli.ts";
+import { optionalInt, parseOnePositional, runTask } from "./cli.ts";
 
 const HELP = `deno task search <index> (--test-row <i> | --image <file> | --vector <file.f32>) [flags]
 
@@ -54,15 +53,6 @@ export interface SearchRecord {
 export interface SearchOutput {
   records: SearchRecord[];
   result: RetrievalResult;
-}
-
-function intFlag(v: string | undefined, name: string, min: number): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) {
-    throw new UserError(`--${name} must be a whole number >= ${min}, got '${v}'`);
-  }
-  return n;
 }
 
 function records(r: Retriever, info: QueryInfo[], result: RetrievalResult): SearchRecord[] {
@@ -105,10 +95,9 @@ export async function searchMain(
   args: string[],
   print: (text: string) => void = console.log,
 ): Promise<SearchOutput | undefined> {
-  const { values, positionals } = parseArgs({
+  const parsed = parseOnePositional(
     args,
-    allowPositionals: true,
-    options: {
+    {
       "test-row": { type: "string" },
       image: { type: "string", multiple: true },
       vector: { type: "string" },
@@ -121,24 +110,21 @@ export async function searchMain(
       html: { type: "string" },
       help: { type: "boolean", short: "h", default: false },
     },
-    strict: true,
-  });
-  if (values.help) {
-    print(HELP);
-    return undefined;
-  }
-  if (positionals.length !== 1) {
-    throw new UserError("give one index: deno task search <index-dir> --test-row <i> (--help for flags)");
-  }
+    HELP,
+    "give one index: deno task search <index-dir> --test-row <i>",
+    print,
+  );
+  if (!parsed) return undefined;
+  const { values, positional } = parsed;
   const kinds = [values["test-row"], values.image, values.vector].filter((v) => v !== undefined).length;
   if (kinds !== 1) throw new UserError("give exactly one query: --test-row, --image or --vector (--help)");
   const provider = values.provider ?? "auto";
   if (!["auto", "webgpu", "wasm"].includes(provider)) {
     throw new UserError(`--provider must be auto, webgpu or wasm, got '${provider}'`);
   }
-  const k = intFlag(values.k, "k", 1) ?? 10;
-  const budget = intFlag(values.budget, "budget", 1);
-  using r = await openRetriever(positionals[0]);
+  const k = optionalInt(values.k, "k", 1) ?? 10;
+  const budget = optionalInt(values.budget, "budget", 1);
+  using r = await openRetriever(positional);
   if (k > r.size) throw new UserError(`--k ${k} is more than the gallery's ${r.size} items`);
   let queries: Queries;
   if (values["test-row"] !== undefined) {

@@ -9,13 +9,12 @@
  * this checkout, no build step to run, nothing fetched from a CDN. docs/retrieval.md says why.
  * @module
  */
-import { parseArgs } from "node:util";
 import page from "../web/index.html" with { type: "text" };
 import { UserError } from "../lib/errors.ts";
 import { decodeRetrievalIndex, type RetrievalHeader } from "../lib/retrieval/format.ts";
 import { indexFilePath } from "../lib/retrieval/open.ts";
 import { sniffImageMime } from "../lib/viz/thumbnails.ts";
-import { runTask } from "./cli.ts";
+import { parseOnePositional, runTask } from "./cli.ts";
 
 const HELP = `deno task serve [flags] <index>
 
@@ -128,28 +127,23 @@ export async function serveIndex(indexPath: string, port: number): Promise<Serve
 
 /** Runs the task on `args`; returns the running server (undefined for --help). */
 export async function serveMain(args: string[]): Promise<ServeHandle | undefined> {
-  const { values, positionals } = parseArgs({
+  const parsed = parseOnePositional(
     args,
-    allowPositionals: true,
-    options: {
+    {
       port: { type: "string", default: "8000" },
       quiet: { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
-    strict: true,
-  });
-  if (values.help) {
-    console.log(HELP);
-    return undefined;
-  }
-  if (positionals.length !== 1) {
-    throw new UserError("give one index: deno task serve <index-dir> (--help for flags)");
-  }
+    HELP,
+    "give one index: deno task serve <index-dir>",
+  );
+  if (!parsed) return undefined;
+  const { values, positional } = parsed;
   const port = Number(values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     throw new UserError(`--port must be a whole number from 0 to 65535, got '${values.port}'`);
   }
-  const handle = await serveIndex(positionals[0], port);
+  const handle = await serveIndex(positional, port);
   const h = handle.header;
   console.log(
     values.quiet ? handle.url : `serve: ${handle.url}  (${h.count} ${h.gallery.split} items of ` +

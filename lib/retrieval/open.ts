@@ -15,17 +15,18 @@ import { UserError } from "../errors.ts";
 import { RETRIEVAL_FILE } from "./format.ts";
 import { Retriever, type RetrieverOptions } from "./retriever.ts";
 
+/** A file system error as a UserError naming `path` (missing: how to make the index). */
+function fsError(e: unknown, path: string): UserError {
+  return e instanceof Deno.errors.NotFound
+    ? new UserError(`${path} not found: build an index with 'deno task index <run-dir>' first`)
+    : new UserError(`cannot read ${path} (${(e as Error).message})`);
+}
+
 /** The artifact's path for a folder or file path (a folder gets `index.bin`). */
 export async function indexFilePath(path: string): Promise<string> {
-  let info: Deno.FileInfo;
-  try {
-    info = await Deno.stat(path);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) {
-      throw new UserError(`${path} not found: build an index with 'deno task index <run-dir>' first`);
-    }
-    throw new UserError(`cannot read ${path} (${(e as Error).message})`);
-  }
+  const info = await Deno.stat(path).catch((e) => {
+    throw fsError(e, path);
+  });
   return info.isDirectory ? `${path.replace(/\/+$/, "")}/${RETRIEVAL_FILE}` : path;
 }
 
@@ -39,14 +40,8 @@ export async function openRetriever(
     return await Retriever.fromUrl(source, options);
   }
   const file = await indexFilePath(source);
-  let bytes: Uint8Array;
-  try {
-    bytes = await Deno.readFile(file);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) {
-      throw new UserError(`${file} not found: build the index with 'deno task index <run-dir>' first`);
-    }
-    throw new UserError(`cannot read ${file} (${(e as Error).message})`);
-  }
+  const bytes = await Deno.readFile(file).catch((e) => {
+    throw fsError(e, file);
+  });
   return await Retriever.fromBytes(bytes, { ...options, source: options.source ?? file });
 }

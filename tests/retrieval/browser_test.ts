@@ -13,7 +13,7 @@ import { indexMain } from "../../tasks/index.ts";
 import type { SearchRecord } from "../../tasks/search.ts";
 import { announceSkip, ensureChromium } from "../fixtures/chromium.ts";
 import { openSearchPage, type PageSearch } from "./chromium.ts";
-import { runTaskCli, taskArgs, trainTinyRun } from "./helpers.ts";
+import { searchJson, taskArgs, trainTinyRun } from "./helpers.ts";
 
 const unavailable = await ensureChromium();
 if (unavailable) announceSkip("the retrieval page's browser test", unavailable);
@@ -72,20 +72,10 @@ Deno.test({
       const index = `${tiny.run}/index`;
       const rows = [3, 8, 21, 77, 149];
       const k = 5;
-      const cli = async (flags: string[]) => {
-        const out = await runTaskCli("search", [
-          index,
-          "--test-row",
-          rows.join(","),
-          "--k",
-          String(k),
-          "--json",
-          ...flags,
-        ]);
-        assert.equal(out.code, 0, out.stderr);
-        return out.stdout.trim().split("\n").map((l) => JSON.parse(l) as SearchRecord);
-      };
-      const [graph, exact] = [await cli([]), await cli(["--exact"])];
+      const [graph, exact] = [
+        await searchJson(index, rows, k),
+        await searchJson(index, rows, k, ["--exact"]),
+      ];
 
       const server = await startServer(index);
       try {

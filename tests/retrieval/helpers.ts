@@ -5,6 +5,7 @@
  */
 import { fileURLToPath } from "node:url";
 import { train } from "../../lib/train.ts";
+import type { SearchRecord } from "../../tasks/search.ts";
 import { cyclingLabels, writeIdxFolder } from "../fixtures/idx.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -34,6 +35,26 @@ export async function runTaskCli(name: string, args: string[]): Promise<TaskOutp
   }).output();
   const text = (b: Uint8Array) => new TextDecoder().decode(b);
   return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
+}
+
+/** `deno task search <index> --test-row <rows> --k <k> --json <flags>` as a child process: its records. */
+export async function searchJson(
+  index: string,
+  rows: readonly number[],
+  k: number,
+  flags: string[] = [],
+): Promise<SearchRecord[]> {
+  const out = await runTaskCli("search", [
+    index,
+    "--test-row",
+    rows.join(","),
+    "--k",
+    String(k),
+    "--json",
+    ...flags,
+  ]);
+  if (out.code !== 0) throw new Error(`deno task search failed (${out.code}): ${out.stderr}`);
+  return out.stdout.trim().split("\n").map((l) => JSON.parse(l) as SearchRecord);
 }
 
 /** A finished training run over a tiny IDX data set (5 classes, 28 x 28 grey pictures). */

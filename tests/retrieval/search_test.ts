@@ -19,7 +19,7 @@ import { indexMain } from "../../tasks/index.ts";
 import type { IndexRunResult } from "../../lib/retrieval/run_index.ts";
 import type { LabeledSplit } from "../../lib/data/dataset.ts";
 import { searchMain, type SearchRecord } from "../../tasks/search.ts";
-import { runTaskCli, type TinyRun, trainTinyRun } from "./helpers.ts";
+import { runTaskCli, searchJson, type TinyRun, trainTinyRun } from "./helpers.ts";
 
 const gpu = await getGpu();
 const dir = await Deno.makeTempDir({ prefix: "dml-search-" });
@@ -78,10 +78,6 @@ function withoutSelf(
   });
 }
 
-function parseJsonLines(text: string): SearchRecord[] {
-  return text.trim().split("\n").map((l) => JSON.parse(l));
-}
-
 function assertSameNeighbours(
   testSplit: LabeledSplit,
   got: SearchRecord[],
@@ -133,9 +129,7 @@ Deno.test("deno task search --json: the CLI's neighbours equal FanngIndex.search
   const INDEX = `${tiny.run}/index`;
   const rows = [3, 8, 21, 149];
   const k = 5;
-  const cli = await runTaskCli("search", [INDEX, "--test-row", rows.join(","), "--k", String(k), "--json"]);
-  assert.equal(cli.code, 0, cli.stderr);
-  const got = parseJsonLines(cli.stdout);
+  const got = await searchJson(INDEX, rows, k);
   got.forEach((rec, q) => {
     assert.deepEqual(rec.query, {
       name: `test row ${rows[q]}`,
@@ -165,17 +159,12 @@ Deno.test("deno task search --json: the CLI's neighbours equal FanngIndex.search
   const ref = knnSqL2Ref(queries, contents.embeddings, k + 1);
   const exact = withoutSelf(ref.indices, ref.distances, rows, k + 1, k);
   for (const flags of [["--budget", "4000"], ["--exact"]]) {
-    const out = await runTaskCli("search", [
-      INDEX,
-      "--test-row",
-      rows.join(","),
-      "--k",
-      String(k),
-      "--json",
-      ...flags,
-    ]);
-    assert.equal(out.code, 0, out.stderr);
-    assertSameNeighbours(testSplit, parseJsonLines(out.stdout), exact, `exact kNN vs ${flags.join(" ")}`);
+    assertSameNeighbours(
+      testSplit,
+      await searchJson(INDEX, rows, k, flags),
+      exact,
+      `exact kNN vs ${flags.join(" ")}`,
+    );
   }
   // The table form names the query and prints a row per neighbour.
   const table = await runTaskCli("search", [INDEX, "--test-row", "3", "--k", "4"]);
