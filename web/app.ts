@@ -54,12 +54,19 @@ function pixelsUrl(px: Uint8Array, width: number, height: number, channels: numb
 let retriever: Retriever;
 const thumbs = new Map<number, string>();
 
+/** The picture of an item the index has none for (an IDX index made with --no-pixels). */
+const NO_PICTURE = "data:image/svg+xml," + encodeURIComponent(
+  `<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64"><rect width="64" height="64" fill="#eee"/>` +
+    `<text x="32" y="36" font-size="9" text-anchor="middle" fill="#888">no picture</text></svg>`,
+);
+
 /** Gallery item `i`'s picture URL: from its pixels, or the image file the server hands out. */
 function thumbUrl(i: number): string {
   let url = thumbs.get(i);
   if (url === undefined) {
     const p = retriever.header.pixels, px = retriever.pixels(i);
-    url = p && px ? pixelsUrl(px, p.width, p.height, p.channels) : `image/${i}`;
+    if (p && px) url = pixelsUrl(px, p.width, p.height, p.channels);
+    else url = retriever.header.identities.kind === "path" ? `image/${i}` : NO_PICTURE;
     thumbs.set(i, url);
   }
   return url;
@@ -157,7 +164,8 @@ function searchItems(): Promise<void> {
 
 /** An image file as the gallery's pixels: its centred square, resampled, grey when the gallery is. */
 async function imagePixels(file: File): Promise<{ pixels: Uint8Array; url: string }> {
-  const p = retriever.header.pixels!;
+  const p = retriever.header.features;
+  if (p.kind !== "pixels") throw new Error("this index takes backbone features, not pictures");
   const bitmap = await createImageBitmap(file);
   const side = Math.min(bitmap.width, bitmap.height);
   const canvas = el("canvas", { width: String(p.width), height: String(p.height) });
@@ -239,7 +247,7 @@ async function main(): Promise<void> {
     itemsInput.value = String(Math.floor(Math.random() * retriever.size));
     void searchItems();
   });
-  if (retriever.takesPixels && h.pixels) {
+  if (retriever.takesPixels) {
     drop.hidden = false;
     drop.addEventListener("dragover", (e) => (e.preventDefault(), drop.classList.add("over")));
     drop.addEventListener("dragleave", () => drop.classList.remove("over"));

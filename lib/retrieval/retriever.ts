@@ -353,7 +353,7 @@ export class Retriever implements Disposable {
           evaluations: res.evaluations,
         };
       } catch (e) {
-        if (!this.#auto || !/storage buffers/i.test((e as Error).message)) throw e;
+        if (!this.#auto || !/storage ?buffers?/i.test((e as Error).message)) throw e;
         this.#place = { on: "cpu", reason: (e as Error).message.split("\n")[0] };
       }
     }
