@@ -265,6 +265,41 @@ export {
   runExperiment,
 } from "./lib/experiments.ts";
 
+// --- Retrieval: a trained run as a search engine (lib/retrieval; docs/retrieval.md) ---
+export {
+  type GraphSearchPlace,
+  type Neighbour,
+  type RetrievalResult,
+  type RetrievalSearchOptions,
+  Retriever,
+  type RetrieverOptions,
+} from "./lib/retrieval/retriever.ts";
+export { openRetriever } from "./lib/retrieval/open.ts";
+export {
+  decodeRetrievalIndex,
+  encodeRetrievalIndex,
+  type FeatureSource,
+  RETRIEVAL_FILE,
+  RETRIEVAL_FORMAT_VERSION,
+  RETRIEVAL_MAGIC,
+  type RetrievalContents,
+  type RetrievalHeader,
+  type RetrievalInput,
+} from "./lib/retrieval/format.ts";
+export {
+  buildGalleryIndex,
+  type BuiltGallery,
+  DEFAULT_SEARCH_BUDGET,
+  type GalleryBuildOptions,
+  type GalleryInput,
+} from "./lib/retrieval/build.ts";
+export {
+  type GallerySplit,
+  indexRun,
+  type IndexRunOptions,
+  type IndexRunResult,
+} from "./lib/retrieval/run_index.ts";
+
 // --- Visualisation and reports (lib/viz) ---
 export {
   type FigureSpec,

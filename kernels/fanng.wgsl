@@ -87,7 +87,9 @@ var<private> g_nblocks: u32;
 var<private> g_lane: u32;
 var<private> g_stride: u32;
 
-fn inf() -> f32 { return bitcast<f32>(0x7f800000u); }
+// +Inf through a variable: a constant bitcast to Inf is a shader-creation error in Tint (Chromium, Dawn).
+var<private> INF_BITS: u32 = 0x7f800000u;
+fn inf() -> f32 { return bitcast<f32>(INF_BITS); }
 
 fn linear_id(wid: vec3u, nwg: vec3u, lid: u32) -> u32 { return (wid.y * nwg.x + wid.x) * WG + lid; }
 

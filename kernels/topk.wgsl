@@ -57,6 +57,8 @@ const F_SELF = 1u;
 const F_LABELS = 2u;
 const F_SAME = 4u;
 const F_RADIUS = 8u;
+// +Inf through a variable: a constant bitcast to Inf is a shader-creation error in Tint (Chromium, Dawn).
+var<private> INF_BITS: u32 = 0x7F800000u;
 
 var<private> hv: array<f32, KMAX>;
 var<private> hi: array<u32, KMAX>;
@@ -91,7 +93,7 @@ fn init_heap(o: u32) {
       hv[t] = out_v[o + p.k - 1u - t];
       hi[t] = out_i[o + p.k - 1u - t];
     } else {
-      hv[t] = bitcast<f32>(0x7F800000u); // +Inf
+      hv[t] = bitcast<f32>(INF_BITS); // +Inf
       hi[t] = NONE;
     }
   }
@@ -193,7 +195,7 @@ fn select_rows(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: 
   let c_end = min((s + 1u) * p.seg_len, p.cols);
   for (var c0 = s * p.seg_len; c0 < c_end; c0 += CHUNK) {
     let c1 = min(c0 + CHUNK, c_end);
-    var m = bitcast<f32>(0x7F800000u);
+    var m = bitcast<f32>(INF_BITS);
     for (var c = c0; c < c1; c++) { m = fold_min(m, values[vrow + c]); }
     if (m <= tv) {
       // Take the chunk's qualifying entries best first; stop when the best left cannot enter.
@@ -224,7 +226,7 @@ fn select_rows_v4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nw
   let c_end = min((s + 1u) * p.seg_len, p.cols) / 4u;
   for (var c0 = s * p.seg_len / 4u; c0 < c_end; c0 += CHUNK / 4u) {
     let c1 = min(c0 + CHUNK / 4u, c_end);
-    var m = bitcast<f32>(0x7F800000u);
+    var m = bitcast<f32>(INF_BITS);
     for (var c = c0; c < c1; c++) {
       let v = values4[vrow4 + c];
       m = fold_min(fold_min(fold_min(fold_min(m, v.x), v.y), v.z), v.w);

@@ -3,6 +3,7 @@
  * and exit with status 1; anything else is a bug and keeps its stack.
  * @module
  */
+import { parseArgs, type ParseArgsConfig } from "node:util";
 import { UserError } from "../lib/errors.ts";
 
 function isArgError(e: unknown): boolean {
@@ -22,3 +23,39 @@ export async function runTask(main: () => Promise<void>): Promise<void> {
     throw e;
   }
 }
+
+/** A whole number from flag `--name`'s text, at least `min`; undefined when the flag was not given. */
+export function optionalInt(v: string | undefined, name: string, min: number): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (v.trim() === "" || !Number.isInteger(n) || n < min) {
+    throw new UserError(`--${name} must be a whole number >= ${min}, got '${v}'`);
+  }
+  return n;
+}
+
+/**
+ * Parses a task's `args` (strict) that take exactly one positional argument. `options` should hold a
+ * boolean `help`: when set, prints `help` and returns undefined. A missing or extra positional is a
+ * UserError saying `usage`.
+ */
+export function parseOnePositional<O extends NonNullable<ParseArgsConfig["options"]>>(
+  args: string[],
+  options: O,
+  help: string,
+  usage: string,
+  print: (text: string) => void = console.log,
+): { values: TaskValues<O>; positional: string } | undefined {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, strict: true, options });
+  if ((values as Record<string, unknown>).help) {
+    print(help);
+    return undefined;
+  }
+  if (positionals.length !== 1) throw new UserError(`${usage} (--help for flags)`);
+  return { values: values as TaskValues<O>, positional: positionals[0] };
+}
+
+/** The parsed flag values of a strict parse with `options`. */
+export type TaskValues<O extends NonNullable<ParseArgsConfig["options"]>> = ReturnType<
+  typeof parseArgs<{ args: string[]; options: O; allowPositionals: true; strict: true }>
+>["values"];

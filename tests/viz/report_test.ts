@@ -14,43 +14,20 @@ import { type ReportResult, type TsneFn, writeReport } from "../../lib/viz/repor
 import type { HostMatrix } from "../../lib/util/matrix.ts";
 import { parseSvg } from "./svg.ts";
 import { writeSyntheticExperiment, writeSyntheticRun, writeTinyIdx } from "./synthetic.ts";
-
-const CHROMIUM = "/usr/bin/chromium";
+import {
+  announceSkip,
+  CHROMIUM,
+  CHROMIUM_QUIET_ARGS,
+  ensureChromium,
+  playwrightChromium,
+} from "../fixtures/chromium.ts";
 
 async function isFile(path: string): Promise<boolean> {
   return await Deno.stat(path).then((s) => s.isFile, () => false);
 }
 
-/** Installs Debian's chromium when missing; returns why the browser is unavailable, or "" when it is there. */
-async function ensureChromium(): Promise<string> {
-  if (await isFile(CHROMIUM)) return "";
-  const remedy = "install it with 'apt-get install -y chromium' (Debian) and run the tests again";
-  try {
-    console.error(`report_test: ${CHROMIUM} missing; running 'apt-get install -y chromium' (takes a minute)`);
-    const env = { DEBIAN_FRONTEND: "noninteractive" };
-    const run = (args: string[]) =>
-      new Deno.Command("apt-get", { args, env, stdout: "null", stderr: "piped" }).output();
-    let out = await run(["install", "-y", "-qq", "chromium"]);
-    if (!out.success) {
-      await run(["update", "-qq"]);
-      out = await run(["install", "-y", "-qq", "chromium"]);
-    }
-    if (out.success && await isFile(CHROMIUM)) return "";
-    return `apt-get could not install chromium (${
-      new TextDecoder().decode(out.stderr).trim().split("\n").pop()
-    }); ${remedy}`;
-  } catch (e) {
-    return `${CHROMIUM} is missing and apt-get could not run (${
-      e instanceof Error ? e.message : e
-    }); ${remedy}`;
-  }
-}
-
 const unavailable = await ensureChromium();
-if (unavailable) {
-  const bar = "!".repeat(100);
-  console.error(`\n${bar}\n!! SKIPPING the report's browser checks: ${unavailable}\n${bar}\n`);
-}
+if (unavailable) announceSkip("the report's browser checks", unavailable);
 
 /** The real t-SNE when lib/eval/tsne.ts exists, else the first two principal axes (power iteration):
  * the report's wiring and the scatter figure are what this test checks. */
@@ -103,25 +80,12 @@ interface PageCheck {
 
 /** Opens `htmlPath` in headless Chromium, checks every figure rendered, and saves a screenshot. */
 async function openInChromium(htmlPath: string, screenshot: string): Promise<PageCheck> {
-  // playwright-core bundles is-wsl, which probes /proc/sys/fs/binfmt_misc when it loads; Deno allows
-  // that read only under --allow-all. is-wsl's own test switch defers the probe to a call, and playwright
-  // calls it only to open files in a desktop app, which this test never does.
-  Deno.env.set("__IS_WSL_TEST__", "1");
-  const { chromium } = await import("npm:playwright-core@1.65.1");
+  const chromium = await playwrightChromium();
   const profile = await Deno.makeTempDir({ prefix: "dml-chromium-" });
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
     headless: true,
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
+    args: ["--headless", "--disable-gpu", ...CHROMIUM_QUIET_ARGS],
     viewport: { width: 1280, height: 900 },
   });
   try {
