@@ -10,7 +10,7 @@
  */
 import { UserError } from "./errors.ts";
 import { fsErrorMessage, isTempName } from "./util/fs.ts";
-import { FolderLock } from "./util/lock.ts";
+import { FolderLock, inUse } from "./util/lock.ts";
 
 /** What a training run writes into its folder (and what reports add). */
 export const RUN_FILES: readonly string[] = [
@@ -48,8 +48,14 @@ async function entries(dir: string): Promise<string[] | undefined> {
  * holding a run to replace. Throws a UserError that says what to do otherwise.
  */
 export async function checkNewRunFolder(dir: string, overwrite: boolean): Promise<void> {
+  await checkWritable(dir);
   const names = await entries(dir);
   if (!names) return;
+  await checkNotInUse(dir, names);
+  checkNewRunContents(dir, names, overwrite);
+}
+
+function checkNewRunContents(dir: string, names: string[], overwrite: boolean): void {
   const visible = names.filter((n) => n !== LOCK_FILE && !isTempName(n));
   const run = visible.filter((n) => RUN_FILES.includes(n));
   const other = visible.filter((n) => !RUN_FILES.includes(n));
@@ -72,6 +78,7 @@ export async function checkNewRunFolder(dir: string, overwrite: boolean): Promis
 export async function checkRunFolderToResume(dir: string): Promise<void> {
   const names = await entries(dir);
   if (!names) throw new UserError(`cannot resume: ${dir} does not exist; check the --resume path`);
+  await checkNotInUse(dir, names);
   if (!names.includes("config.json")) {
     throw new UserError(
       `cannot resume: ${dir} is not a run folder (no config.json)${
@@ -79,6 +86,7 @@ export async function checkRunFolderToResume(dir: string): Promise<void> {
       }; check the --resume path`,
     );
   }
+  await checkWritable(dir);
 }
 
 /**
@@ -106,7 +114,7 @@ export async function openRunFolder(
     throw new UserError(fsErrorMessage(e, dir, "write"));
   }
   try {
-    if (fresh) await checkNewRunFolder(dir, overwrite);
+    if (fresh) checkNewRunContents(dir, (await entries(dir)) ?? [], overwrite);
     for await (const e of Deno.readDir(dir)) {
       const stale = isTempName(e.name) || (fresh && overwrite && RUN_FILES.includes(e.name));
       if (stale) await Deno.remove(`${dir}/${e.name}`, { recursive: true });
@@ -115,6 +123,21 @@ export async function openRunFolder(
   } catch (e) {
     lock.release();
     throw e;
+  }
+}
+
+/** Refuses a folder whose lock a live process holds, naming it (the same message as acquiring the lock). */
+async function checkNotInUse(dir: string, names: string[]): Promise<void> {
+  if (!names.includes(LOCK_FILE)) return;
+  const owner = await FolderLock.heldBy(`${dir}/${LOCK_FILE}`);
+  if (owner) throw inUse(`run folder ${dir}`, owner);
+}
+
+/** Refuses a folder outside this process's write permission up front (a query never prompts). */
+async function checkWritable(dir: string): Promise<void> {
+  const status = await Deno.permissions.query({ name: "write", path: dir });
+  if (status.state !== "granted") {
+    throw new UserError(fsErrorMessage(new Deno.errors.NotCapable(), dir, "write"));
   }
 }
 

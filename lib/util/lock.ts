@@ -37,14 +37,7 @@ export class FolderLock implements Disposable {
     for (let attempt = 0; attempt < 8; attempt++) {
       const file = await Deno.open(path, { read: true, write: true, create: true });
       try {
-        if (!(await file.tryLock(true))) {
-          const owner = await readOwner(file);
-          throw new UserError(
-            `${what} is in use by another process${
-              owner ? ` (pid ${owner.pid}${owner.task ? `, ${owner.task}` : ""}, since ${owner.since})` : ""
-            }: wait for it to finish, or choose another folder`,
-          );
-        }
+        if (!(await file.tryLock(true))) throw inUse(what, await readOwner(file));
         // A finishing owner removes the file before letting go: make sure we locked the file that is still
         // at `path`, not an unlinked one.
         const [held, current] = [await file.stat(), await Deno.stat(path).catch(() => undefined)];
@@ -70,6 +63,28 @@ export class FolderLock implements Disposable {
     throw new UserError(`${what}: could not take its lock ${path} (it kept changing); try again`);
   }
 
+  /**
+   * The owner of the lock file at `path` when a live process holds it; undefined when none does (no file,
+   * or a file left by a dead owner). Takes nothing and creates nothing.
+   */
+  static async heldBy(path: string): Promise<LockOwner | undefined> {
+    let file: Deno.FsFile;
+    try {
+      file = await Deno.open(path, { read: true, write: true });
+    } catch {
+      return undefined;
+    }
+    try {
+      if (await file.tryLock(true)) {
+        await file.unlock();
+        return undefined;
+      }
+      return await readOwner(file) ?? { pid: 0, since: "unknown" };
+    } finally {
+      file.close();
+    }
+  }
+
   /** True until released. */
   get held(): boolean {
     return this.#file !== undefined;
@@ -89,6 +104,15 @@ export class FolderLock implements Disposable {
   [Symbol.dispose](): void {
     this.release();
   }
+}
+
+/** The error for a lock another process holds. */
+export function inUse(what: string, owner: LockOwner | undefined): UserError {
+  return new UserError(
+    `${what} is in use by another process${
+      owner?.pid ? ` (pid ${owner.pid}${owner.task ? `, ${owner.task}` : ""}, since ${owner.since})` : ""
+    }: wait for it to finish, or choose another folder`,
+  );
 }
 
 async function readOwner(file: Deno.FsFile): Promise<LockOwner | undefined> {
