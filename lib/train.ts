@@ -419,18 +419,25 @@ class TrainingRun {
       );
     }
     const reports: EpochReport[] = [];
-    for (let epoch = startEpoch; epoch <= config.epochs; epoch++) {
-      const report = await this.runEpoch(epoch);
-      this.checkGpu();
-      reports.push(report);
-      this.log.write({ type: "epoch", ...report });
-      this.onPhase?.("checkpoint", epoch);
-      await this.saveCheckpoint(epoch, [...saved, ...reports]);
-      await options.onEpoch?.(report);
+    let epoch = startEpoch;
+    try {
+      for (; epoch <= config.epochs; epoch++) {
+        const report = await this.runEpoch(epoch);
+        this.checkGpu();
+        reports.push(report);
+        this.log.write({ type: "epoch", ...report });
+        this.onPhase?.("checkpoint", epoch);
+        await this.saveCheckpoint(epoch, [...saved, ...reports]);
+        await options.onEpoch?.(report);
+      }
+      this.onPhase?.("outputs", config.epochs);
+      await this.writeOutputs([...saved, ...reports]);
+    } catch (e) {
+      // The log says why the run stopped (a resume cuts this record off again with the lost epoch).
+      if (e instanceof UserError) this.log.write({ type: "error", epoch, message: e.message });
+      throw e;
     }
     const history = [...saved, ...reports];
-    this.onPhase?.("outputs", config.epochs);
-    await this.writeOutputs(history);
     return { config, epochs: reports, history, outDir: config.outDir, adapter: this.gpu.report.name };
   }
 
