@@ -17,7 +17,7 @@ export async function runTask(main: () => Promise<void>): Promise<void> {
     await main();
   } catch (e) {
     if (e instanceof UserError || isArgError(e) || e instanceof TypeError && /^--/.test(e.message)) {
-      console.error(`error: ${(e as Error).message}`);
+      console.error(`error: ${(e as Error).message.trim().replace(/\s*\n\s*/g, " ")}`);
       Deno.exit(1);
     }
     if (e instanceof Deno.errors.NotCapable) {

@@ -84,6 +84,34 @@ function preferVulkanOnLinux(): void {
   if (!Deno.env.get(variable)) Deno.env.set(variable, "vulkan");
 }
 
+/** The wgpu backends Deno can use on each OS (DENO_WEBGPU_BACKEND takes a comma-separated list of them). */
+const BACKENDS: Record<string, string[]> = {
+  linux: ["vulkan", "gl"],
+  windows: ["dx12", "vulkan", "gl"],
+  darwin: ["metal"],
+};
+
+/**
+ * When DENO_WEBGPU_BACKEND is set, what it says about a missing adapter: a backend this OS does not have,
+ * or the one asked for gave none. Empty when unset or unreadable (no env permission: never prompted).
+ */
+function backendNote(): string {
+  if (typeof Deno === "undefined") return "";
+  const variable = "DENO_WEBGPU_BACKEND";
+  if (Deno.permissions.querySync({ name: "env", variable }).state !== "granted") return "";
+  const value = Deno.env.get(variable);
+  if (!value) return "";
+  const os = Deno.build.os, known = BACKENDS[os] ?? [];
+  const asked = value.split(",").map((b) => b.trim().toLowerCase()).filter(Boolean);
+  const foreign = asked.filter((b) => !known.includes(b));
+  if (foreign.length === asked.length) {
+    return `DENO_WEBGPU_BACKEND=${value} names no backend available on ${os} (${
+      known.join(", ") || "none known"
+    }): unset it, or set it to ${known[0] ?? "a backend of this OS"}`;
+  }
+  return `DENO_WEBGPU_BACKEND=${value} limits the search to that backend: unset it to let WebGPU try the others`;
+}
+
 function isSoftwareAdapter(adapter: GPUAdapter): boolean {
   const info = adapter.info as GPUAdapterInfo & { isFallbackAdapter?: boolean };
   if (info.isFallbackAdapter) return true;
@@ -227,7 +255,10 @@ export class Gpu {
         `Requesting a WebGPU adapter failed (${(e as Error).message}). ${REMEDY}`,
       );
     }
-    if (!adapter) throw new GpuUnavailableError(`No WebGPU adapter found. ${REMEDY}`);
+    if (!adapter) {
+      const note = backendNote();
+      throw new GpuUnavailableError(`No WebGPU adapter found. ${note ? `${note}; otherwise ${REMEDY[0].toLowerCase()}${REMEDY.slice(1)}` : REMEDY}`);
+    }
     const requiredLimits: Record<string, number> = {};
     for (const name of ADAPTER_LIMITS) {
       const v = (adapter.limits as unknown as Record<string, number>)[name];
