@@ -4,8 +4,9 @@
  * driven by playwright-core): no console errors, no request leaves the page's own file, every figure
  * loaded with a non-zero size; a full-page screenshot is saved (to $DML_TEST_ARTIFACTS when set).
  *
- * Needs /usr/bin/chromium: the test installs it with apt-get when it is missing and it may (root and
- * --allow-run=apt-get); otherwise the browser tests are skipped with a loud message.
+ * Needs /usr/bin/chromium (Debian's `chromium`; `./dml test` installs it). A test never installs system
+ * packages: without the browser the two browser tests FAIL with a message naming the fix, so a suite that
+ * passes has always rendered the pages.
  * @module
  */
 import assert from "node:assert/strict";
@@ -21,35 +22,13 @@ async function isFile(path: string): Promise<boolean> {
   return await Deno.stat(path).then((s) => s.isFile, () => false);
 }
 
-/** Installs Debian's chromium when missing; returns why the browser is unavailable, or "" when it is there. */
-async function ensureChromium(): Promise<string> {
-  if (await isFile(CHROMIUM)) return "";
-  const remedy = "install it with 'apt-get install -y chromium' (Debian) and run the tests again";
-  try {
-    console.error(`report_test: ${CHROMIUM} missing; running 'apt-get install -y chromium' (takes a minute)`);
-    const env = { DEBIAN_FRONTEND: "noninteractive" };
-    const run = (args: string[]) =>
-      new Deno.Command("apt-get", { args, env, stdout: "null", stderr: "piped" }).output();
-    let out = await run(["install", "-y", "-qq", "chromium"]);
-    if (!out.success) {
-      await run(["update", "-qq"]);
-      out = await run(["install", "-y", "-qq", "chromium"]);
-    }
-    if (out.success && await isFile(CHROMIUM)) return "";
-    return `apt-get could not install chromium (${
-      new TextDecoder().decode(out.stderr).trim().split("\n").pop()
-    }); ${remedy}`;
-  } catch (e) {
-    return `${CHROMIUM} is missing and apt-get could not run (${
-      e instanceof Error ? e.message : e
-    }); ${remedy}`;
-  }
-}
-
-const unavailable = await ensureChromium();
-if (unavailable) {
-  const bar = "!".repeat(100);
-  console.error(`\n${bar}\n!! SKIPPING the report's browser checks: ${unavailable}\n${bar}\n`);
+/** Fails the calling test when the browser is missing, saying how to get it. */
+async function requireChromium(): Promise<void> {
+  if (await isFile(CHROMIUM)) return;
+  throw new Error(
+    `${CHROMIUM} is missing: the report's browser check needs Debian's chromium. Install it with ` +
+      "'sudo apt-get install -y chromium', or run the suite with ./dml test, which installs it",
+  );
 }
 
 /** The real t-SNE when lib/eval/tsne.ts exists, else the first two principal axes (power iteration):
@@ -188,7 +167,7 @@ Deno.test("report: a run folder gives curves, triplet grid and t-SNE map, and re
       assert.ok(html.includes(text), text);
     }
     assert.ok(html.match(/<tr>/g)!.length >= run.epochs + 1, "a table row per epoch");
-    if (unavailable) return;
+    await requireChromium();
     const shot = `${artifacts ?? tmp}/report-run.png`;
     const page = await openInChromium(result.htmlPath, shot);
     assert.deepEqual(page.consoleErrors, []);
@@ -235,7 +214,7 @@ Deno.test("report: an experiment folder compares its runs (curves, R@K vs kappa)
     for (const label of ["κ=1", "κ=4", "κ=16", "κ=64", "Settings that differ", "controller.initialKappa"]) {
       assert.ok(html.includes(label), label);
     }
-    if (unavailable) return;
+    await requireChromium();
     const page = await openInChromium(result.htmlPath, `${artifacts ?? tmp}/report-experiment.png`);
     assert.deepEqual(page.consoleErrors, []);
     assert.deepEqual(page.external, []);
