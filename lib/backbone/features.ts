@@ -25,7 +25,10 @@
  * A folder whose manifest carries another `keyHash` is never reused: extraction stops with an error
  * naming what differs (pass `overwrite` to replace it). Every shard and every manifest update is
  * written atomically (temporary name, then rename); the manifest lists a shard only after its file is
- * complete, so an interrupted extraction resumes at the first unlisted shard.
+ * complete, so an interrupted extraction resumes at the first unlisted shard. An extraction holds the
+ * folder's `.lock` (lib/util/lock.ts): a second one on the same folder is refused while the first runs.
+ * Loading checks the manifest against samples.json and the shards (every image covered once, integer
+ * labels, every shard present and of its size) and names the damaged file.
  * @module
  */
 import { UserError } from "../errors.ts";
@@ -35,7 +38,8 @@ import type { ImageListDataset, ImageListFormat, ImageSample } from "../data/ima
 import { listCub } from "../data/cub.ts";
 import { listCars } from "../data/cars.ts";
 import { listFolder } from "../data/folder.ts";
-import { exists, writeFileAtomic, writeJsonAtomic } from "../util/fs.ts";
+import { exists, isTempName, writeFileAtomic, writeJsonAtomic } from "../util/fs.ts";
+import { FolderLock } from "../util/lock.ts";
 import { Progress } from "../util/progress.ts";
 import { type OnnxBackbone, sha256Hex } from "./onnx.ts";
 import { checkSpec, type PreprocessSpec } from "./preprocess.ts";
@@ -279,6 +283,10 @@ export async function extractFeatures(
   const keyHash = await hashKey(key);
   const dir = opts.outDir;
   const now = () => new Date().toISOString();
+  // One extraction per cache at a time; files a killed one left half-written go.
+  await Deno.mkdir(dir, { recursive: true });
+  using _lock = await FolderLock.acquire(`${dir}/.lock`, `feature cache ${dir}`, "features");
+  for await (const e of Deno.readDir(dir)) if (isTempName(e.name)) await Deno.remove(`${dir}/${e.name}`);
   let manifest = await prepareDir(dir, keyHash, key, opts.overwrite ?? false);
   if (manifest?.complete) {
     log(`features: ${dir} is complete for these settings (key ${keyHash.slice(0, 12)}); nothing to do`);
@@ -597,7 +605,9 @@ async function readShard(dir: string, file: string): Promise<Uint8Array> {
     return await Deno.readFile(`${dir}/${file}`);
   } catch (e) {
     throw new UserError(
-      `${dir}/${file} ${e instanceof Deno.errors.NotFound ? "is missing" : `cannot be read (${(e as Error).message})`}; ${DAMAGED}`,
+      `${dir}/${file} ${
+        e instanceof Deno.errors.NotFound ? "is missing" : `cannot be read (${(e as Error).message})`
+      }; ${DAMAGED}`,
     );
   }
 }

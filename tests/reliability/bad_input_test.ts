@@ -6,7 +6,12 @@
 import assert from "node:assert/strict";
 import { UserError } from "../../lib/errors.ts";
 import { loadIdxSplit } from "../../lib/data/idx.ts";
-import { FEATURE_CACHE_VERSION, loadFeatureDataset } from "../../lib/backbone/features.ts";
+import { extractFeatures, FEATURE_CACHE_VERSION, loadFeatureDataset } from "../../lib/backbone/features.ts";
+import { OnnxBackbone } from "../../lib/backbone/onnx.ts";
+import { listCub } from "../../lib/data/cub.ts";
+import { FolderLock } from "../../lib/util/lock.ts";
+import { buildSmallCnn } from "../fixtures/small_cnn.ts";
+import { writeCubFixture } from "../fixtures/image_folders.ts";
 import { train } from "../../lib/train.ts";
 import { parseTrainArgs } from "../../tasks/train.ts";
 import { writeIdxFolder } from "../fixtures/idx.ts";
@@ -19,7 +24,9 @@ const refuses = (pattern: RegExp) => (e: unknown) => {
 };
 
 async function gzip(bytes: Uint8Array): Promise<Uint8Array> {
-  const stream = new Blob([bytes as Uint8Array<ArrayBuffer>]).stream().pipeThrough(new CompressionStream("gzip"));
+  const stream = new Blob([bytes as Uint8Array<ArrayBuffer>]).stream().pipeThrough(
+    new CompressionStream("gzip"),
+  );
   return new Uint8Array(await new Response(stream).arrayBuffer());
 }
 
@@ -125,7 +132,11 @@ Deno.test("damaged feature caches are refused, naming the file: never zero-fille
           }),
         /samples\.json: train sample 3 is \["a\/3\.jpg","cat"\], not \[id, integer label\]/,
       ],
-      ["a missing shard", (d) => Deno.remove(`${d}/test-00000.f32`), /test-00000\.f32 is missing; the cache is damaged/],
+      [
+        "a missing shard",
+        (d) => Deno.remove(`${d}/test-00000.f32`),
+        /test-00000\.f32 is missing; the cache is damaged/,
+      ],
       [
         "a truncated samples.json",
         async (d) => {
@@ -134,7 +145,11 @@ Deno.test("damaged feature caches are refused, naming the file: never zero-fille
         },
         /samples\.json is not valid JSON/,
       ],
-      ["a manifest without splits", (d) => edit(`${d}/manifest.json`, (m) => delete m.splits), /has no splits/],
+      [
+        "a manifest without splits",
+        (d) => edit(`${d}/manifest.json`, (m) => delete m.splits),
+        /has no splits/,
+      ],
       [
         "a short samples list",
         (d) =>
@@ -185,7 +200,10 @@ Deno.test("contradictory or unknown flags are refused: --views bogus, --data bes
     );
     assert.deepEqual(await listDir(`${dir}/run`), []);
     assertRefused(await denoTask("train", ["--features", dir, "--views", "bogus"]), /--views must be/);
-    assertRefused(await denoTask("train", ["--data", data, "--epochs", "0"]), /--epochs must be an integer >= 1/);
+    assertRefused(
+      await denoTask("train", ["--data", data, "--epochs", "0"]),
+      /--epochs must be an integer >= 1/,
+    );
     assertRefused(await denoTask("train", ["--data", data, "--seed", "-3"]), /--seed/);
   });
 });
@@ -215,7 +233,43 @@ Deno.test("a WebGPU backend this OS does not have is named, not blamed on a miss
     const r = await denoTask("train", ["--data", data, "--batch-size", "16", "--out", `${dir}/run`], {
       DENO_WEBGPU_BACKEND: other,
     });
-    assertRefused(r, new RegExp(`DENO_WEBGPU_BACKEND=${other} names no backend available on ${Deno.build.os}`));
+    assertRefused(
+      r,
+      new RegExp(`DENO_WEBGPU_BACKEND=${other} names no backend available on ${Deno.build.os}`),
+    );
     assert.deepEqual(await listDir(`${dir}/run`), []);
+  });
+});
+
+Deno.test("two extractions into one feature cache: the second is refused while the first holds it", async () => {
+  await withTemp("dml-cache-lock-", async (root) => {
+    await writeCubFixture(`${root}/cub`, { classes: [1, 2, 101, 102], perClass: 1 });
+    const net = await OnnxBackbone.load(buildSmallCnn(21, 20).bytes, { provider: "wasm", log: () => {} });
+    try {
+      const ds = await listCub(`${root}/cub`);
+      const options = {
+        outDir: `${root}/feats`,
+        preprocess: { preset: "torchvision" as const, resize: 24, crop: 20 },
+        quiet: true,
+        log: () => {},
+      };
+      await Deno.mkdir(`${root}/feats`);
+      {
+        using _held = await FolderLock.acquire(`${root}/feats/.lock`, "another extraction", "features");
+        await assert.rejects(
+          () => extractFeatures(ds, net, options),
+          refuses(/feature cache .*feats is in use/),
+        );
+      }
+      await Deno.writeFile(`${root}/feats/train-00000.f32.tmp-4242-deadbeef`, new Uint8Array(10));
+      const done = await extractFeatures(ds, net, options);
+      assert.ok(done.manifest.complete);
+      assert.deepEqual(
+        (await listDir(`${root}/feats`)).filter((n) => n.includes("tmp") || n === ".lock"),
+        [],
+      );
+    } finally {
+      await net.release();
+    }
   });
 });

@@ -25,7 +25,10 @@ Deno.test("deno.json: every task's permissions are narrow (no blanket write, env
     for (const path of write ?? []) assert.ok(["runs", "/tmp"].includes(path), `${name} writes ${path}`);
     const run = flagValues(perms, "--allow-run");
     assert.notEqual(run, "all", `${name} may run any program`);
-    const allowedRuns: Record<string, string[]> = { test: ["deno", "/usr/bin/chromium"], bench: ["/usr/bin/python3"] };
+    const allowedRuns: Record<string, string[]> = {
+      test: ["deno", "/usr/bin/chromium"],
+      bench: ["/usr/bin/python3"],
+    };
     assert.deepEqual(run ?? [], allowedRuns[name] ?? [], `${name} runs ${run}`);
     const env = flagValues(perms, "--allow-env");
     // playwright-core (the report's browser check) reads the whole environment when it starts Chromium.
@@ -70,7 +73,17 @@ Deno.test("the features and report tasks run within their permissions; a write o
     assert.equal(ok.code, 0, ok.stderr);
     assert.ok((await listDir(`${dir}/feats`)).includes("manifest.json"));
     const train = await denoTask("train", [
-      ...["--features", `${dir}/feats`, "--batch-size", "2", "--epochs", "1", "--quiet", "--out", `${dir}/run`],
+      ...[
+        "--features",
+        `${dir}/feats`,
+        "--batch-size",
+        "2",
+        "--epochs",
+        "1",
+        "--quiet",
+        "--out",
+        `${dir}/run`,
+      ],
     ]);
     assert.equal(train.code, 0, train.stderr);
     const report = await denoTask("report", [`${dir}/run`, "--no-tsne", "--quiet"]);
