@@ -4,7 +4,6 @@
  * flags, a backend this OS does not have.
  */
 import assert from "node:assert/strict";
-import { UserError } from "../../lib/errors.ts";
 import { loadIdxSplit } from "../../lib/data/idx.ts";
 import { extractFeatures, FEATURE_CACHE_VERSION, loadFeatureDataset } from "../../lib/backbone/features.ts";
 import { OnnxBackbone } from "../../lib/backbone/onnx.ts";
@@ -15,28 +14,13 @@ import { writeCubFixture } from "../fixtures/image_folders.ts";
 import { train } from "../../lib/train.ts";
 import { parseTrainArgs } from "../../tasks/train.ts";
 import { writeIdxFolder } from "../fixtures/idx.ts";
-import { assertRefused, denoTask, listDir, tinyIdx } from "./helpers.ts";
-
-const refuses = (pattern: RegExp) => (e: unknown) => {
-  assert.ok(e instanceof UserError, `not a UserError: ${e}`);
-  assert.match((e as Error).message, pattern);
-  return true;
-};
+import { assertRefused, denoTask, listDir, refuses, tinyIdx, withTemp } from "./helpers.ts";
 
 async function gzip(bytes: Uint8Array): Promise<Uint8Array> {
   const stream = new Blob([bytes as Uint8Array<ArrayBuffer>]).stream().pipeThrough(
     new CompressionStream("gzip"),
   );
   return new Uint8Array(await new Response(stream).arrayBuffer());
-}
-
-async function withTemp(prefix: string, fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
 }
 
 Deno.test("a truncated or corrupt .gz IDX file is named in one message", async () => {

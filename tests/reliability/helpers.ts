@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { decodeCheckpoint } from "../../lib/model/checkpoint.ts";
+import { UserError } from "../../lib/errors.ts";
 import { cyclingLabels, writeIdxFolder } from "../fixtures/idx.ts";
 
 /** The repository root. */
@@ -123,4 +124,23 @@ export async function assertSameRun(actualDir: string, expectedDir: string, what
   ]);
   assert.equal(sa.epochs, sb.epochs, `${what}: summary.json epochs`);
   assert.deepEqual(sa.final, sb.final, `${what}: summary.json final metrics`);
+}
+
+/** An assert.rejects/throws validator: a UserError whose message matches `pattern`. */
+export function refuses(pattern: RegExp): (e: unknown) => boolean {
+  return (e: unknown) => {
+    assert.ok(e instanceof UserError, `not a UserError: ${e}`);
+    assert.match((e as Error).message, pattern);
+    return true;
+  };
+}
+
+/** Runs `fn` with a fresh temporary folder, removed afterwards. */
+export async function withTemp(prefix: string, fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix });
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 }

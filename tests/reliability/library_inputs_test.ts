@@ -7,18 +7,12 @@
 import assert from "node:assert/strict";
 import { getGpu } from "../../lib/gpu/device.ts";
 import { GpuBuffer } from "../../lib/gpu/buffer.ts";
-import { UserError } from "../../lib/errors.ts";
+import { refuses } from "./helpers.ts";
 import { pairwiseSqL2 } from "../../lib/ops/distance.ts";
 import { knnSqL2, knnSqL2Ref, NO_INDEX, topkSmallest, topkSmallestRef } from "../../lib/ops/topk.ts";
 import { FanngIndex } from "../../lib/ann/index.ts";
 import { decodeGraph, encodeGraph, FANNG_FORMAT_VERSION, FANNG_HEADER_BYTES } from "../../lib/ann/file.ts";
 import { Rng } from "../../lib/util/rng.ts";
-
-const refuses = (pattern: RegExp) => (e: unknown) => {
-  assert.ok(e instanceof UserError, `not a UserError: ${e}`);
-  assert.match((e as Error).message, pattern);
-  return true;
-};
 
 Deno.test("a destroyed buffer is refused by name, never read as zeros", async () => {
   const gpu = await getGpu();

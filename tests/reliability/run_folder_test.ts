@@ -7,12 +7,20 @@
 import assert from "node:assert/strict";
 import { train, type TrainPhase } from "../../lib/train.ts";
 import type { TrainConfigInput } from "../../lib/config.ts";
-import { UserError } from "../../lib/errors.ts";
 import { JsonlWriter, readJsonl } from "../../lib/util/jsonl.ts";
 import { FolderLock } from "../../lib/util/lock.ts";
 import { fsErrorMessage } from "../../lib/util/fs.ts";
 import { readRunDir } from "../../lib/viz/run_dir.ts";
-import { assertRefused, assertSameRun, denoTask, listDir, taskPermissions, tinyIdx } from "./helpers.ts";
+import {
+  assertRefused,
+  assertSameRun,
+  denoTask,
+  listDir,
+  refuses,
+  taskPermissions,
+  tinyIdx,
+  withTemp,
+} from "./helpers.ts";
 
 function cfg(data: string, out: string, extra: TrainConfigInput = {}): TrainConfigInput {
   return {
@@ -34,21 +42,6 @@ async function snapshot(dir: string): Promise<Record<string, string>> {
     out[name] = `${bytes.length}:${bytes.reduce((h, b) => (h * 31 + b) >>> 0, 7)}`;
   }
   return out;
-}
-
-const refuses = (pattern: RegExp) => (e: unknown) => {
-  assert.ok(e instanceof UserError, `not a UserError: ${e}`);
-  assert.match((e as Error).message, pattern);
-  return true;
-};
-
-async function withTemp(prefix: string, fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
 }
 
 const CHILD = new URL("./fixtures/train_until_killed.ts", import.meta.url).pathname;
