@@ -90,22 +90,21 @@ export async function assertSameRun(actualDir: string, expectedDir: string, what
     Deno.readFile(`${expectedDir}/checkpoint.bin`),
   ]);
   const ca = decodeCheckpoint(a, `${what}: checkpoint`), cb = decodeCheckpoint(b, "reference checkpoint");
-  const bits = (x: Float32Array) => new Uint32Array(x.buffer, x.byteOffset, x.length);
+  const bytes = (x: Float32Array) => new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
   ca.params.forEach((p, i) => {
-    assert.deepEqual(bits(p.weight), bits(cb.params[i].weight), `${what}: layer ${i} weights differ`);
-    assert.deepEqual(bits(p.bias), bits(cb.params[i].bias), `${what}: layer ${i} biases differ`);
+    assertSameBytes(bytes(p.weight), bytes(cb.params[i].weight), `${what}: layer ${i} weights`);
+    assertSameBytes(bytes(p.bias), bytes(cb.params[i].bias), `${what}: layer ${i} biases`);
   });
   ca.optimizer!.velocities.forEach((v, i) => {
-    assert.deepEqual(
-      bits(v.weight),
-      bits(cb.optimizer!.velocities[i].weight),
-      `${what}: momentum ${i} differs`,
-    );
+    assertSameBytes(bytes(v.weight), bytes(cb.optimizer!.velocities[i].weight), `${what}: momentum ${i}`);
   });
   assert.equal(ca.optimizer!.steps, cb.optimizer!.steps, `${what}: optimiser steps`);
   assert.deepEqual(ca.meta.controller, cb.meta.controller, `${what}: controller state`);
   assert.equal(ca.meta.epoch, cb.meta.epoch, `${what}: epoch`);
-  assert.deepEqual(ca.blobs, cb.blobs, `${what}: FANNG graph differs`);
+  assert.deepEqual(Object.keys(ca.blobs ?? {}), Object.keys(cb.blobs ?? {}), `${what}: saved state`);
+  for (const [name, blob] of Object.entries(cb.blobs ?? {})) {
+    assertSameBytes(ca.blobs![name], blob, `${what}: checkpoint blob ${name} (the FANNG graph)`);
+  }
   const metrics = (r: { epoch: number; eval?: unknown; trainError: number; kappa: number }[]) =>
     r.map(({ epoch, eval: ev, trainError, kappa }) => ({ epoch, ev, trainError, kappa }));
   assert.deepEqual(
@@ -117,7 +116,7 @@ export async function assertSameRun(actualDir: string, expectedDir: string, what
     Deno.readFile(`${actualDir}/test-embeddings.f32`),
     Deno.readFile(`${expectedDir}/test-embeddings.f32`),
   ]);
-  assert.ok(ea.length === eb.length && ea.every((x, i) => x === eb[i]), `${what}: test embeddings differ`);
+  assertSameBytes(ea, eb, `${what}: test embeddings`);
   const [sa, sb] = await Promise.all([
     Deno.readTextFile(`${actualDir}/summary.json`).then(JSON.parse),
     Deno.readTextFile(`${expectedDir}/summary.json`).then(JSON.parse),
@@ -143,4 +142,19 @@ export async function withTemp(prefix: string, fn: (dir: string) => Promise<void
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+}
+
+/** Asserts equal bytes, reporting the first difference (node's deepEqual diff is very slow on large arrays). */
+export function assertSameBytes(actual: Uint8Array, expected: Uint8Array, what: string): void {
+  if (actual.length !== expected.length) {
+    assert.fail(`${what}: ${actual.length} bytes, expected ${expected.length}`);
+  }
+  let first = -1, count = 0;
+  for (let i = 0; i < actual.length; i++) {
+    if (actual[i] !== expected[i]) {
+      if (first < 0) first = i;
+      count++;
+    }
+  }
+  if (count) assert.fail(`${what}: ${count} of ${actual.length} bytes differ, the first at byte ${first}`);
 }

@@ -79,11 +79,10 @@ async function killAtPhase(dir: string, fresh: boolean, phase: TrainPhase, epoch
   await Deno.remove(marker);
 }
 
-/** Runs (or resumes) the run in `dir` and kills it once `records` more lines reached its log. */
-async function killAfterRecords(dir: string, fresh: boolean, records: number): Promise<void> {
-  const before = fresh ? 0 : await logLines(dir);
+/** Runs (or resumes) the run in `dir` and kills it once its log holds `records` lines. */
+async function killAtLogLength(dir: string, fresh: boolean, records: number): Promise<void> {
   const child = await startChild(dir, fresh, []);
-  await waitFor(async () => (await logLines(dir)) >= before + records, child, `${records} log records`);
+  await waitFor(async () => (await logLines(dir)) >= records, child, `${records} log records`);
   await kill(child);
 }
 
@@ -136,14 +135,16 @@ Deno.test({
         }
         await resumeAndCompare(dir, reference, "killed at every phase");
       });
-      // Random moments: after a seeded random number of log records (one per batch), twice in a row.
+      // Random moments: at seeded random log lengths (one record per batch), once in each epoch (a resume
+      // cuts the log back to its checkpoint, so the second kill strikes the resumed run in epoch 2).
       const total = await logLines(reference);
+      const half = Math.floor(total / 2);
       const rng = new Rng(11);
-      const cuts = [2 + rng.int(total / 2), 2 + rng.int(total / 2)];
-      await t.step(`killed after ${cuts.join(", then ")} more log records (of ${total})`, async () => {
+      const cuts = [2 + rng.int(half - 4), half + 2 + rng.int(total - half - 4)];
+      await t.step(`killed at log lengths ${cuts.join(", then ")} (of ${total})`, async () => {
         const dir = `${root}/random`;
-        for (const [i, records] of cuts.entries()) await killAfterRecords(dir, i === 0, records);
-        await resumeAndCompare(dir, reference, `killed after ${cuts.join(", ")} log records`);
+        for (const [i, records] of cuts.entries()) await killAtLogLength(dir, i === 0, records);
+        await resumeAndCompare(dir, reference, `killed at log lengths ${cuts.join(", ")}`);
       });
     } finally {
       await Deno.remove(root, { recursive: true });
