@@ -214,13 +214,11 @@ export function checkRunFits(gpu: Gpu, config: TrainConfig, data: Dataset): void
       );
     }
   }
-  const feat = data.train.features.rows * data.train.features.cols * 4;
-  if (feat > maxBuffer) {
+  const { rows: n, cols: d } = data.train.features;
+  if (n * d * 4 > maxBuffer) {
     throw new UserError(
-      `the training features (${data.train.features.rows} x ${data.train.features.cols}) need ${
-        mib(feat)
-      }, ` +
-        `over this adapter's ${mib(maxBuffer)} buffer limit: use --train-limit`,
+      `the training features (${n} x ${d}) need ${mib(n * d * 4)}, over this adapter's ${mib(maxBuffer)} ` +
+        "buffer limit: use --train-limit",
     );
   }
   const step = 3 * config.batchSize * Math.max(...widths.map(paddedWidth)) * 4;
