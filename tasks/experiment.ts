@@ -61,12 +61,16 @@ if (import.meta.main) {
     const rest: string[] = [];
     for (const t of tokens!) {
       // One token per option ("--seed=-3"): a value starting with a dash would read as a flag otherwise.
-      if (t.kind === "option" && !own.has(t.name)) rest.push(t.value !== undefined ? `${t.rawName}=${t.value}` : t.rawName);
+      if (t.kind === "option" && !own.has(t.name)) {
+        rest.push(t.value !== undefined ? `${t.rawName}=${t.value}` : t.rawName);
+      }
       if (t.kind === "positional" && t.index > 0) rest.push(t.value);
     }
     const { input, resume, overwrite } = parseTrainArgs(rest);
     if (resume !== undefined) {
-      throw new UserError("--resume continues one training run (deno task train --resume <run>), not a study");
+      throw new UserError(
+        "--resume continues one training run (deno task train --resume <run>), not a study",
+      );
     }
     const list = (v: unknown, flag: string) =>
       typeof v === "string"

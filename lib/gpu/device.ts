@@ -257,7 +257,11 @@ export class Gpu {
     }
     if (!adapter) {
       const note = backendNote();
-      throw new GpuUnavailableError(`No WebGPU adapter found. ${note ? `${note}; otherwise ${REMEDY[0].toLowerCase()}${REMEDY.slice(1)}` : REMEDY}`);
+      throw new GpuUnavailableError(
+        `No WebGPU adapter found. ${
+          note ? `${note}; otherwise ${REMEDY[0].toLowerCase()}${REMEDY.slice(1)}` : REMEDY
+        }`,
+      );
     }
     const requiredLimits: Record<string, number> = {};
     for (const name of ADAPTER_LIMITS) {
