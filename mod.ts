@@ -6,12 +6,12 @@
  */
 
 // --- GPU runtime (lib/gpu) ---
-export { type AdapterReport, getGpu, Gpu, type GpuOptions } from "./lib/gpu/device.ts";
+export { type AdapterReport, getGpu, Gpu, type GpuErrorRecord, type GpuOptions } from "./lib/gpu/device.ts";
 export { type ArrayOf, type DType, GpuBuffer, type HostArray, type RowChunk } from "./lib/gpu/buffer.ts";
 export { CommandBatch, grid1d, packUniform, type UniformField } from "./lib/gpu/dispatch.ts";
 export { type Defines, loadWgsl, PipelineCache } from "./lib/gpu/kernels.ts";
 export { type LabelTiming, profile, type ProfileReport } from "./lib/gpu/timing.ts";
-export { fmtShape, GpuUnavailableError, ShapeError, UserError } from "./lib/errors.ts";
+export { fmtShape, GpuError, GpuUnavailableError, ShapeError, UserError } from "./lib/errors.ts";
 
 // --- Ops (lib/ops) ---
 export { gatherRows, gatherRowsRef } from "./lib/ops/gather.ts";
@@ -114,6 +114,7 @@ export {
 } from "./lib/model/optimizer.ts";
 export { type LossConfig, type StepOptions, type StepScalars, TrainStep } from "./lib/model/train_step.ts";
 export {
+  applyCheckpoint,
   CHECKPOINT_VERSION,
   type CheckpointContents,
   decodeCheckpoint,
@@ -239,20 +240,26 @@ export {
 
 // --- Training loop (lib/train.ts, lib/config.ts) ---
 export {
+  CONFIG_FLAGS,
+  type ConfigChange,
   type DatasetConfig,
   defaultConfig,
   type MinerKind,
   resolveConfig,
+  RESUMABLE_FIELDS,
+  resumedConfig,
   type TrainConfig,
   type TrainConfigInput,
   validateConfig,
 } from "./lib/config.ts";
 export {
+  checkRunFits,
   type EpochReport,
   type EvalSummary,
   type MiningStats,
   train,
   type TrainOptions,
+  type TrainPhase,
   type TrainResult,
 } from "./lib/train.ts";
 export { disjointSplit, loadDataset, subsetSplit, validateDataset } from "./lib/data/load.ts";
@@ -359,4 +366,5 @@ export {
 export { Rng } from "./lib/util/rng.ts";
 export { type HostMatrix, hostMatrix, l2NormalizeRowsRef, row, selectRows } from "./lib/util/matrix.ts";
 export { Progress, type ProgressOptions } from "./lib/util/progress.ts";
-export { JsonlWriter, readJsonl } from "./lib/util/jsonl.ts";
+export { type JsonlOpenOptions, type JsonlRepair, JsonlWriter, readJsonl } from "./lib/util/jsonl.ts";
+export { FolderLock, type LockOwner } from "./lib/util/lock.ts";

@@ -156,6 +156,11 @@ export function validateConfig(c: TrainConfig): void {
       ["seen", "disjoint"].includes(c.dataset.split),
       `--split must be 'seen' or 'disjoint', got '${c.dataset.split}'`,
     );
+  } else {
+    need(
+      ["all", "centre"].includes(c.dataset.views),
+      `--views must be 'all' or 'centre', got '${c.dataset.views}'`,
+    );
   }
   need(isPosInt(c.head.outDim), `--embedding-dim must be a positive integer, got ${c.head.outDim}`);
   need(c.head.hidden.every(isPosInt), `--hidden must list positive integers, got ${c.head.hidden.join(",")}`);
@@ -190,7 +195,7 @@ export function validateConfig(c: TrainConfig): void {
   need(c.optim.momentum >= 0 && c.optim.momentum < 1, `--momentum must be in [0, 1)`);
   need(c.optim.weightDecay >= 0, `--weight-decay must be >= 0`);
   need(isPosInt(c.batchSize), `--batch-size must be a positive integer, got ${c.batchSize}`);
-  need(Number.isInteger(c.epochs) && c.epochs >= 0, `--epochs must be an integer >= 0, got ${c.epochs}`);
+  need(Number.isInteger(c.epochs) && c.epochs >= 1, `--epochs must be an integer >= 1, got ${c.epochs}`);
   need(Number.isInteger(c.seed), `--seed must be an integer`);
   need(
     Number.isInteger(c.trainLimit) && c.trainLimit >= 0 && Number.isInteger(c.testLimit) && c.testLimit >= 0,
@@ -201,4 +206,128 @@ export function validateConfig(c: TrainConfig): void {
     c.eval.recallKs.length > 0 && c.eval.recallKs.every(isPosInt),
     `--recall-k must list positive integers`,
   );
+}
+
+/** The command-line flag of each config field (dotted paths; `dataset` is one field). */
+export const CONFIG_FLAGS: Readonly<Record<string, string>> = {
+  dataset: "--data/--split/--features/--views",
+  trainLimit: "--train-limit",
+  testLimit: "--test-limit",
+  "head.outDim": "--embedding-dim",
+  "head.hidden": "--hidden",
+  "head.normalize": "--no-normalize",
+  "loss.margin": "--margin",
+  "loss.globalWeight": "--global-weight",
+  "loss.lambda": "--global-lambda",
+  "loss.t": "--global-t",
+  "mining.miner": "--miner",
+  "mining.search": "--search",
+  "mining.neighbours": "--neighbours",
+  "mining.minedFraction": "--mined-fraction",
+  "mining.searchBudget": "--search-budget",
+  "mining.searchStop": "--search-stop",
+  "mining.maxDegree": "--max-degree",
+  "mining.classesPerBatch": "--classes-per-batch",
+  "controller.adaptive": "--fixed-kappa",
+  "controller.initialKappa": "--kappa",
+  "controller.targetError": "--target-error",
+  "controller.gain": "--gain",
+  "controller.ema": "--ema",
+  "controller.kappaMin": "--kappa-min",
+  "controller.kappaMax": "--kappa-max",
+  "optim.lr": "--lr",
+  "optim.momentum": "--momentum",
+  "optim.weightDecay": "--weight-decay",
+  batchSize: "--batch-size",
+  epochs: "--epochs",
+  seed: "--seed",
+  "eval.every": "--eval-every",
+  "eval.recallKs": "--recall-k",
+  "eval.nmi": "--no-nmi",
+  "eval.mapAtR": "--map-at-r",
+  outDir: "--out",
+  logEveryBatches: "--log-every",
+  quiet: "--quiet",
+};
+
+/**
+ * The fields a resume may change: how long to train, and what to print, log and evaluate. Everything else
+ * decides the numbers of the epochs still to come, so a resumed run keeps the saved values.
+ */
+export const RESUMABLE_FIELDS: readonly string[] = [
+  "epochs",
+  "quiet",
+  "logEveryBatches",
+  "eval.every",
+  "eval.recallKs",
+  "eval.nmi",
+  "eval.mapAtR",
+];
+
+/** A field a resume changed. */
+export interface ConfigChange {
+  field: string;
+  flag: string;
+  from: unknown;
+  to: unknown;
+}
+
+/** The config's leaves as dotted paths (arrays and the dataset are leaves). */
+function leaves(o: Record<string, unknown>, prefix = ""): [string, unknown][] {
+  return Object.entries(o).flatMap(([k, v]) => {
+    const path = prefix ? `${prefix}.${k}` : k;
+    if (v === undefined) return [];
+    if (path !== "dataset" && v && typeof v === "object" && !Array.isArray(v)) {
+      return leaves(v as Record<string, unknown>, path);
+    }
+    return [[path, v] as [string, unknown]];
+  });
+}
+
+const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+
+/**
+ * The config of a resumed run: the saved config with the changes `input` asks for applied, when they are
+ * all {@link RESUMABLE_FIELDS}; otherwise a UserError naming the flags that would change how the run
+ * trains. Values equal to the saved ones are no change. `source` names the saved config in messages.
+ */
+export function resumedConfig(
+  saved: TrainConfig,
+  input: TrainConfigInput,
+  source: string,
+): { config: TrainConfig; changes: ConfigChange[] } {
+  const config = structuredClone(saved) as unknown as Record<string, unknown>;
+  const changes: ConfigChange[] = [];
+  const refused: ConfigChange[] = [];
+  for (const [field, to] of leaves(input as Record<string, unknown>)) {
+    if (field === "outDir") {
+      if (to !== saved.outDir) {
+        throw new UserError(`--out cannot be combined with --resume: the run stays in ${saved.outDir}`);
+      }
+      continue;
+    }
+    const path = field.split(".");
+    const from = path.reduce<unknown>((o, k) => (o as Record<string, unknown> | undefined)?.[k], saved);
+    if (same(from, to)) continue;
+    const change = { field, flag: CONFIG_FLAGS[field] ?? field, from, to };
+    if (!RESUMABLE_FIELDS.includes(field)) {
+      refused.push(change);
+      continue;
+    }
+    changes.push(change);
+    let node = config;
+    for (const k of path.slice(0, -1)) node = node[k] as Record<string, unknown>;
+    node[path.at(-1)!] = to;
+  }
+  if (refused.length) {
+    const what = refused.map((c) =>
+      `${c.flag} (saved ${JSON.stringify(c.from)}, given ${JSON.stringify(c.to)})`
+    );
+    const allowed = RESUMABLE_FIELDS.map((f) => CONFIG_FLAGS[f]).join(", ");
+    throw new UserError(
+      `a resume cannot change ${what.join(", ")}: ${source} continues with the settings it was started ` +
+        `with. A resume may change only ${allowed}; to train with other settings start a new run (--out)`,
+    );
+  }
+  return { config: config as unknown as TrainConfig, changes };
 }

@@ -28,3 +28,15 @@ export function fmtShape(shape: readonly number[]): string {
 export function checkShape(cond: boolean, message: string): asserts cond {
   if (!cond) throw new ShapeError(message);
 }
+
+/**
+ * The GPU reported an error (validation, out of memory, internal, or a lost device) while running an
+ * operation: its results cannot be trusted, so the operation fails instead of returning them. `where`
+ * names the kernel or step; the message says what the device said and, when it can tell, what to change.
+ */
+export class GpuError extends UserError {
+  override name = "GpuError";
+  constructor(readonly where: string, readonly gpuMessage: string, readonly hint = "") {
+    super(`GPU error in ${where}: ${gpuMessage.trim().replace(/\s+/g, " ")}${hint ? `; ${hint}` : ""}`);
+  }
+}

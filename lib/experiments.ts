@@ -20,6 +20,8 @@ export interface ExperimentOptions {
   base: TrainConfigInput;
   /** Output folder holding experiment.json and one folder per run. */
   outDir: string;
+  /** Replace a study already in `outDir` (default: refused, like an existing run folder). */
+  overwrite?: boolean;
   /** kappa values of the `kappa` study. */
   kappas?: number[];
   /** Mined fractions of the `mined` study. */
@@ -89,6 +91,7 @@ export async function runExperiment(
   opts: ExperimentOptions,
 ): Promise<ExperimentRunResult[]> {
   const runs = experimentRuns(name, opts);
+  await checkExperimentFolder(opts.outDir, opts.overwrite ?? false);
   await Deno.mkdir(opts.outDir, { recursive: true });
   const results: ExperimentRunResult[] = [];
   const meta = {
@@ -100,6 +103,7 @@ export async function runExperiment(
   for (const [i, r] of runs.entries()) {
     opts.onProgress?.(`[${i + 1}/${runs.length}] ${r.label}`);
     const result = await train(merge(opts.base, { ...r.input, outDir: `${opts.outDir}/${r.dir}` }), {
+      overwrite: opts.overwrite,
       onEpoch: (e) =>
         opts.onProgress?.(
           `  ${r.label} epoch ${e.epoch}: R@1 ${e.eval?.recall["1"]?.toFixed(4) ?? "-"} NMI ${
@@ -117,6 +121,33 @@ export async function runExperiment(
     await writeJsonAtomic(`${opts.outDir}/experiment.json`, meta);
   }
   return results;
+}
+
+/** What a study writes besides its run folders. */
+const STUDY_FILES = ["experiment.json", "table.md", "report.html", "figures"];
+
+/** Refuses a folder that holds a study (unless `overwrite`) or other files; writes nothing. */
+async function checkExperimentFolder(dir: string, overwrite: boolean): Promise<void> {
+  const names: string[] = [];
+  try {
+    for await (const e of Deno.readDir(dir)) names.push(e.name);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return;
+    if (e instanceof Deno.errors.NotADirectory) {
+      throw new UserError(`${dir} is a file, not a folder: choose a folder path for the study (--out)`);
+    }
+    throw e;
+  }
+  if (!names.length) return;
+  if (!names.includes("experiment.json")) {
+    throw new UserError(`${dir} is not empty and holds no study: choose an empty or new --out`);
+  }
+  if (!overwrite) {
+    throw new UserError(`${dir} already holds a study: replace it with --overwrite, or choose another --out`);
+  }
+  for (const n of names) {
+    if (STUDY_FILES.includes(n)) await Deno.remove(`${dir}/${n}`, { recursive: true });
+  }
 }
 
 /** The study's table: one row per run with its final metrics. */

@@ -16,25 +16,40 @@
  * ```
  * @module
  */
-import { resolveConfig, type TrainConfig, type TrainConfigInput, validateConfig } from "./config.ts";
+import {
+  type ConfigChange,
+  resolveConfig,
+  resumedConfig,
+  type TrainConfig,
+  type TrainConfigInput,
+  validateConfig,
+} from "./config.ts";
 import type { Dataset } from "./data/dataset.ts";
 import { loadDataset, validateDataset } from "./data/load.ts";
-import { UserError } from "./errors.ts";
+import { GpuError, UserError } from "./errors.ts";
 import { getGpu, type Gpu } from "./gpu/device.ts";
 import { GpuBuffer } from "./gpu/buffer.ts";
 import { gatherRows } from "./ops/gather.ts";
 import { pairwiseSqL2 } from "./ops/distance.ts";
 import { EmbeddingHead } from "./model/head.ts";
 import { type StepScalars, TrainStep } from "./model/train_step.ts";
-import { loadCheckpoint, saveCheckpoint } from "./model/checkpoint.ts";
+import {
+  applyCheckpoint,
+  type CheckpointContents,
+  readCheckpoint,
+  saveCheckpoint,
+} from "./model/checkpoint.ts";
+import { augmentedLength, paddedWidth } from "./ops/linear.ts";
 import { ClassIndex } from "./mining/classes.ts";
 import { type ControllerState, KappaController } from "./mining/controller.ts";
 import { batchHardTriplets, sampleClassBalancedBatch, semiHardTriplets } from "./mining/inbatch.ts";
-import { ExactSearch, FanngSearch, type NeighbourSearch } from "./mining/search.ts";
+import { ExactSearch, FanngSearch, type FanngSearchOptions, type NeighbourSearch } from "./mining/search.ts";
 import { mineSmart, type SmartMining } from "./mining/smart.ts";
 import { assembleEpoch, type EpochTriplets, permutation } from "./mining/triplets.ts";
 import { evaluateEmbeddings } from "./eval/evaluate.ts";
-import { exists, writeFileAtomic, writeJsonAtomic } from "./util/fs.ts";
+import { exists, fsErrorMessage, writeFileAtomic, writeJsonAtomic } from "./util/fs.ts";
+import type { FolderLock } from "./util/lock.ts";
+import { checkNewRunFolder, checkRunFolderToResume, openRunFolder } from "./run_folder.ts";
 import { JsonlWriter } from "./util/jsonl.ts";
 import { Progress } from "./util/progress.ts";
 import { Rng } from "./util/rng.ts";
@@ -45,17 +60,34 @@ export type { EpochReport, EvalSummary, MiningStats };
 /** What `train` returns. */
 export interface TrainResult {
   config: TrainConfig;
+  /** The epochs trained by this call. */
   epochs: EpochReport[];
+  /** Every epoch of the run, those of earlier (resumed) calls included: what summary.json covers. */
+  history: EpochReport[];
   outDir: string;
   adapter: string;
 }
+
+/** Points of an epoch reported to {@link TrainOptions.onPhase}. */
+export type TrainPhase = "mine" | "train" | "evaluate" | "checkpoint" | "outputs";
 
 /** Hooks and options for {@link train}. */
 export interface TrainOptions {
   /** Called after every epoch with its report. */
   onEpoch?: (report: EpochReport) => void | Promise<void>;
-  /** Continue the run in this folder from its last checkpoint (its config.json is used; `epochs` may be raised). */
+  /**
+   * Called as the run reaches each phase: before mining, halfway through an epoch's batches ("train"),
+   * before evaluating, after the epoch's log record but before its checkpoint is written, and before the
+   * final outputs. Synchronous (it runs inside the batch loop), for progress displays and fault injection.
+   */
+  onPhase?: (phase: TrainPhase, epoch: number) => void;
+  /**
+   * Continue the run in this folder from its last checkpoint: its config.json is used, and `input` may
+   * change only {@link RESUMABLE_FIELDS} (e.g. raise `epochs`); anything else is refused.
+   */
   resume?: string;
+  /** Replace the run already in `outDir` (default: an existing run folder is refused). */
+  overwrite?: boolean;
   /** GPU context to use (default: the process-wide one). */
   gpu?: Gpu;
 }
@@ -98,31 +130,185 @@ function miningStats(epoch: EpochTriplets, mined: SmartMining | undefined): Mini
   };
 }
 
-/** Reads the run's config.json for a resume, with `overrides` (e.g. more epochs) applied. */
-async function resumeConfig(dir: string, overrides: TrainConfigInput): Promise<TrainConfig> {
-  const path = `${dir}/config.json`;
-  if (!(await exists(path))) {
-    throw new UserError(`cannot resume: ${path} not found (is ${dir} a run folder?)`);
-  }
-  const saved = JSON.parse(await Deno.readTextFile(path)) as TrainConfig & { adapter?: string };
-  delete saved.adapter;
-  return resolveConfig({ ...saved, ...overrides, outDir: dir });
+/** The checkpoint's metadata: everything besides the head and optimiser the next epoch depends on. */
+interface RunCheckpointMeta {
+  /** Epochs completed. */
+  epoch: number;
+  controller: ControllerState;
+  /** The report of every completed epoch (for summary.json after a resume). */
+  reports: EpochReport[];
+  /** Bytes of log.jsonl when the checkpoint was written: a resume drops what was logged after it. */
+  logBytes: number;
+  /** The smart miner's FANNG search options; its graph is the checkpoint's `fanng` blob. */
+  fanng?: FanngSearchOptions;
 }
 
-/** Trains an embedding head with the configured miner; writes the run folder; returns the epoch reports. */
-export async function train(input: TrainConfigInput = {}, options: TrainOptions = {}): Promise<TrainResult> {
-  const config = options.resume ? await resumeConfig(options.resume, input) : resolveConfig(input);
-  validateConfig(config);
-  const data = await loadDataset(config.dataset, { train: config.trainLimit, test: config.testLimit });
-  validateDataset(data, config.batchSize);
-  const classes = ClassIndex.build(data.train.labels, `${data.name} training split`);
-  const gpu = options.gpu ?? (await getGpu());
-  await Deno.mkdir(config.outDir, { recursive: true });
-  const run = new TrainingRun(gpu, config, data, classes);
+/** Where a resumed run starts: nothing done yet (no checkpoint), or the last checkpoint. */
+interface ResumePoint {
+  checkpoint?: CheckpointContents & { meta: RunCheckpointMeta };
+  changes: ConfigChange[];
+}
+
+async function readSavedConfig(dir: string): Promise<TrainConfig> {
+  const path = `${dir}/config.json`;
+  let saved: TrainConfig & { adapter?: string };
   try {
-    return await run.execute(options);
+    saved = JSON.parse(await Deno.readTextFile(path));
+  } catch (e) {
+    if (e instanceof SyntaxError) {
+      throw new UserError(
+        `cannot resume: ${path} is not valid JSON (cut off or edited); the run cannot be continued, start ` +
+          `it again with --overwrite`,
+      );
+    }
+    throw new UserError(`cannot resume: ${fsErrorMessage(e, path, "read")}`);
+  }
+  if (!saved || typeof saved !== "object" || !saved.dataset || !saved.mining || !saved.head) {
+    throw new UserError(`cannot resume: ${path} is not a training config; check the --resume path`);
+  }
+  delete saved.adapter;
+  return resolveConfig({ ...saved, outDir: dir } as TrainConfigInput);
+}
+
+/** The last checkpoint of a run folder, or none when the run stopped before its first one. */
+async function readResumePoint(dir: string, config: TrainConfig, changes: ConfigChange[]) {
+  const path = `${dir}/checkpoint.bin`;
+  if (!(await exists(path))) return { changes };
+  const c = await readCheckpoint(path);
+  const meta = c.meta as unknown as RunCheckpointMeta;
+  if (!Number.isInteger(meta.epoch) || !Array.isArray(meta.reports) || !meta.controller) {
+    throw new UserError(
+      `cannot resume: checkpoint ${path} was written by an older toolkit without the run's state; start the ` +
+        `run again with --overwrite`,
+    );
+  }
+  if (meta.epoch > config.epochs) {
+    throw new UserError(
+      `cannot resume ${dir}: it has trained ${meta.epoch} epochs already, more than --epochs ${config.epochs}`,
+    );
+  }
+  return { checkpoint: { ...c, meta }, changes } as ResumePoint;
+}
+
+/** Refuses, before any GPU work, shapes this adapter cannot hold, naming the flag to change. */
+export function checkRunFits(gpu: Gpu, config: TrainConfig, data: Dataset): void {
+  const binding = gpu.maxBindingBytes, maxBuffer = gpu.report.limits.maxBufferSize;
+  const mib = (n: number) => `${(n / 2 ** 20).toFixed(0)} MiB`;
+  const widths = [data.train.features.cols, ...config.head.hidden, config.head.outDim];
+  const rows = Math.max(data.train.features.rows, data.test.features.rows);
+  const flagOf = (l: number) => (l === widths.length - 2 ? "--embedding-dim" : "--hidden");
+  for (let l = 0; l + 1 < widths.length; l++) {
+    const bytes = augmentedLength({ inDim: widths[l], outDim: widths[l + 1] }) * 4;
+    if (bytes > binding) {
+      throw new UserError(
+        `layer ${l + 1} of the head (${widths[l]} -> ${widths[l + 1]}) needs ${mib(bytes)} of parameters, ` +
+          `over this adapter's ${mib(binding)} storage binding: use a smaller ${flagOf(l)}`,
+      );
+    }
+    const act = rows * paddedWidth(widths[l + 1]) * 4;
+    if (act > maxBuffer) {
+      throw new UserError(
+        `the ${rows} samples' layer ${l + 1} outputs (${widths[l + 1]} wide) need ${mib(act)}, over this ` +
+          `adapter's ${mib(maxBuffer)} buffer limit: use a smaller ${flagOf(l)} or fewer samples ` +
+          `(--train-limit, --test-limit)`,
+      );
+    }
+  }
+  const { rows: n, cols: d } = data.train.features;
+  if (n * d * 4 > maxBuffer) {
+    throw new UserError(
+      `the training features (${n} x ${d}) need ${mib(n * d * 4)}, over this adapter's ${mib(maxBuffer)} ` +
+        "buffer limit: use --train-limit",
+    );
+  }
+  const step = 3 * config.batchSize * Math.max(...widths.map(paddedWidth)) * 4;
+  if (step > binding) {
+    throw new UserError(
+      `a batch of ${config.batchSize} triplets needs ${mib(step)} per layer, over this adapter's ` +
+        `${mib(binding)} storage binding: use a smaller --batch-size`,
+    );
+  }
+  if (config.mining.miner === "smart" && config.mining.search === "fanng") {
+    const graph = data.train.features.rows * config.mining.maxDegree * 4;
+    if (graph > binding) {
+      throw new UserError(
+        `the FANNG graph over ${data.train.features.rows} samples at --max-degree ${config.mining.maxDegree} ` +
+          `needs ${mib(graph)}, over this adapter's ${mib(binding)} storage binding: lower --max-degree ` +
+          `or use --search exact`,
+      );
+    }
+  }
+}
+
+/** A GPU error during a run, with the run's flags that set the shapes the device refused. */
+function runGpuError(e: GpuError, config: TrainConfig): GpuError {
+  const sized = /storage binding|out of memory/.test(e.hint);
+  const flags = `lower --hidden (${config.head.hidden.join(",") || "none"}), --embedding-dim ` +
+    `(${config.head.outDim}), --batch-size (${config.batchSize}) or the sample count (--train-limit)`;
+  const kept = "nothing of the failed epoch was written; the run folder keeps its last good checkpoint";
+  return new GpuError(e.where, e.gpuMessage, [e.hint, sized ? flags : "", kept].filter(Boolean).join("; "));
+}
+
+/**
+ * Trains an embedding head with the configured miner; writes the run folder; returns the epoch reports.
+ * A new run refuses a folder that holds a run already (unless `overwrite`); a resume continues exactly.
+ * Bad input is refused with a UserError before any GPU work; a GPU error ends the run with a GpuError
+ * before anything of the failed epoch is written.
+ */
+export async function train(input: TrainConfigInput = {}, options: TrainOptions = {}): Promise<TrainResult> {
+  if (options.resume && options.overwrite) {
+    throw new UserError("--resume and --overwrite exclude each other: continue the run, or replace it");
+  }
+  let lock: FolderLock | undefined;
+  try {
+    let config: TrainConfig;
+    let resume: ResumePoint | undefined;
+    if (options.resume) {
+      const dir = options.resume.replace(/\/+$/, "") || options.resume;
+      await checkRunFolderToResume(dir);
+      lock = await openRunFolder(dir, { fresh: false });
+      const saved = await readSavedConfig(dir);
+      const resumed = resumedConfig(saved, input, `${dir}/config.json`);
+      config = resumed.config;
+      validateConfig(config);
+      resume = await readResumePoint(dir, config, resumed.changes);
+      if (resume.checkpoint?.meta.epoch === config.epochs && await finishedRun(dir, config.epochs)) {
+        throw new UserError(
+          `${dir} has finished all its ${config.epochs} epochs: to train on, resume it with --epochs N ` +
+            `(more than ${config.epochs})`,
+        );
+      }
+    } else {
+      config = resolveConfig(input);
+      validateConfig(config);
+      await checkNewRunFolder(config.outDir, options.overwrite ?? false);
+    }
+    const data = await loadDataset(config.dataset, { train: config.trainLimit, test: config.testLimit });
+    validateDataset(data, config.batchSize);
+    const classes = ClassIndex.build(data.train.labels, `${data.name} training split`);
+    const gpu = options.gpu ?? (await getGpu());
+    checkRunFits(gpu, config, data);
+    lock ??= await openRunFolder(config.outDir, { fresh: true, overwrite: options.overwrite });
+    const run = new TrainingRun(gpu, config, data, classes);
+    try {
+      return await run.execute(options, resume, lock.staleOwner?.pid);
+    } catch (e) {
+      throw e instanceof GpuError ? runGpuError(e, config) : e;
+    } finally {
+      run.dispose();
+    }
   } finally {
-    run.dispose();
+    lock?.release();
+  }
+}
+
+/** True when `dir`'s summary.json covers `epochs` epochs (the run wrote its outputs). */
+async function finishedRun(dir: string, epochs: number): Promise<boolean> {
+  try {
+    const summary = JSON.parse(await Deno.readTextFile(`${dir}/summary.json`));
+    return summary?.epochs === epochs;
+  } catch {
+    return false;
   }
 }
 
@@ -137,6 +323,9 @@ class TrainingRun {
   fanng: FanngSearch | undefined;
   log!: JsonlWriter;
   readonly tracked: number[];
+  /** The GPU's error count when the run started: any error after it fails the run. */
+  readonly gpuErrorMark: number;
+  onPhase: TrainOptions["onPhase"];
 
   constructor(
     readonly gpu: Gpu,
@@ -144,6 +333,7 @@ class TrainingRun {
     readonly data: Dataset,
     readonly classes: ClassIndex,
   ) {
+    this.gpuErrorMark = gpu.errorCount;
     const tf = data.train.features, sf = data.test.features;
     this.trainFeatures = GpuBuffer.fromArray(gpu, tf.data, [tf.rows, tf.cols], "train features");
     this.testFeatures = GpuBuffer.fromArray(gpu, sf.data, [sf.rows, sf.cols], "test features");
@@ -164,48 +354,109 @@ class TrainingRun {
     return `${this.config.outDir}/checkpoint.bin`;
   }
 
-  async execute(options: TrainOptions): Promise<TrainResult> {
-    const { config } = this;
-    let startEpoch = 1;
-    const reports: EpochReport[] = [];
-    if (options.resume) {
-      const meta = await loadCheckpoint(this.checkpointPath, this.head, this.step);
-      const state = meta.controller as ControllerState;
-      this.controller = new KappaController(config.controller, state);
-      startEpoch = (meta.epoch as number) + 1;
+  /** Throws the first GPU error of this run, if any: called before results are used or written. */
+  checkGpu(): void {
+    this.gpu.throwIfErrorsSince(this.gpuErrorMark);
+  }
+
+  /** Loads the checkpoint's head, optimiser, controller and FANNG graph; returns the saved reports. */
+  restore(c: NonNullable<ResumePoint["checkpoint"]>): EpochReport[] {
+    applyCheckpoint(c, this.head, this.step, `checkpoint ${this.checkpointPath}`);
+    this.controller = new KappaController(this.config.controller, c.meta.controller);
+    const graph = c.blobs?.fanng;
+    if (c.meta.fanng && graph) {
+      this.fanng = new FanngSearch(this.trainLabels, { ...c.meta.fanng, quiet: this.config.quiet });
+      this.fanng.restore(graph, `the FANNG graph in ${this.checkpointPath}`);
     }
+    return c.meta.reports;
+  }
+
+  async execute(
+    options: TrainOptions,
+    resume: ResumePoint | undefined,
+    staleLockPid?: number,
+  ): Promise<TrainResult> {
+    const { config } = this;
+    this.onPhase = options.onPhase;
+    const saved = resume?.checkpoint ? this.restore(resume.checkpoint) : [];
+    const startEpoch = saved.length + 1;
+    // A resume cuts the log back to the checkpoint (records of the epoch that was lost go; so does a line
+    // cut off by the kill), then says what happened.
+    this.log = new JsonlWriter(`${config.outDir}/log.jsonl`, {
+      append: !!resume,
+      truncateTo: resume ? resume.checkpoint?.meta.logBytes ?? 0 : undefined,
+    });
     await writeJsonAtomic(`${config.outDir}/config.json`, { ...config, adapter: this.gpu.report.name });
-    this.log = new JsonlWriter(`${config.outDir}/log.jsonl`, { append: !!options.resume });
-    this.log.write({
-      type: options.resume ? "resume" : "start",
+    const start = {
       epoch: startEpoch,
       dataset: this.data.name,
       trainSamples: this.data.train.labels.length,
       testSamples: this.data.test.labels.length,
       dim: this.data.train.features.cols,
       adapter: this.gpu.describe(),
-    });
+      ...(staleLockPid !== undefined ? { staleLockOf: staleLockPid } : {}),
+    };
+    if (!resume || !resume.checkpoint) this.log.write({ type: "start", ...start });
+    if (resume) {
+      this.log.write({
+        type: "resume",
+        ...start,
+        fromCheckpoint: !!resume.checkpoint,
+        changed: resume.changes.map(({ flag, from, to }) => ({ flag, from, to })),
+        discardedLogBytes: this.log.repair.droppedBytes + this.log.repair.cutLineBytes,
+      });
+    }
     if (!config.quiet) {
       console.error(
         `training on ${this.data.name}: ${this.data.train.labels.length} train / ${this.data.test.labels.length} test, ` +
           `${this.data.train.features.cols} -> ${config.head.outDim}, miner ${config.mining.miner}` +
           `${
             config.mining.miner === "smart" ? ` (${config.mining.search})` : ""
-          }, GPU ${this.gpu.describe()}`,
+          }, GPU ${this.gpu.describe()}` +
+          (resume ? `; resumed at epoch ${startEpoch}` : ""),
       );
     }
-    for (let epoch = startEpoch; epoch <= config.epochs; epoch++) {
-      const report = await this.runEpoch(epoch);
-      reports.push(report);
-      this.log.write({ type: "epoch", ...report });
-      await saveCheckpoint(this.checkpointPath, this.head, this.step, {
-        epoch,
-        controller: this.controller.state(),
-      });
-      await options.onEpoch?.(report);
+    const reports: EpochReport[] = [];
+    let epoch = startEpoch;
+    try {
+      for (; epoch <= config.epochs; epoch++) {
+        const report = await this.runEpoch(epoch);
+        this.checkGpu();
+        reports.push(report);
+        this.log.write({ type: "epoch", ...report });
+        this.onPhase?.("checkpoint", epoch);
+        await this.saveCheckpoint(epoch, [...saved, ...reports]);
+        await options.onEpoch?.(report);
+      }
+      this.onPhase?.("outputs", config.epochs);
+      await this.writeOutputs([...saved, ...reports]);
+    } catch (e) {
+      // The log says why the run stopped (a resume cuts this record off again with the lost epoch).
+      if (e instanceof UserError) this.log.write({ type: "error", epoch, message: e.message });
+      throw e;
     }
-    await this.writeOutputs(reports);
-    return { config, epochs: reports, outDir: config.outDir, adapter: this.gpu.report.name };
+    const history = [...saved, ...reports];
+    return { config, epochs: reports, history, outDir: config.outDir, adapter: this.gpu.report.name };
+  }
+
+  /** Writes everything the next epoch depends on, atomically, in one checksummed file. */
+  async saveCheckpoint(epoch: number, reports: EpochReport[]): Promise<void> {
+    const graph = this.fanng?.state();
+    const meta: RunCheckpointMeta = {
+      epoch,
+      controller: this.controller.state(),
+      reports,
+      logBytes: this.log.bytes,
+      ...(graph ? { fanng: { ...this.fanng!.options, quiet: undefined } } : {}),
+    };
+    this.checkGpu();
+    await saveCheckpoint(
+      this.checkpointPath,
+      this.head,
+      this.step,
+      meta as unknown as Record<string, unknown>,
+      graph ? { fanng: graph } : undefined,
+    );
   }
 
   /** Smart mining over the current embeddings of the whole training set. */
@@ -244,6 +495,7 @@ class TrainingRun {
     const kappaMined = this.controller.kappa;
     const inBatch = config.mining.miner === "semihard" || config.mining.miner === "batchhard";
     let mined: SmartMining | undefined;
+    this.onPhase?.("mine", epoch);
     if (config.mining.miner === "smart" && config.mining.minedFraction > 0) {
       const te = performance.now();
       using emb = await this.head.embedAll(this.trainFeatures);
@@ -270,6 +522,8 @@ class TrainingRun {
 
     let evalSummary: EvalSummary | undefined;
     if (epoch % config.eval.every === 0 || epoch === config.epochs) {
+      this.checkGpu();
+      this.onPhase?.("evaluate", epoch);
       const tv = performance.now();
       evalSummary = await this.evaluate(epoch);
       timing.evalSec = (performance.now() - tv) / 1000;
@@ -354,6 +608,8 @@ class TrainingRun {
     acc: ScalarAverager,
     bar: Progress,
   ): void {
+    // A step the GPU refused reads back garbage: fail before it reaches the controller or the log.
+    this.checkGpu();
     if (!Number.isFinite(s.loss)) {
       throw new UserError(
         `the loss became ${s.loss} at epoch ${epoch}, batch ${batch}: training diverged; lower --lr (now ${this.config.optim.lr})`,
@@ -383,6 +639,11 @@ class TrainingRun {
       count,
       `kappa ${this.controller.kappa.toFixed(2)} err ${s.error.toFixed(3)} loss ${s.loss.toFixed(4)}`,
     );
+    if (batch === Math.floor(this.batchesPerEpoch / 2)) this.onPhase?.("train", epoch);
+  }
+
+  get batchesPerEpoch(): number {
+    return Math.ceil(this.classes.size / this.config.batchSize);
   }
 
   progress(epoch: number, total: number): Progress {
@@ -427,11 +688,12 @@ class TrainingRun {
     };
   }
 
-  /** Final test embeddings (for t-SNE and reports) and the summary. */
+  /** Final test embeddings (for t-SNE and reports) and the summary over every epoch of the run. */
   async writeOutputs(reports: EpochReport[]): Promise<void> {
     const dir = this.config.outDir;
     using emb = await this.head.embedAll(this.testFeatures);
     const values = await emb.read();
+    this.checkGpu();
     await writeFileAtomic(`${dir}/test-embeddings.f32`, new Uint8Array(values.buffer));
     await writeFileAtomic(`${dir}/test-labels.i32`, new Uint8Array(this.data.test.labels.slice().buffer));
     const last = reports.at(-1);

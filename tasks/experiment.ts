@@ -26,6 +26,7 @@ Every run's config, log and checkpoint, the experiment's figures, table.md and r
   --fractions <a,b,...>   mined fractions of the mined study       [0.1,0.2,0.3,0.4,0.5,0.6]
   --no-report             skip the figures and report.html
   --no-tsne               report without t-SNE maps
+  --overwrite             replace the study already in --out (default: an existing study is refused)
   Any 'deno task train' flag sets what the runs share, e.g. --epochs (default 5; the supplement used 20),
   --features, --data, --train-limit, --test-limit, --seed, --search, --search-budget, --search-stop, --batch-size, --lr.
   -h, --help              this text
@@ -59,12 +60,18 @@ if (import.meta.main) {
     const own = new Set(["out", "kappas", "fractions", "no-report", "no-tsne", "help"]);
     const rest: string[] = [];
     for (const t of tokens!) {
+      // One token per option ("--seed=-3"): a value starting with a dash would read as a flag otherwise.
       if (t.kind === "option" && !own.has(t.name)) {
-        rest.push(t.rawName, ...(t.value !== undefined ? [t.value] : []));
+        rest.push(t.value !== undefined ? `${t.rawName}=${t.value}` : t.rawName);
       }
       if (t.kind === "positional" && t.index > 0) rest.push(t.value);
     }
-    const { input } = parseTrainArgs(rest);
+    const { input, resume, overwrite } = parseTrainArgs(rest);
+    if (resume !== undefined) {
+      throw new UserError(
+        "--resume continues one training run (deno task train --resume <run>), not a study",
+      );
+    }
     const list = (v: unknown, flag: string) =>
       typeof v === "string"
         ? v.split(",").map((s) => {
@@ -78,6 +85,7 @@ if (import.meta.main) {
     const results = await runExperiment(name, {
       base: { epochs: 5, ...input, quiet: true },
       outDir,
+      overwrite,
       kappas: list(values.kappas, "kappas"),
       fractions: list(values.fractions, "fractions"),
       onProgress: (line) => console.error(line),

@@ -5,6 +5,7 @@
  */
 import { parseArgs } from "node:util";
 import { UserError } from "../lib/errors.ts";
+import { fsErrorMessage } from "../lib/util/fs.ts";
 import { extractFeatures, listImageDataset } from "../lib/backbone/features.ts";
 import { OnnxBackbone, type ProviderChoice } from "../lib/backbone/onnx.ts";
 import { type PresetName, PRESETS } from "../lib/backbone/preprocess.ts";
@@ -107,6 +108,12 @@ export async function featuresMain(args: string[]): Promise<string | undefined> 
   const presetArg = oneOf(values.preset, "preset", ["auto", ...Object.keys(PRESETS)] as string[], "auto");
   const views = intFlag(values.views, "views", 1);
   const seed = intFlag(values.seed, "seed", 0, 0);
+  if (
+    values.out !== undefined &&
+    (await Deno.permissions.query({ name: "write", path: values.out })).state !== "granted"
+  ) {
+    throw new UserError(fsErrorMessage(new Deno.errors.NotCapable(), values.out, "write"));
+  }
 
   const ds = await listImageDataset(format, values.root);
   console.error(

@@ -5,6 +5,7 @@
 import { parseArgs } from "node:util";
 import { type DatasetConfig, defaultConfig, type MinerKind, type TrainConfigInput } from "../lib/config.ts";
 import { type EpochReport, train } from "../lib/train.ts";
+import { UserError } from "../lib/errors.ts";
 import { runTask } from "./cli.ts";
 
 const d = defaultConfig();
@@ -66,7 +67,10 @@ Evaluation and output
   --no-nmi                skip k-means + NMI
   --map-at-r              also compute MAP@R and R-Precision
   --out <dir>             run folder (config.json, log.jsonl, summary.json, checkpoint)  [runs/<time>]
-  --resume <dir>          continue the run in <dir> from its last checkpoint (raise --epochs to go on)
+  --resume <dir>          continue the run in <dir> from its last checkpoint, exactly as if it had not
+                          stopped; only --epochs, --quiet, --log-every, --eval-every, --recall-k,
+                          --no-nmi and --map-at-r may change (raise --epochs to train on)
+  --overwrite             replace the run already in --out (default: an existing run is refused)
   --log-every <n>         write a batch record to log.jsonl every n batches (0 = none) [${d.logEveryBatches}]
   --quiet                 no progress bars or tables
   -h, --help              this text
@@ -84,8 +88,10 @@ function list(v: string | undefined, flag: string): number[] | undefined {
   return v.trim() === "" ? [] : v.split(",").map((s) => num(s, flag)!);
 }
 
-/** Parses the command line into a config input and the resume folder. */
-export function parseTrainArgs(args: string[]): { input: TrainConfigInput; resume?: string; help: boolean } {
+/** Parses the command line into a config input, the resume folder and the run-folder flags. */
+export function parseTrainArgs(
+  args: string[],
+): { input: TrainConfigInput; resume?: string; overwrite: boolean; help: boolean } {
   const strings = [
     "data",
     "split",
@@ -125,7 +131,15 @@ export function parseTrainArgs(args: string[]): { input: TrainConfigInput; resum
     "resume",
     "log-every",
   ] as const;
-  const booleans = ["no-normalize", "fixed-kappa", "no-nmi", "map-at-r", "quiet", "help"] as const;
+  const booleans = [
+    "no-normalize",
+    "fixed-kappa",
+    "no-nmi",
+    "map-at-r",
+    "quiet",
+    "overwrite",
+    "help",
+  ] as const;
   const { values: v } = parseArgs({
     args,
     strict: true,
@@ -140,6 +154,14 @@ export function parseTrainArgs(args: string[]): { input: TrainConfigInput; resum
   const s = (k: string) => v[k] as string | undefined;
   const n = (k: string) => num(s(k), k);
   let dataset: DatasetConfig | undefined;
+  if (s("features") !== undefined && (s("data") !== undefined || s("split") !== undefined)) {
+    throw new UserError(
+      "--features trains on a feature cache, --data/--split on an IDX folder: give one or the other",
+    );
+  }
+  if (s("views") !== undefined && s("features") === undefined) {
+    throw new UserError("--views chooses the views of a feature cache: it needs --features <dir>");
+  }
   if (s("features")) {
     dataset = { kind: "features", dir: s("features")!, views: (s("views") ?? "all") as "all" | "centre" };
   } else if (s("data") || s("split")) {
@@ -198,7 +220,12 @@ export function parseTrainArgs(args: string[]): { input: TrainConfigInput; resum
     logEveryBatches: n("log-every"),
     quiet: v.quiet ? true : undefined,
   };
-  return { input: dropUndefined(input) as TrainConfigInput, resume: s("resume"), help: !!v.help };
+  return {
+    input: dropUndefined(input) as TrainConfigInput,
+    resume: s("resume"),
+    overwrite: !!v.overwrite,
+    help: !!v.help,
+  };
 }
 
 /** Removes undefined fields (recursively one level) so they do not override defaults. */
@@ -214,8 +241,8 @@ function dropUndefined(o: Record<string, unknown>): Record<string, unknown> {
   return out;
 }
 
-function fmt(x: number | undefined, digits = 3): string {
-  return x === undefined || Number.isNaN(x) ? "-" : x.toFixed(digits);
+function fmt(x: number | null | undefined, digits = 3): string {
+  return typeof x !== "number" || Number.isNaN(x) ? "-" : x.toFixed(digits);
 }
 
 /** The end-of-run table: one row per epoch. */
@@ -248,17 +275,17 @@ export function summaryTable(reports: EpochReport[]): string {
 
 if (import.meta.main) {
   await runTask(async () => {
-    const { input, resume, help } = parseTrainArgs(Deno.args);
+    const { input, resume, overwrite, help } = parseTrainArgs(Deno.args);
     if (help) {
       console.log(HELP);
       return;
     }
-    const result = await train(input, { resume });
+    const result = await train(input, { resume, overwrite });
     if (!result.config.quiet) {
       console.log(
         `\n${
-          summaryTable(result.epochs)
-        }\n\nrun folder: ${result.outDir} (log.jsonl, summary.json, checkpoint.bin)`,
+          summaryTable(result.history)
+        }\n\nrun folder: ${result.outDir} (config.json, log.jsonl, summary.json, checkpoint.bin, test embeddings)`,
       );
     }
   });

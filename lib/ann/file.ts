@@ -4,7 +4,7 @@
  * | offset | type     | field                                                        |
  * |--------|----------|--------------------------------------------------------------|
  * | 0      | 8 bytes  | magic `FANNGRPH`                                              |
- * | 8      | u32      | format version (1)                                           |
+ * | 8      | u32      | format version (2)                                           |
  * | 12     | u32      | header size in bytes (64)                                    |
  * | 16     | u32      | vertex count N                                               |
  * | 20     | u32      | dims D of the vectors the graph was built on                 |
@@ -12,7 +12,8 @@
  * | 28     | u32      | edge count E                                                 |
  * | 32     | u32      | entry vertex count P                                         |
  * | 36     | u32      | flags (0; reserved)                                          |
- * | 40     | u32      | checksum: FNV-1a (32-bit) over the payload's 32-bit words    |
+ * | 40     | u32      | checksum: FNV-1a (32-bit) over the 32-bit words at 8..40     |
+ * |        |          | (version to flags), then the payload's                       |
  * | 44     | 20 bytes | reserved, zero                                               |
  * | 64     | u32[N+1] | offsets                                                      |
  * |        | u32[E]   | neighbours (each vertex's sorted by length, ties by id)      |
@@ -22,6 +23,9 @@
  * The file size is exactly 64 + 4 * (N + 1 + 2E + P). The vectors are not stored: `FanngIndex.load`
  * takes them separately and checks their shape against N and D. Reading checks the magic, version,
  * sizes, checksum and the graph's structure, and throws a UserError that says what is wrong.
+ *
+ * Version 1 (still read) is the same except that its checksum covers the payload only, so a damaged D or
+ * R in its header shows only as a shape or structure error.
  * @module
  */
 import { UserError } from "../errors.ts";
@@ -30,16 +34,24 @@ import { type FanngGraph, graphProblem } from "./graph.ts";
 
 /** The file's magic bytes. */
 export const FANNG_MAGIC = "FANNGRPH";
-/** The format version this code writes and reads. */
-export const FANNG_FORMAT_VERSION = 1;
+/** The format version this code writes (it reads this one and version 1). */
+export const FANNG_FORMAT_VERSION = 2;
 /** Header size in bytes. */
 export const FANNG_HEADER_BYTES = 64;
 
-/** FNV-1a over 32-bit little-endian words (a whole word at a time: fast, and enough to catch corruption). */
-function checksum(words: Uint32Array): number {
-  let h = 0x811c9dc5;
+/**
+ * FNV-1a over 32-bit little-endian words (a whole word at a time: fast, and enough to catch corruption),
+ * continuing from `h` (so the header's words and the payload's chain into one sum).
+ */
+function checksum(words: Uint32Array, h = 0x811c9dc5): number {
   for (let i = 0; i < words.length; i++) h = Math.imul(h ^ words[i], 0x01000193);
   return h >>> 0;
+}
+
+/** The header words the version 2 checksum covers: bytes 8..40 (version through flags). */
+function headerWords(bytes: Uint8Array): Uint32Array {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return Uint32Array.from({ length: 8 }, (_, i) => view.getUint32(8 + 4 * i, true));
 }
 
 const LE = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
@@ -59,7 +71,7 @@ export function encodeGraph(graph: FanngGraph): Uint8Array {
   const view = new DataView(bytes.buffer);
   const header = [FANNG_FORMAT_VERSION, FANNG_HEADER_BYTES, n, graph.dims, graph.maxDegree, e, p, 0];
   header.forEach((v, i) => view.setUint32(8 + 4 * i, v, true));
-  view.setUint32(40, checksum(payload), true);
+  view.setUint32(40, checksum(payload, checksum(headerWords(bytes))), true);
   return bytes;
 }
 
@@ -75,8 +87,10 @@ export function decodeGraph(bytes: Uint8Array, name = "FANNG file"): FanngGraph 
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const u32 = (off: number) => view.getUint32(off, true);
   const version = u32(8);
-  if (version !== FANNG_FORMAT_VERSION) {
-    fail(`format version ${version} is not supported (this toolkit reads version ${FANNG_FORMAT_VERSION})`);
+  if (version !== 1 && version !== FANNG_FORMAT_VERSION) {
+    fail(
+      `format version ${version} is not supported (this toolkit reads versions 1 and ${FANNG_FORMAT_VERSION})`,
+    );
   }
   if (u32(12) !== FANNG_HEADER_BYTES) fail(`header size ${u32(12)} (expected ${FANNG_HEADER_BYTES})`);
   const [n, dims, maxDegree, e, p] = [u32(16), u32(20), u32(24), u32(28), u32(32)];
@@ -91,7 +105,8 @@ export function decodeGraph(bytes: Uint8Array, name = "FANNG file"): FanngGraph 
   // Copy the payload into an aligned buffer (the input may start at any byte offset).
   const payload = new Uint32Array(payloadWords);
   new Uint8Array(payload.buffer).set(bytes.subarray(FANNG_HEADER_BYTES, expected));
-  if (checksum(payload) !== u32(40)) fail("checksum mismatch (the file is corrupt)");
+  const sum = version === 1 ? checksum(payload) : checksum(payload, checksum(headerWords(bytes)));
+  if (sum !== u32(40)) fail("checksum mismatch (the header or the data is corrupt)");
   const graph: FanngGraph = {
     vertexCount: n,
     dims,

@@ -151,6 +151,7 @@ export class FanngIndex implements Disposable {
     data: GpuBuffer<"f32"> | HostMatrix,
     options: FanngBuildOptions = {},
   ): Promise<FanngIndex> {
+    if (asHostMatrix(data)) checkHostMatrix(data, "FANNG data");
     const owned = asHostMatrix(data)
       ? GpuBuffer.fromArray(gpu, data.data, [data.rows, data.cols])
       : undefined;
@@ -207,6 +208,7 @@ export class FanngIndex implements Disposable {
     }
     let blocks: VectorBlocks;
     if (asHostMatrix(queries)) {
+      checkHostMatrix(queries, "search: queries");
       blocks = VectorBlocks.fromHost(this.gpu, queries, this.vectors.layout);
     } else {
       const batch = new CommandBatch(this.gpu, "fanng.queries");
@@ -395,6 +397,7 @@ export class FanngIndex implements Disposable {
     const problem = graphProblem(graph);
     if (problem) throw new UserError(`${source} is not a valid FANNG graph: ${problem}`);
     const { rows, cols } = data;
+    if (asHostMatrix(data)) checkHostMatrix(data, "the vectors given");
     if (rows !== graph.vertexCount || cols !== graph.dims) {
       throw new UserError(
         `${source} holds a graph over ${
@@ -426,6 +429,25 @@ export class FanngIndex implements Disposable {
     this.vectors.destroy();
     this.gpuGraph.destroy();
     this.#entryBuf.destroy();
+  }
+}
+
+/** Refuses a host matrix whose data is not rows x cols finite values (it would search garbage). */
+function checkHostMatrix(m: HostMatrix, what: string): void {
+  if (m.data.length !== m.rows * m.cols) {
+    throw new ShapeError(
+      `${what} claim ${fmtShape([m.rows, m.cols])} but hold ${m.data.length} values; pass rows x cols values`,
+    );
+  }
+  for (let i = 0; i < m.data.length; i++) {
+    if (!Number.isFinite(m.data[i])) {
+      throw new UserError(
+        `${what} have a non-finite value (${m.data[i]}) at row ${Math.floor(i / m.cols)}, column ${
+          i % m.cols
+        }; ` +
+          "FANNG indexes finite vectors only",
+      );
+    }
   }
 }
 

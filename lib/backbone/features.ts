@@ -25,7 +25,10 @@
  * A folder whose manifest carries another `keyHash` is never reused: extraction stops with an error
  * naming what differs (pass `overwrite` to replace it). Every shard and every manifest update is
  * written atomically (temporary name, then rename); the manifest lists a shard only after its file is
- * complete, so an interrupted extraction resumes at the first unlisted shard.
+ * complete, so an interrupted extraction resumes at the first unlisted shard. An extraction holds the
+ * folder's `.lock` (lib/util/lock.ts): a second one on the same folder is refused while the first runs.
+ * Loading checks the manifest against samples.json and the shards (every image covered once, integer
+ * labels, every shard present and of its size) and names the damaged file.
  * @module
  */
 import { UserError } from "../errors.ts";
@@ -35,7 +38,8 @@ import type { ImageListDataset, ImageListFormat, ImageSample } from "../data/ima
 import { listCub } from "../data/cub.ts";
 import { listCars } from "../data/cars.ts";
 import { listFolder } from "../data/folder.ts";
-import { exists, writeFileAtomic, writeJsonAtomic } from "../util/fs.ts";
+import { exists, isTempName, writeFileAtomic, writeJsonAtomic } from "../util/fs.ts";
+import { FolderLock } from "../util/lock.ts";
 import { Progress } from "../util/progress.ts";
 import { type OnnxBackbone, sha256Hex } from "./onnx.ts";
 import { checkSpec, type PreprocessSpec } from "./preprocess.ts";
@@ -279,6 +283,10 @@ export async function extractFeatures(
   const keyHash = await hashKey(key);
   const dir = opts.outDir;
   const now = () => new Date().toISOString();
+  // One extraction per cache at a time; files a killed one left half-written go.
+  await Deno.mkdir(dir, { recursive: true });
+  using _lock = await FolderLock.acquire(`${dir}/.lock`, `feature cache ${dir}`, "features");
+  for await (const e of Deno.readDir(dir)) if (isTempName(e.name)) await Deno.remove(`${dir}/${e.name}`);
   let manifest = await prepareDir(dir, keyHash, key, opts.overwrite ?? false);
   if (manifest?.complete) {
     log(`features: ${dir} is complete for these settings (key ${keyHash.slice(0, 12)}); nothing to do`);
@@ -518,6 +526,92 @@ function fromLittleEndianBytes(b: Uint8Array): Float32Array {
   return out;
 }
 
+const DAMAGED = "the cache is damaged: run the same 'deno task features' command with --overwrite";
+
+/** Checks a complete manifest's splits: shards that cover every image once, in order, with their rows. */
+function checkManifest(dir: string, m: FeatureManifest): void {
+  const fail = (why: string): never => {
+    throw new UserError(`${dir}/${MANIFEST}: ${why}; ${DAMAGED}`);
+  };
+  const count = (v: unknown, min: number) => Number.isInteger(v) && (v as number) >= min;
+  if (!count(m.featureDim, 1)) fail(`featureDim ${JSON.stringify(m.featureDim)} is not a positive integer`);
+  if (!m.splits || typeof m.splits !== "object") fail("it has no splits");
+  for (const split of ["train", "test"] as const) {
+    const sm = m.splits[split];
+    if (!sm || !count(sm.images, 0) || !count(sm.views, 1) || !Array.isArray(sm.shards)) {
+      fail(`splits.${split} is missing or incomplete (images, views, shards)`);
+    }
+    let next = 0;
+    for (const [i, s] of sm.shards.entries()) {
+      const what = `splits.${split}.shards[${i}]`;
+      if (typeof s?.file !== "string" || !/^[\w.-]+$/.test(s.file)) fail(`${what} names no shard file`);
+      if (!count(s.start, 0) || !count(s.count, 1) || !count(s.rows, 0) || !Array.isArray(s.skipped)) {
+        fail(`${what} lacks start, count, rows or skipped`);
+      }
+      if (s.start !== next) fail(`${what} starts at image ${s.start}, expected ${next}`);
+      if (s.rows !== s.count - s.skipped.length) fail(`${what} holds ${s.rows} rows for ${s.count} images`);
+      if (s.skipped.some((j: number) => !Number.isInteger(j) || j < s.start || j >= s.start + s.count)) {
+        fail(`${what} skips images outside its range`);
+      }
+      next = s.start + s.count;
+    }
+    if (next !== sm.images) fail(`the ${split} shards cover ${next} of ${sm.images} images`);
+  }
+}
+
+/** samples.json, checked against the manifest: one [id, integer label] per image of each split. */
+async function readSamples(dir: string, m: FeatureManifest): Promise<{
+  train: [string, number][];
+  test: [string, number][];
+  classes?: [number, string][];
+}> {
+  const path = `${dir}/${SAMPLES}`;
+  let samples;
+  try {
+    samples = JSON.parse(await Deno.readTextFile(path));
+  } catch (e) {
+    throw new UserError(
+      e instanceof SyntaxError
+        ? `${path} is not valid JSON (cut off?); ${DAMAGED}`
+        : `${path}: ${e instanceof Deno.errors.NotFound ? "missing" : (e as Error).message}; ${DAMAGED}`,
+    );
+  }
+  for (const split of ["train", "test"] as const) {
+    const list = samples?.[split];
+    const images = m.splits[split].images;
+    if (!Array.isArray(list) || list.length !== images) {
+      throw new UserError(
+        `${path}: ${split} lists ${Array.isArray(list) ? list.length : "no"} samples but the manifest has ` +
+          `${images} images; ${DAMAGED}`,
+      );
+    }
+    list.forEach((entry: unknown, i: number) => {
+      const [id, label] = Array.isArray(entry) ? entry : [];
+      if (typeof id !== "string" || !Number.isInteger(label)) {
+        throw new UserError(
+          `${path}: ${split} sample ${i} is ${JSON.stringify(entry)}, not [id, integer label]; ${DAMAGED}`,
+        );
+      }
+    });
+  }
+  if (samples.classes !== undefined && !Array.isArray(samples.classes)) {
+    throw new UserError(`${path}: classes is not a list of [label, name]; ${DAMAGED}`);
+  }
+  return samples;
+}
+
+async function readShard(dir: string, file: string): Promise<Uint8Array> {
+  try {
+    return await Deno.readFile(`${dir}/${file}`);
+  } catch (e) {
+    throw new UserError(
+      `${dir}/${file} ${
+        e instanceof Deno.errors.NotFound ? "is missing" : `cannot be read (${(e as Error).message})`
+      }; ${DAMAGED}`,
+    );
+  }
+}
+
 /** Options for {@link loadFeatureDataset}. */
 export interface LoadFeatureOptions {
   /**
@@ -563,11 +657,8 @@ export async function loadFeatureDataset(
       `${dir} is incomplete (extraction was interrupted): rerun the same 'deno task features' command to resume it`,
     );
   }
-  const samples = JSON.parse(await Deno.readTextFile(`${dir}/${SAMPLES}`)) as {
-    train: [string, number][];
-    test: [string, number][];
-    classes?: [number, string][];
-  };
+  checkManifest(dir, manifest);
+  const samples = await readSamples(dir, manifest);
   const dim = manifest.featureDim;
   const mode = options.views ?? "all";
   const root = manifest.key.dataset.root;
@@ -583,7 +674,7 @@ export async function loadFeatureDataset(
     const data = new Float32Array(kept.length * k * dim);
     let row = 0;
     for (const s of sm.shards) {
-      const values = fromLittleEndianBytes(await Deno.readFile(`${dir}/${s.file}`));
+      const values = fromLittleEndianBytes(await readShard(dir, s.file));
       if (values.length !== s.rows * stored * dim) {
         throw new UserError(
           `${dir}/${s.file} has ${values.length} values, expected ${

@@ -5,7 +5,7 @@
  * @module
  */
 import { UserError } from "../errors.ts";
-import { maybeGunzip } from "../util/fs.ts";
+import { fsErrorMessage, maybeGunzip } from "../util/fs.ts";
 import type { Dataset, LabeledSplit } from "./dataset.ts";
 
 /** Where Debian's dataset-fashion-mnist package puts the files. */
@@ -51,7 +51,23 @@ async function findFile(dir: string, stem: string): Promise<string> {
 }
 
 async function readIdx(path: string): Promise<IdxTensor> {
-  return parseIdx(await maybeGunzip(await Deno.readFile(path)), path);
+  let bytes: Uint8Array;
+  try {
+    bytes = await Deno.readFile(path);
+  } catch (e) {
+    throw new UserError(fsErrorMessage(e, path, "read"));
+  }
+  try {
+    bytes = await maybeGunzip(bytes);
+  } catch (e) {
+    throw new UserError(
+      `${path} is not a readable gzip file (${(e as Error).message}): it is truncated or damaged; ` +
+        (path.startsWith(FASHION_MNIST_DIR)
+          ? "reinstall it with 'sudo apt-get install --reinstall dataset-fashion-mnist'"
+          : "replace it with a good copy"),
+    );
+  }
+  return parseIdx(bytes, path);
 }
 
 /** Loads one split (`train` or `t10k`) of an IDX folder as pixels in [0, 1]. */

@@ -11,7 +11,7 @@
  * ```
  * @module
  */
-import { fmtShape, ShapeError } from "../errors.ts";
+import { fmtShape, ShapeError, UserError } from "../errors.ts";
 import type { Gpu } from "./device.ts";
 
 /** Element types a buffer can hold (all 4 bytes wide). */
@@ -68,14 +68,18 @@ const USAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.
 
 /** A storage buffer of 4-byte elements with a logical shape (row-major). */
 export class GpuBuffer<D extends DType = DType> implements Disposable {
-  #destroyed = false;
+  /** Shared with views made by `reshape`: destroying any of them destroys the storage of all. */
+  readonly #state: { destroyed: boolean };
 
   private constructor(
     readonly gpu: Gpu,
     readonly buffer: GPUBuffer,
     readonly dtype: D,
     readonly shape: readonly number[],
-  ) {}
+    state = { destroyed: false },
+  ) {
+    this.#state = state;
+  }
 
   /** A zero-filled buffer (WebGPU zero-initialises new buffers). */
   static zeros<D extends DType>(gpu: Gpu, dtype: D, shape: readonly number[], label?: string): GpuBuffer<D> {
@@ -130,11 +134,23 @@ export class GpuBuffer<D extends DType = DType> implements Disposable {
 
   /** True once destroyed. */
   get destroyed(): boolean {
-    return this.#destroyed;
+    return this.#state.destroyed;
+  }
+
+  /** Throws a UserError when the buffer was destroyed (WebGPU would silently skip the work). */
+  #checkAlive(op: string): void {
+    if (this.#state.destroyed) {
+      throw new UserError(
+        `${op} a destroyed buffer ${this.buffer.label ? `'${this.buffer.label}' ` : ""}${
+          fmtShape(this.shape)
+        }; keep it alive until you are done with it`,
+      );
+    }
   }
 
   /** Writes `data` at element offset `offset` (queued; ordered before later submissions). */
   write(data: HostArray, offset = 0): void {
+    this.#checkAlive("writing to");
     if (offset + data.length > this.length) {
       throw new ShapeError(
         `writing ${data.length} elements at ${offset} overflows a buffer of ${this.length}`,
@@ -150,17 +166,23 @@ export class GpuBuffer<D extends DType = DType> implements Disposable {
     if (start < 0 || count < 0 || start + count > this.length) {
       throw new ShapeError(`reading [${start}, ${start + count}) from a buffer of ${this.length} elements`);
     }
+    this.#checkAlive("reading");
     if (count === 0) return makeArray(this.dtype, 0);
     const device = this.gpu.device;
-    const staging = device.createBuffer({
-      size: count * 4,
-      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
-    });
-    try {
+    const where = `reading ${this.buffer.label || "a buffer"} ${fmtShape(this.shape)}`;
+    const [staging, error] = this.gpu.capture(where, () => {
+      const staging = device.createBuffer({
+        size: count * 4,
+        usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+      });
       const enc = device.createCommandEncoder();
       enc.copyBufferToBuffer(this.buffer, start * 4, staging, 0, count * 4);
       device.queue.submit([enc.finish()]);
-      await staging.mapAsync(GPUMapMode.READ);
+      return staging;
+    });
+    try {
+      const [found] = await Promise.all([error, staging.mapAsync(GPUMapMode.READ).catch(() => {})]);
+      if (found) throw this.gpu.errorFor(found);
       return makeArray(this.dtype, staging.getMappedRange().slice(0));
     } finally {
       staging.destroy();
@@ -172,7 +194,7 @@ export class GpuBuffer<D extends DType = DType> implements Disposable {
     if (sizeOf(shape) !== this.length) {
       throw new ShapeError(`cannot reshape ${fmtShape(this.shape)} to ${fmtShape(shape)}`);
     }
-    return new GpuBuffer(this.gpu, this.buffer, this.dtype, [...shape]);
+    return new GpuBuffer(this.gpu, this.buffer, this.dtype, [...shape], this.#state);
   }
 
   /** A binding of elements [start, start + count), for kernels that process a big buffer in chunks. */
@@ -213,8 +235,8 @@ export class GpuBuffer<D extends DType = DType> implements Disposable {
 
   /** Frees the GPU memory. Views made by `reshape` share it. */
   destroy(): void {
-    if (!this.#destroyed) {
-      this.#destroyed = true;
+    if (!this.#state.destroyed) {
+      this.#state.destroyed = true;
       this.buffer.destroy();
     }
   }

@@ -13,7 +13,7 @@
  * ```
  * @module
  */
-import { GpuUnavailableError } from "../errors.ts";
+import { GpuError, GpuUnavailableError } from "../errors.ts";
 import { PipelineCache } from "./kernels.ts";
 import type { GpuProfiler } from "./timing.ts";
 
@@ -31,6 +31,14 @@ export interface AdapterReport {
   limits: Record<string, number>;
   /** Whether GPU timestamps (timestamp-query) are available for timing. */
   hasTimestamps: boolean;
+}
+
+/** One error the device reported: inside an operation's error scope, outside any (uncaptured), or a lost device. */
+export interface GpuErrorRecord {
+  /** The kernel, copy or step it happened in ("uncaptured" when no scope caught it). */
+  where: string;
+  kind: "validation" | "out-of-memory" | "internal" | "uncaptured" | "lost";
+  message: string;
 }
 
 /** Options for {@link Gpu.create}. */
@@ -76,6 +84,34 @@ function preferVulkanOnLinux(): void {
   if (!Deno.env.get(variable)) Deno.env.set(variable, "vulkan");
 }
 
+/** The wgpu backends Deno can use on each OS (DENO_WEBGPU_BACKEND takes a comma-separated list of them). */
+const BACKENDS: Record<string, string[]> = {
+  linux: ["vulkan", "gl"],
+  windows: ["dx12", "vulkan", "gl"],
+  darwin: ["metal"],
+};
+
+/**
+ * When DENO_WEBGPU_BACKEND is set, what it says about a missing adapter: a backend this OS does not have,
+ * or the one asked for gave none. Empty when unset or unreadable (no env permission: never prompted).
+ */
+function backendNote(): string {
+  if (typeof Deno === "undefined") return "";
+  const variable = "DENO_WEBGPU_BACKEND";
+  if (Deno.permissions.querySync({ name: "env", variable }).state !== "granted") return "";
+  const value = Deno.env.get(variable);
+  if (!value) return "";
+  const os = Deno.build.os, known = BACKENDS[os] ?? [];
+  const asked = value.split(",").map((b) => b.trim().toLowerCase()).filter(Boolean);
+  const foreign = asked.filter((b) => !known.includes(b));
+  if (foreign.length === asked.length) {
+    return `DENO_WEBGPU_BACKEND=${value} names no backend available on ${os} (${
+      known.join(", ") || "none known"
+    }): unset it, or set it to ${known[0] ?? "a backend of this OS"}`;
+  }
+  return `DENO_WEBGPU_BACKEND=${value} limits the search to that backend: unset it to let WebGPU try the others`;
+}
+
 function isSoftwareAdapter(adapter: GPUAdapter): boolean {
   const info = adapter.info as GPUAdapterInfo & { isFallbackAdapter?: boolean };
   if (info.isFallbackAdapter) return true;
@@ -90,8 +126,9 @@ export class Gpu {
   /** Set while a profiler is active: compute passes then record timestamps into it. */
   profiler: GpuProfiler | undefined;
   #lost = false;
-  readonly #inFlight = new Set<Promise<void>>();
+  readonly #inFlight = new Set<Promise<unknown>>();
   #uncapturedErrors = 0;
+  readonly #errors: GpuErrorRecord[] = [];
 
   private constructor(
     readonly adapter: GPUAdapter,
@@ -99,30 +136,95 @@ export class Gpu {
     readonly report: AdapterReport,
   ) {
     this.pipelines = new PipelineCache(device);
-    // Validation errors outside an error scope would otherwise pass silently (a dispatch whose bindings
-    // do not fit its pipeline is just dropped): report every one loudly and count them.
+    // Operations run inside error scopes (see capture); anything that still escapes them is recorded and
+    // printed, and fails the next check (throwIfErrorsSince) of whoever is running.
     device.addEventListener("uncapturederror", (event) => {
       this.#uncapturedErrors++;
-      console.error(`WebGPU error: ${(event as GPUUncapturedErrorEvent).error.message}`);
+      const message = (event as GPUUncapturedErrorEvent).error.message;
+      this.#errors.push({ where: "uncaptured", kind: "uncaptured", message });
+      console.error(`WebGPU error: ${message}`);
     });
     device.lost.then((info) => {
       this.#lost = true;
-      if (info.reason !== "destroyed") console.error(`WebGPU device lost: ${info.message}`);
+      if (info.reason !== "destroyed") {
+        this.#errors.push({ where: "device", kind: "lost", message: `device lost: ${info.message}` });
+        console.error(`WebGPU device lost: ${info.message}`);
+      }
     });
   }
 
   /** Records a submission's completion promise until it settles (see {@link Gpu.idle}). */
-  track(done: Promise<void>): void {
+  track(done: Promise<unknown>): void {
     this.#inFlight.add(done);
-    done.finally(() => this.#inFlight.delete(done));
+    const forget = () => void this.#inFlight.delete(done);
+    done.then(forget, forget);
   }
 
   /**
-   * Resolves when every submission tracked so far has completed; at once when none is pending (Deno
-   * answers a fresh onSubmittedWorkDone only after its ~10 ms device poll).
+   * Resolves when every submission tracked so far has settled; at once when none is pending (Deno
+   * answers a fresh onSubmittedWorkDone only after its ~10 ms device poll). Failures are left to
+   * whoever awaits the submission (and stay in {@link Gpu.errorCount}).
    */
   async idle(): Promise<void> {
-    await Promise.all(this.#inFlight);
+    await Promise.allSettled(this.#inFlight);
+  }
+
+  /**
+   * Runs `fn` (synchronous WebGPU calls) inside validation, out-of-memory and internal error scopes.
+   * Returns its value and a promise of the first error the scopes caught (recorded in the error log), or
+   * undefined. Push and pop happen in the same synchronous turn, so concurrent operations never see each
+   * other's scopes.
+   */
+  capture<T>(where: string, fn: () => T): [T, Promise<GpuErrorRecord | undefined>] {
+    const d = this.device;
+    const kinds = ["internal", "out-of-memory", "validation"] as const;
+    for (const k of kinds) d.pushErrorScope(k);
+    const popAll = () => kinds.map(() => d.popErrorScope().catch(() => null));
+    let value: T;
+    try {
+      value = fn();
+    } catch (e) {
+      popAll();
+      throw e;
+    }
+    // Pops come back innermost first: validation, out-of-memory, internal.
+    const caught = Promise.all(popAll()).then((errors) => {
+      const i = errors.findIndex((e) => e);
+      if (i < 0) return undefined;
+      const record: GpuErrorRecord = {
+        where,
+        kind: kinds[kinds.length - 1 - i],
+        message: errors[i]!.message,
+      };
+      this.#errors.push(record);
+      return record;
+    });
+    return [value, caught];
+  }
+
+  /** Errors recorded so far (scoped and uncaptured): a mark for {@link Gpu.throwIfErrorsSince}. */
+  get errorCount(): number {
+    return this.#errors.length;
+  }
+
+  /** The errors recorded after `mark` (a value of {@link Gpu.errorCount}). */
+  errorsSince(mark: number): readonly GpuErrorRecord[] {
+    return this.#errors.slice(mark);
+  }
+
+  /**
+   * Throws a {@link GpuError} for the first error recorded after `mark`, or when the device is lost:
+   * call before using (or writing) results computed since the mark.
+   */
+  throwIfErrorsSince(mark: number): void {
+    const first = this.#errors[mark];
+    if (first) throw this.errorFor(first);
+    if (this.#lost) throw new GpuError("device", "the device was lost or destroyed", "create a new Gpu");
+  }
+
+  /** The GpuError for a recorded error, with a hint at the cause where the message tells it. */
+  errorFor(record: GpuErrorRecord): GpuError {
+    return new GpuError(record.where, record.message, gpuErrorHint(record, this.maxBindingBytes));
   }
 
   /** WebGPU errors raised outside an error scope so far (each is also printed to stderr). */
@@ -153,7 +255,14 @@ export class Gpu {
         `Requesting a WebGPU adapter failed (${(e as Error).message}). ${REMEDY}`,
       );
     }
-    if (!adapter) throw new GpuUnavailableError(`No WebGPU adapter found. ${REMEDY}`);
+    if (!adapter) {
+      const note = backendNote();
+      throw new GpuUnavailableError(
+        `No WebGPU adapter found. ${
+          note ? `${note}; otherwise ${REMEDY[0].toLowerCase()}${REMEDY.slice(1)}` : REMEDY
+        }`,
+      );
+    }
     const requiredLimits: Record<string, number> = {};
     for (const name of ADAPTER_LIMITS) {
       const v = (adapter.limits as unknown as Record<string, number>)[name];
@@ -211,6 +320,23 @@ export class Gpu {
   destroy(): void {
     this.device.destroy();
   }
+}
+
+/** What to change for a GPU error, when its message says (library terms: shapes and buffers). */
+export function gpuErrorHint(record: GpuErrorRecord, maxBindingBytes: number): string {
+  const m = record.message;
+  if (/binding.*(size|exceeds)|buffer_binding_size|max_storage_buffer/i.test(m)) {
+    return `a buffer is larger than this adapter's storage binding (${
+      Math.floor(maxBindingBytes / 2 ** 20)
+    } MiB): use smaller shapes`;
+  }
+  if (record.kind === "out-of-memory" || /out of memory/i.test(m)) {
+    return "the GPU ran out of memory: use smaller shapes or free buffers first";
+  }
+  if (/destroyed/i.test(m)) {
+    return "a buffer was destroyed while in use: keep it alive until the work is done";
+  }
+  return "";
 }
 
 let shared: Promise<Gpu> | undefined;

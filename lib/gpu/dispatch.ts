@@ -5,6 +5,10 @@
  *
  * Bindings are listed in binding order for group 0. Uniform parameters are packed with {@link uniform}.
  *
+ * Errors: every dispatch, copy and the submission run inside GPU error scopes (`Gpu.capture`), and a
+ * destroyed buffer is refused before it is bound, so `submit()` rejects with a GpuError (naming the kernel
+ * and what the device said) instead of resolving over results the GPU never computed.
+ *
  * @example
  * ```ts
  * import { getGpu } from "./device.ts";
@@ -17,8 +21,9 @@
  * ```
  * @module
  */
+import { fmtShape, UserError } from "../errors.ts";
 import { GpuBuffer } from "./buffer.ts";
-import type { Gpu } from "./device.ts";
+import type { Gpu, GpuErrorRecord } from "./device.ts";
 
 /** A uniform field: a bare number is a u32; wrap to choose another type. */
 export type UniformField = number | { f32: number } | { i32: number };
@@ -59,10 +64,17 @@ export function grid1d(gpu: Gpu, count: number): [number, number] {
 export class CommandBatch {
   readonly encoder: GPUCommandEncoder;
   readonly #temps: { destroy(): void }[] = [];
+  readonly #errors: Promise<GpuErrorRecord | undefined>[] = [];
   #submitted = false;
 
-  constructor(readonly gpu: Gpu, label?: string) {
+  constructor(readonly gpu: Gpu, readonly label = "command batch") {
     this.encoder = gpu.device.createCommandEncoder({ label });
+  }
+
+  /** Runs encoding calls inside error scopes; the batch fails at submit if they report an error. */
+  #capture(where: string, fn: () => void): void {
+    const [, error] = this.gpu.capture(where, fn);
+    this.#errors.push(error);
   }
 
   /** A uniform buffer holding `fields`, freed after the batch completes. */
@@ -100,37 +112,71 @@ export class CommandBatch {
   ): void {
     const [x, y = 1, z = 1] = typeof workgroups === "number" ? [workgroups] : workgroups;
     if (x === 0 || y === 0 || z === 0) return;
-    const bindGroup = this.gpu.device.createBindGroup({
-      layout: pipeline.getBindGroupLayout(0),
-      entries: bindings.map((b, binding) => ({ binding, resource: toResource(b) })),
+    bindings.forEach((b, i) => checkAlive(b, `${label}: binding ${i}`));
+    this.#capture(label, () => {
+      const bindGroup = this.gpu.device.createBindGroup({
+        layout: pipeline.getBindGroupLayout(0),
+        entries: bindings.map((b, binding) => ({ binding, resource: toResource(b) })),
+      });
+      const timestampWrites = this.gpu.profiler?.timestampWrites(label);
+      const pass = this.encoder.beginComputePass({ label, timestampWrites });
+      pass.setPipeline(pipeline);
+      pass.setBindGroup(0, bindGroup);
+      pass.dispatchWorkgroups(x, y, z);
+      pass.end();
     });
-    const timestampWrites = this.gpu.profiler?.timestampWrites(label);
-    const pass = this.encoder.beginComputePass({ label, timestampWrites });
-    pass.setPipeline(pipeline);
-    pass.setBindGroup(0, bindGroup);
-    pass.dispatchWorkgroups(x, y, z);
-    pass.end();
   }
 
   /** Copies `count` elements between buffers (element offsets). */
   copy(src: GpuBuffer, srcOffset: number, dst: GpuBuffer, dstOffset: number, count: number): void {
     if (count > 0) {
-      this.encoder.copyBufferToBuffer(src.buffer, srcOffset * 4, dst.buffer, dstOffset * 4, count * 4);
+      checkAlive(src, `${this.label}: copy source`);
+      checkAlive(dst, `${this.label}: copy destination`);
+      this.#capture(
+        `${this.label} (copy)`,
+        () =>
+          this.encoder.copyBufferToBuffer(src.buffer, srcOffset * 4, dst.buffer, dstOffset * 4, count * 4),
+      );
     }
   }
 
-  /** Submits the batch; the promise resolves (and temporaries are freed) once the GPU has finished it. */
+  /**
+   * Submits the batch; the promise resolves (and temporaries are freed) once the GPU has finished it, or
+   * rejects with a GpuError when the device reported an error for any of its commands (the temporaries
+   * are freed all the same; the error also stays in the Gpu's error log for later checks).
+   */
   submit(): Promise<void> {
     if (this.#submitted) throw new Error("CommandBatch submitted twice");
     this.#submitted = true;
-    const afterSubmit = this.gpu.profiler?.resolve(this.encoder);
-    this.gpu.device.queue.submit([this.encoder.finish()]);
-    afterSubmit?.();
+    this.#capture(this.label, () => {
+      const afterSubmit = this.gpu.profiler?.resolve(this.encoder);
+      this.gpu.device.queue.submit([this.encoder.finish()]);
+      afterSubmit?.();
+    });
     const done = this.gpu.device.queue.onSubmittedWorkDone();
     const temps = this.#temps.splice(0);
-    const finished = done.then(() => temps.forEach((t) => t.destroy()));
+    const errors = this.#errors.splice(0);
+    const finished = Promise.all([done, ...errors]).then(([, ...found]) => {
+      temps.forEach((t) => t.destroy());
+      const first = found.find((e) => e);
+      if (first) throw this.gpu.errorFor(first);
+    });
+    // Marked as handled: a caller that submits now and awaits later still gets the rejection, and one that
+    // never awaits leaves the error to the Gpu's error log instead of an unhandled rejection.
+    finished.catch(() => {});
     this.gpu.track(finished);
     return finished;
+  }
+}
+
+/** Refuses a destroyed toolkit buffer before it is bound (WebGPU would drop the work and leave zeros). */
+function checkAlive(b: Bindable, what: string): void {
+  if (b instanceof GpuBuffer && b.destroyed) {
+    throw new UserError(
+      `${what}: the buffer ${b.buffer.label ? `'${b.buffer.label}' ` : ""}${
+        fmtShape(b.shape)
+      } was destroyed before use; keep inputs alive until the operation has finished`,
+    );
   }
 }
 

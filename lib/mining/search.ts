@@ -6,6 +6,8 @@
 import { GpuBuffer } from "../gpu/buffer.ts";
 import { knnSqL2 } from "../ops/topk.ts";
 import { FanngIndex } from "../ann/index.ts";
+import { decodeGraph } from "../ann/file.ts";
+import type { FanngGraph } from "../ann/graph.ts";
 
 /** Nearest result of the filtered search per anchor (0xFFFFFFFF / +Inf where none qualified). */
 export interface FilteredNearest {
@@ -77,11 +79,14 @@ export interface FanngSearchOptions {
 
 /**
  * Answers through a FANNG graph over the embeddings. `update()` builds the graph the first time and
- * refreshes it (starting from the previous graph) when the embeddings have moved.
+ * refreshes it (starting from the previous graph) when the embeddings have moved. `state()` and
+ * `restore()` carry the graph across a checkpoint, so a resumed run refreshes the same graph.
  */
 export class FanngSearch implements NeighbourSearch, Disposable {
   #index: FanngIndex | undefined;
   #emb: GpuBuffer<"f32"> | undefined;
+  /** A graph from `restore()`, waiting for the next `update()`. */
+  #restored: FanngGraph | undefined;
 
   constructor(readonly labels: GpuBuffer<"i32">, readonly options: FanngSearchOptions) {}
 
@@ -95,13 +100,33 @@ export class FanngSearch implements NeighbourSearch, Disposable {
   async update(emb: GpuBuffer<"f32">): Promise<number> {
     const t0 = performance.now();
     this.#emb = emb;
+    const { maxDegree, seed, quiet } = this.options;
+    if (this.#restored) {
+      this.#index = await FanngIndex.fromGraph(emb.gpu, this.#restored, emb, "the saved FANNG graph");
+      this.#restored = undefined;
+    }
     if (!this.#index) {
-      const { maxDegree, seed, quiet } = this.options;
       this.#index = await FanngIndex.build(emb.gpu, emb, { maxDegree, seed, quiet });
     } else {
-      await this.#index.refresh(emb, { quiet: this.options.quiet }); // in place, from the previous graph
+      // In place, from the previous graph (the build options again: a restored index does not hold them).
+      await this.#index.refresh(emb, { maxDegree, seed, quiet });
     }
     return (performance.now() - t0) / 1000;
+  }
+
+  /** The graph in the `.fanng` format (lib/ann/file.ts), for a checkpoint; undefined before any update. */
+  state(): Uint8Array | undefined {
+    return this.#index?.toBytes();
+  }
+
+  /**
+   * Takes back a graph saved by `state()` (checked; a UserError names `source` when it is damaged): the
+   * next `update()` refreshes it, exactly as this search would have refreshed its own.
+   */
+  restore(bytes: Uint8Array, source = "the saved FANNG graph"): void {
+    this.#restored = decodeGraph(bytes, source);
+    this.#index?.[Symbol.dispose]();
+    this.#index = undefined;
   }
 
   #budget(): { budget?: number } {

@@ -2,20 +2,24 @@
  * Head checkpoints: parameters, optimiser state and free-form metadata in one binary file, written
  * atomically (temporary name, then rename).
  *
- * Format (version 1, little-endian):
+ * Format (version 2, little-endian):
  * ```
  * offset 0   8 bytes  magic "SMDLHEAD"
- *        8   u32      format version (1)
+ *        8   u32      format version (2)
  *       12   u32      H = byte length of the JSON header
  *       16   H bytes  JSON header, UTF-8, padded with spaces to a multiple of 4:
  *                     { config: head config, layers: [{inDim, outDim}], optimizer: {lr, momentum,
- *                       weightDecay, lrMultipliers, steps} | null, meta: {...}, floats: payload length }
+ *                       weightDecay, lrMultipliers, steps} | null, meta: {...}, floats: payload length,
+ *                       blobs: [{name, bytes}] }
  *   16 + H   f32[]    per layer: weight [inDim x outDim] row-major, then bias [outDim];
  *                     then, when optimizer is not null, the momentum buffers in the same layout
+ *            bytes    each blob of `blobs` in order (other state saved with the head, e.g. a training run's
+ *                     FANNG graph), zero-padded to a multiple of 4
  *      end   u32      CRC-32 (IEEE) of every byte before it
  * ```
- * Loading checks the magic, version, length (truncation), CRC (corruption) and, when loading into an
- * existing head, the layer shapes; each failure is a UserError that says what to do.
+ * Version 1 is the same without blobs (no `blobs` field) and is still read. Loading checks the magic,
+ * version, length (truncation), CRC (corruption) and, when loading into an existing head, the layer
+ * shapes; each failure is a UserError that says what to do.
  *
  * @example
  * ```ts
@@ -45,8 +49,8 @@ import { type OptimizerState, SgdMomentum } from "./optimizer.ts";
 import { TrainStep } from "./train_step.ts";
 
 const MAGIC = "SMDLHEAD";
-/** The checkpoint format version this code writes and reads. */
-export const CHECKPOINT_VERSION = 1;
+/** The checkpoint format version this code writes (it reads this one and version 1). */
+export const CHECKPOINT_VERSION = 2;
 
 /** Everything a checkpoint holds. */
 export interface CheckpointContents {
@@ -54,7 +58,11 @@ export interface CheckpointContents {
   params: LayerParams[];
   optimizer?: OptimizerState;
   meta: Record<string, unknown>;
+  /** Named byte strings saved with the head (empty for version 1 files). */
+  blobs?: Record<string, Uint8Array>;
 }
+
+const pad4 = (n: number) => Math.ceil(n / 4) * 4;
 
 let crcTable: Uint32Array | undefined;
 
@@ -88,10 +96,13 @@ export function encodeCheckpoint(c: CheckpointContents): Uint8Array {
       steps: c.optimizer.steps,
     }
     : null;
-  let header = JSON.stringify({ config: c.config, layers, optimizer, meta: c.meta, floats });
+  const blobEntries = Object.entries(c.blobs ?? {});
+  const blobs = blobEntries.map(([name, b]) => ({ name, bytes: b.length }));
+  let header = JSON.stringify({ config: c.config, layers, optimizer, meta: c.meta, floats, blobs });
   header += " ".repeat((4 - (new TextEncoder().encode(header).length % 4)) % 4);
   const headerBytes = new TextEncoder().encode(header);
-  const total = 16 + headerBytes.length + floats * 4 + 4;
+  const blobBytes = blobs.reduce((s, b) => s + pad4(b.bytes), 0);
+  const total = 16 + headerBytes.length + floats * 4 + blobBytes + 4;
   const bytes = new Uint8Array(total);
   const view = new DataView(bytes.buffer);
   bytes.set(new TextEncoder().encode(MAGIC), 0);
@@ -101,6 +112,10 @@ export function encodeCheckpoint(c: CheckpointContents): Uint8Array {
   let off = 16 + headerBytes.length;
   for (const a of arrays) {
     for (let i = 0; i < a.length; i++, off += 4) view.setFloat32(off, a[i], true);
+  }
+  for (const [, b] of blobEntries) {
+    bytes.set(b, off);
+    off += pad4(b.length);
   }
   view.setUint32(off, crc32(bytes.subarray(0, off)), true);
   return bytes;
@@ -116,8 +131,11 @@ export function decodeCheckpoint(bytes: Uint8Array, source = "checkpoint"): Chec
     fail(`not a head checkpoint (no "${MAGIC}" header); pass a file written by saveCheckpoint`);
   }
   const version = view.getUint32(8, true);
-  if (version !== CHECKPOINT_VERSION) {
-    fail(`format version ${version} is not supported (this toolkit reads version ${CHECKPOINT_VERSION})`);
+  if (version !== 1 && version !== CHECKPOINT_VERSION) {
+    fail(
+      `format version ${version} is not supported (this toolkit reads versions 1 and ${CHECKPOINT_VERSION}); ` +
+        "use the toolkit version that wrote it",
+    );
   }
   const h = view.getUint32(12, true);
   if (16 + h + 4 > bytes.length) {
@@ -129,13 +147,21 @@ export function decodeCheckpoint(bytes: Uint8Array, source = "checkpoint"): Chec
     optimizer: Omit<OptimizerState, "velocities"> | null;
     meta: Record<string, unknown>;
     floats: number;
+    blobs?: { name: string; bytes: number }[];
   };
   try {
     header = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(16, 16 + h)));
   } catch {
     return fail("header is corrupt (not valid JSON); the file is damaged, use another checkpoint");
   }
-  const expected = 16 + h + header.floats * 4 + 4;
+  const blobList = (version === 1 ? [] : header.blobs) as { name: string; bytes: number }[];
+  if (
+    !Number.isInteger(header.floats) || header.floats < 0 || !Array.isArray(blobList) ||
+    blobList.some((b) => typeof b?.name !== "string" || !Number.isInteger(b.bytes) || b.bytes < 0)
+  ) {
+    fail("header is corrupt (bad payload sizes); the file is damaged, use another checkpoint");
+  }
+  const expected = 16 + h + header.floats * 4 + blobList.reduce((s, b) => s + pad4(b.bytes), 0) + 4;
   if (bytes.length !== expected) {
     fail(
       `${bytes.length < expected ? "truncated" : "has trailing bytes"}: ${bytes.length} bytes, ` +
@@ -173,7 +199,12 @@ export function decodeCheckpoint(bytes: Uint8Array, source = "checkpoint"): Chec
     shapes.map((s) => ({ ...s, weight: take(s.inDim * s.outDim), bias: take(s.outDim) }));
   const params = readLayers();
   const optimizer = header.optimizer ? { ...header.optimizer, velocities: readLayers() } : undefined;
-  return { config, params, optimizer, meta: header.meta ?? {} };
+  const blobs: Record<string, Uint8Array> = {};
+  for (const b of blobList) {
+    blobs[b.name] = bytes.slice(off, off + b.bytes);
+    off += pad4(b.bytes);
+  }
+  return { config, params, optimizer, meta: header.meta ?? {}, blobs };
 }
 
 async function optimizerStateOf(
@@ -186,13 +217,14 @@ async function optimizerStateOf(
 
 /**
  * Saves the head's parameters, the optimiser state (from a TrainStep, an SgdMomentum or a state object;
- * optional) and `meta` (JSON-serialisable) to `path`, atomically.
+ * optional), `meta` (JSON-serialisable) and `blobs` (optional named bytes) to `path`, atomically.
  */
 export async function saveCheckpoint(
   path: string,
   head: EmbeddingHead,
   optimizer?: TrainStep | SgdMomentum | OptimizerState,
   meta: Record<string, unknown> = {},
+  blobs?: Record<string, Uint8Array>,
 ): Promise<void> {
   const optimizerState = await optimizerStateOf(optimizer);
   const bytes = encodeCheckpoint({
@@ -200,6 +232,7 @@ export async function saveCheckpoint(
     params: await head.parameters(),
     optimizer: optimizerState,
     meta,
+    blobs,
   });
   await writeFileAtomic(path, bytes);
 }
@@ -249,23 +282,34 @@ export async function loadCheckpoint(
       meta: c.meta,
     };
   }
-  const want = target.layers.map((s) => `${s.inDim}->${s.outDim}`).join(", ");
+  applyCheckpoint(c, target, optimizer, `checkpoint ${path}`);
+  return c.meta;
+}
+
+/**
+ * Loads decoded checkpoint contents into an existing head (and optionally the TrainStep or SgdMomentum
+ * training it), after checking that the shapes match; `source` names the checkpoint in errors.
+ */
+export function applyCheckpoint(
+  c: CheckpointContents,
+  head: EmbeddingHead,
+  optimizer?: TrainStep | SgdMomentum,
+  source = "checkpoint",
+): void {
+  const want = head.layers.map((s) => `${s.inDim}->${s.outDim}`).join(", ");
   const got = c.params.map((s) => `${s.inDim}->${s.outDim}`).join(", ");
-  if (want !== got || target.config.normalize !== c.config.normalize) {
+  if (want !== got || head.config.normalize !== c.config.normalize) {
     throw new UserError(
-      `checkpoint ${path} holds a head with layers [${got}]${
-        c.config.normalize ? " (normalised)" : ""
-      } but this ` +
+      `${source} holds a head with layers [${got}]${c.config.normalize ? " (normalised)" : ""} but this ` +
         `head has [${want}]${
-          target.config.normalize ? " (normalised)" : ""
+          head.config.normalize ? " (normalised)" : ""
         }; use a matching head configuration`,
     );
   }
-  target.setParameters(c.params);
+  head.setParameters(c.params);
   if (optimizer) {
-    if (!c.optimizer) throw new UserError(`checkpoint ${path} holds no optimiser state to resume from`);
+    if (!c.optimizer) throw new UserError(`${source} holds no optimiser state to resume from`);
     if (optimizer instanceof TrainStep) optimizer.loadOptimizerState(c.optimizer);
     else optimizer.loadState(c.optimizer);
   }
-  return c.meta;
 }

@@ -25,7 +25,7 @@
 import { GpuBuffer } from "../gpu/buffer.ts";
 import type { Gpu } from "../gpu/device.ts";
 import { CommandBatch, grid1d } from "../gpu/dispatch.ts";
-import { checkShape, fmtShape, ShapeError } from "../errors.ts";
+import { checkShape, fmtShape, ShapeError, UserError } from "../errors.ts";
 import type { HostMatrix } from "../util/matrix.ts";
 
 /** Which distance kernel runs: chosen per adapter and shape unless forced (tests force each one). */
@@ -210,6 +210,11 @@ export async function encodeDistanceBlock(
 
 /** Checks that queries and base are 2-D f32 with the same number of columns. */
 export function checkPairShapes(op: string, queries: GpuBuffer<"f32">, base: GpuBuffer<"f32">): void {
+  for (const [name, b] of [["queries", queries], ["base", base]] as const) {
+    if (b.destroyed) {
+      throw new UserError(`${op}: ${name} ${fmtShape(b.shape)} was destroyed; pass a live buffer`);
+    }
+  }
   checkShape(
     queries.shape.length === 2 && base.shape.length === 2,
     `${op}: queries ${fmtShape(queries.shape)} and base ${

@@ -13,7 +13,7 @@
  * @example
  * ```ts
  * import { getGpu } from "../gpu/device.ts";
- * import { GpuBuffer } from "../gpu/buffer.ts";
+ * import { type DType, GpuBuffer } from "../gpu/buffer.ts";
  * import { topkSmallest } from "./topk.ts";
  * const gpu = await getGpu();
  * using v = GpuBuffer.fromArray(gpu, new Float32Array([5, 1, 3, 2, 2, 0]), [2, 3]);
@@ -22,7 +22,7 @@
  * ```
  * @module
  */
-import { GpuBuffer } from "../gpu/buffer.ts";
+import { type DType, GpuBuffer } from "../gpu/buffer.ts";
 import type { Gpu } from "../gpu/device.ts";
 import { type Bindable, CommandBatch, grid1d } from "../gpu/dispatch.ts";
 import { checkShape, fmtShape, ShapeError, UserError } from "../errors.ts";
@@ -125,6 +125,14 @@ export function filterBindings(
 ): FilterBindings {
   let flags = 0;
   const selfOffset = filter.selfOffset ?? 0;
+  if (filter.labelMode !== undefined && filter.labelMode !== "different" && filter.labelMode !== "same") {
+    throw new UserError(
+      `${op}: labelMode must be "different" or "same", got ${JSON.stringify(filter.labelMode)}`,
+    );
+  }
+  checkInput(op, "rowLabels", filter.rowLabels, "i32");
+  checkInput(op, "colLabels", filter.colLabels, "i32");
+  checkInput(op, "rowMinDistance", filter.rowMinDistance, "f32");
   if (filter.excludeSelf) {
     if (!Number.isInteger(selfOffset) || selfOffset < 0) {
       throw new UserError(`${op}: selfOffset must be an integer >= 0, got ${selfOffset}`);
@@ -167,6 +175,17 @@ export function filterBindings(
     colLabels: filter.colLabels,
     rowMin: filter.rowMinDistance,
   };
+}
+
+/** Refuses a destroyed input or one of the wrong element type, naming the operation and the argument. */
+export function checkInput(op: string, name: string, buf: GpuBuffer | undefined, dtype: DType): void {
+  if (!buf) return;
+  if (buf.destroyed) {
+    throw new UserError(`${op}: ${name} ${fmtShape(buf.shape)} was destroyed; pass a live buffer`);
+  }
+  if (buf.dtype !== dtype) {
+    throw new UserError(`${op}: ${name} must be a ${dtype} buffer, got ${buf.dtype} ${fmtShape(buf.shape)}`);
+  }
 }
 
 /** Default segments per row: enough (row, segment) invocations to fill the adapter. */
@@ -275,6 +294,7 @@ export async function encodeTopkSmallest(
   options: TopkOptions = {},
 ): Promise<TopkResult> {
   checkK("topkSmallest", k);
+  checkInput("topkSmallest", "values", values, "f32");
   checkShape(
     values.shape.length === 2,
     `topkSmallest: values must be 2-D [M x N], got ${fmtShape(values.shape)}`,

@@ -8,6 +8,30 @@ function tempNameFor(path: string): string {
   return `${path}.tmp-${Deno.pid}-${Math.random().toString(36).slice(2, 10)}`;
 }
 
+/** True for a name {@link writeFileAtomic} writes before its rename (left behind only by a killed writer). */
+export function isTempName(name: string): boolean {
+  return /\.tmp-\d+-[a-z0-9]+$/.test(name);
+}
+
+/**
+ * One line saying why a file-system call on `path` failed and what to do: outside the task's permissions,
+ * refused by the operating system, missing, or something else. `action` is a verb ("write", "read"...).
+ */
+export function fsErrorMessage(e: unknown, path: string, action: string): string {
+  if (e instanceof Deno.errors.NotCapable) {
+    return `cannot ${action} ${path}: it is outside the folders this task may ${action} (its permissions in ` +
+      `deno.json); choose a path inside them (e.g. under runs/)`;
+  }
+  if (e instanceof Deno.errors.PermissionDenied) {
+    return `cannot ${action} ${path}: permission denied; choose a folder you may ${action}`;
+  }
+  if (e instanceof Deno.errors.NotFound) return `cannot ${action} ${path}: it does not exist; check the path`;
+  if (e instanceof Deno.errors.NotADirectory) {
+    return `cannot ${action} ${path}: a part of the path is a file, not a folder; check the path`;
+  }
+  return `cannot ${action} ${path} (${(e as Error)?.message ?? e})`;
+}
+
 /** Writes `data` to `path` atomically. */
 export async function writeFileAtomic(path: string, data: Uint8Array | string): Promise<void> {
   const tmp = tempNameFor(path);

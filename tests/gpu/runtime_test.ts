@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { GpuError, ShapeError } from "../../lib/errors.ts";
 import { getGpu } from "../../lib/gpu/device.ts";
 import { GpuBuffer } from "../../lib/gpu/buffer.ts";
 import { CommandBatch, grid1d, packUniform } from "../../lib/gpu/dispatch.ts";
@@ -7,7 +8,6 @@ import { WGSL_SOURCES } from "../../lib/gpu/wgsl.ts";
 import { profile } from "../../lib/gpu/timing.ts";
 import { encodeGatherRows, gatherRows, gatherRowsRef } from "../../lib/ops/gather.ts";
 import { Rng } from "../../lib/util/rng.ts";
-import { ShapeError } from "../../lib/errors.ts";
 
 Deno.test("adapter report names the adapter and its limits", async () => {
   const gpu = await getGpu();
@@ -65,7 +65,11 @@ Deno.test("withDefines prepends consts; every kernels/*.wgsl file is in the regi
   const files = [...Deno.readDirSync(new URL("../../kernels/", import.meta.url))]
     .filter((e) => e.isFile && e.name.endsWith(".wgsl"))
     .map((e) => e.name.slice(0, -".wgsl".length)).sort();
-  assert.deepEqual(Object.keys(WGSL_SOURCES).sort(), files, "lib/gpu/wgsl.ts must import every kernels/*.wgsl");
+  assert.deepEqual(
+    Object.keys(WGSL_SOURCES).sort(),
+    files,
+    "lib/gpu/wgsl.ts must import every kernels/*.wgsl",
+  );
   for (const name of files) {
     const text = Deno.readTextFileSync(new URL(`../../kernels/${name}.wgsl`, import.meta.url));
     assert.equal(await loadWgsl(name), text, `${name}: the registry serves the file's text`);
@@ -132,18 +136,34 @@ Deno.test("profile reports per-label GPU time", async () => {
   } else assert.equal(report.source, "wall");
 });
 
-Deno.test("a dispatch whose bindings do not fit its pipeline is reported, not silently dropped", async () => {
+Deno.test("a dispatch whose bindings do not fit its pipeline fails its batch, naming the kernel", async () => {
   const gpu = await getGpu();
-  const before = gpu.uncapturedErrors;
+  const mark = gpu.errorCount;
   const pipeline = await gpu.pipelines.get("gather", "main", { WG: 64 });
   const batch = new CommandBatch(gpu);
   using a = GpuBuffer.zeros(gpu, "f32", [4]);
+  batch.dispatch(pipeline, [a], 1); // four bindings expected, one given
+  await assert.rejects(
+    () => batch.submit(),
+    (e) => e instanceof GpuError && /gather\.main.*bindings/.test(e.message),
+  );
+  assert.ok(gpu.errorsSince(mark).length > 0, "the error is not in the log");
+  assert.throws(() => gpu.throwIfErrorsSince(mark), GpuError);
+});
+
+Deno.test("an error outside any scope is counted, printed once, and fails the next check", async () => {
+  const gpu = await getGpu();
+  const mark = gpu.errorCount, before = gpu.uncapturedErrors;
   const originalError = console.error;
   const printed: string[] = [];
   console.error = (msg: string) => printed.push(msg);
   try {
-    batch.dispatch(pipeline, [a], 1); // four bindings expected, one given
-    await batch.submit();
+    const raw = gpu.device.createBuffer({
+      size: 16,
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
+    });
+    raw.destroy();
+    gpu.device.queue.writeBuffer(raw, 0, new Float32Array(4)); // to a destroyed buffer: a validation error
     await gpu.device.queue.onSubmittedWorkDone();
     await new Promise((r) => setTimeout(r, 50));
   } finally {
@@ -151,4 +171,8 @@ Deno.test("a dispatch whose bindings do not fit its pipeline is reported, not si
   }
   assert.ok(gpu.uncapturedErrors > before, "no uncaptured error counted");
   assert.ok(printed.some((m) => /WebGPU error/.test(m)));
+  assert.throws(
+    () => gpu.throwIfErrorsSince(mark),
+    (e) => e instanceof GpuError && /uncaptured/.test(e.message),
+  );
 });

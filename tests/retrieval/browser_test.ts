@@ -11,12 +11,9 @@ import { pngSize } from "../../lib/viz/render.ts";
 import { encodePixelsPng } from "../../lib/viz/thumbnails.ts";
 import { indexMain } from "../../tasks/index.ts";
 import type { SearchRecord } from "../../tasks/search.ts";
-import { announceSkip, ensureChromium } from "../fixtures/chromium.ts";
+import { requireChromium } from "../fixtures/chromium.ts";
 import { openSearchPage, type PageSearch } from "./chromium.ts";
 import { searchJson, taskArgs, trainTinyRun } from "./helpers.ts";
-
-const unavailable = await ensureChromium();
-if (unavailable) announceSkip("the retrieval page's browser test", unavailable);
 
 /** Starts `deno task serve <index> --port 0` as a child process; resolves with its address once it listens. */
 async function startServer(index: string) {
@@ -63,8 +60,8 @@ function assertSame(page: PageSearch, cli: SearchRecord[], what: string): void {
 Deno.test({
   name:
     "retrieval page in the browser: serve, load the index over HTTP, search in WebGPU, same neighbours as deno task search",
-  ignore: unavailable !== "",
   async fn() {
+    await requireChromium("the retrieval page's browser test");
     const dir = await Deno.makeTempDir({ prefix: "dml-browser-" });
     try {
       const tiny = await trainTinyRun(dir);

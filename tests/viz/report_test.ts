@@ -4,8 +4,9 @@
  * driven by playwright-core): no console errors, no request leaves the page's own file, every figure
  * loaded with a non-zero size; a full-page screenshot is saved (to $DML_TEST_ARTIFACTS when set).
  *
- * Needs /usr/bin/chromium: the test installs it with apt-get when it is missing and it may (root and
- * --allow-run=apt-get); otherwise the browser tests are skipped with a loud message.
+ * Needs /usr/bin/chromium (Debian's `chromium`; `./dml test` installs it). A test never installs system
+ * packages: without the browser the two browser tests FAIL with a message naming the fix, so a suite that
+ * passes has always rendered the pages.
  * @module
  */
 import assert from "node:assert/strict";
@@ -14,20 +15,12 @@ import { type ReportResult, type TsneFn, writeReport } from "../../lib/viz/repor
 import type { HostMatrix } from "../../lib/util/matrix.ts";
 import { parseSvg } from "./svg.ts";
 import { writeSyntheticExperiment, writeSyntheticRun, writeTinyIdx } from "./synthetic.ts";
-import {
-  announceSkip,
-  CHROMIUM,
-  CHROMIUM_QUIET_ARGS,
-  ensureChromium,
-  playwrightChromium,
-} from "../fixtures/chromium.ts";
+import { CHROMIUM, CHROMIUM_QUIET_ARGS, playwrightChromium, requireChromium } from "../fixtures/chromium.ts";
 
 async function isFile(path: string): Promise<boolean> {
   return await Deno.stat(path).then((s) => s.isFile, () => false);
 }
 
-const unavailable = await ensureChromium();
-if (unavailable) announceSkip("the report's browser checks", unavailable);
 
 /** The real t-SNE when lib/eval/tsne.ts exists, else the first two principal axes (power iteration):
  * the report's wiring and the scatter figure are what this test checks. */
@@ -152,7 +145,7 @@ Deno.test("report: a run folder gives curves, triplet grid and t-SNE map, and re
       assert.ok(html.includes(text), text);
     }
     assert.ok(html.match(/<tr>/g)!.length >= run.epochs + 1, "a table row per epoch");
-    if (unavailable) return;
+    await requireChromium("the report's browser check");
     const shot = `${artifacts ?? tmp}/report-run.png`;
     const page = await openInChromium(result.htmlPath, shot);
     assert.deepEqual(page.consoleErrors, []);
@@ -199,7 +192,7 @@ Deno.test("report: an experiment folder compares its runs (curves, R@K vs kappa)
     for (const label of ["κ=1", "κ=4", "κ=16", "κ=64", "Settings that differ", "controller.initialKappa"]) {
       assert.ok(html.includes(label), label);
     }
-    if (unavailable) return;
+    await requireChromium("the report's browser check");
     const page = await openInChromium(result.htmlPath, `${artifacts ?? tmp}/report-experiment.png`);
     assert.deepEqual(page.consoleErrors, []);
     assert.deepEqual(page.external, []);
