@@ -21,7 +21,6 @@ async function isFile(path: string): Promise<boolean> {
   return await Deno.stat(path).then((s) => s.isFile, () => false);
 }
 
-
 /** The real t-SNE when lib/eval/tsne.ts exists, else the first two principal axes (power iteration):
  * the report's wiring and the scatter figure are what this test checks. */
 async function tsneForTest(): Promise<TsneFn> {
