@@ -21,13 +21,6 @@ import {
 
 const f = Math.fround;
 
-/** Squared norm of row `i` of `m` in float64. */
-function sqNorm(m: HostMatrix, i: number): number {
-  let s = 0;
-  for (let d = 0; d < m.cols; d++) s += m.data[i * m.cols + d] ** 2;
-  return s;
-}
-
 /** `(||x||^2 + ||c||^2) - 2 x.c` of data row i and centroid row c, clamped at 0, in f32. */
 function expandedDist(data: HostMatrix, i: number, cents: Float32Array, c: number): number {
   const dim = data.cols;
