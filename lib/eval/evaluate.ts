@@ -76,7 +76,10 @@ export interface EvalResult {
 export const PROGRESS_AFTER_MS = 2000;
 
 /** A progress callback that shows a bar once the part has run {@link PROGRESS_AFTER_MS}. */
-function lateBar(label: string, unit: string): { tick: (done: number, total: number) => void; end: () => void } {
+function lateBar(
+  label: string,
+  unit: string,
+): { tick: (done: number, total: number) => void; end: () => void } {
   const t0 = performance.now();
   let bar: Progress | undefined, shown = 0;
   return {
