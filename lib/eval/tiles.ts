@@ -173,23 +173,27 @@ export async function encodeCountBefore(
   const WG = tileWorkgroup(gpu);
   const pipe = await gpu.pipelines.get("eval_tiles", "count_before", { WG });
   const tilesX = Math.ceil(Math.ceil(spec.cols / TILE) / WG);
-  const params = batch.uniform([
-    spec.rows,
-    spec.cols,
-    spec.a.dim4,
-    spec.symmetric ? F.SYM : 0,
-    spec.rowBase ?? 0,
-    spec.colBase ?? 0,
-    spec.colLabelOffset ?? 0,
-    tilesX,
-    from,
-    to,
-    ...new Array(8).fill(0), // the nearest pass's fields
-  ]);
-  batch.dispatch(
-    pipe,
-    [params, spec.a.data, spec.b.data, spec.a.norms, spec.b.norms, spec.labels, spec.thresh, spec.counts],
-    grid1d(gpu, to - from),
-    "evalTiles.countBefore",
-  );
+  // Dispatches of at most one grid row of workgroups (the kernel numbers them from wg_base).
+  for (let lo = from; lo < to; lo += gpu.maxWorkgroupsPerDim) {
+    const hi = Math.min(to, lo + gpu.maxWorkgroupsPerDim);
+    const params = batch.uniform([
+      spec.rows,
+      spec.cols,
+      spec.a.dim4,
+      spec.symmetric ? F.SYM : 0,
+      spec.rowBase ?? 0,
+      spec.colBase ?? 0,
+      spec.colLabelOffset ?? 0,
+      tilesX,
+      lo,
+      hi,
+      ...new Array(8).fill(0), // the nearest pass's fields
+    ]);
+    batch.dispatch(
+      pipe,
+      [params, spec.a.data, spec.b.data, spec.a.norms, spec.b.norms, spec.labels, spec.thresh, spec.counts],
+      hi - lo,
+      "evalTiles.countBefore",
+    );
+  }
 }
