@@ -37,12 +37,12 @@
 //   Bindings: 0 params, 1 a vec4f, 2 b vec4f, 3 a_norms f32, 4 b_norms f32, 5 ids u32, 6 labels u32,
 //   7 out vec2u (rw), 8 status u32.
 // count_before: one invocation per tile; a workgroup holds WG adjacent column tiles of one row tile
-//   (linear workgroup ids wg_base .. wg_end - 1). Rows r < rows of `a` (global id row_base + r), columns c < cols of `b`
-//   (global id col_base + c). Row r counts column c when labels[label_off + col id] != labels[row id] and
-//   (d, col id) < thresh[row id] = (tau bits, id); rows with id 0xFFFFFFFF (no positive) count nothing.
-//   SYM (a = b, one set): only tiles that hold a pair (row id < col id) run (triangular enumeration), and
-//   every such pair also counts row r for column c against thresh[col id]. Counts are added atomically
-//   (nonzero ones only) to counts[global id].
+//   (linear workgroup ids wg_base .. wg_end - 1). Rows r < rows of `a` (global id row_base + r), columns
+//   c < cols of `b` (global id col_base + c). Row r counts column c when labels[label_off + col id] !=
+//   labels[row id] and (d, col id) < thresh[row id] = (tau bits, id); rows with id 0xFFFFFFFF (no
+//   positive) count nothing. SYM (a = b, one set): only tiles that hold a pair (row id < col id) run
+//   (triangular enumeration), and every such pair also counts row r for column c against thresh[col id].
+//   Counts are added atomically (nonzero ones only) to counts[global id].
 //   Bindings: 0 params, 1 a vec4f, 2 b vec4f, 3 a_norms f32, 4 b_norms f32, 5 labels u32, 6 thresh vec2u,
 //   7 counts atomic u32 (rw).
 // Defines: WG (invocations per workgroup).
@@ -98,7 +98,9 @@ const INF = 0x7f800000u;
 // ---------------------------------------------------------------------------------------------------
 // The 32 x 32 tile of dot products (dist_reg32_v4's arithmetic)
 
-struct Row8 { c0: mat4x4f, c1: mat4x4f, c2: mat4x4f, c3: mat4x4f, c4: mat4x4f, c5: mat4x4f, c6: mat4x4f, c7: mat4x4f }
+struct Row8 {
+  c0: mat4x4f, c1: mat4x4f, c2: mat4x4f, c3: mat4x4f, c4: mat4x4f, c5: mat4x4f, c6: mat4x4f, c7: mat4x4f,
+}
 struct Offs8 { o0: vec4u, o1: vec4u, o2: vec4u, o3: vec4u, o4: vec4u, o5: vec4u, o6: vec4u, o7: vec4u }
 struct Tile { r0: Row8, r1: Row8, r2: Row8, r3: Row8, r4: Row8, r5: Row8, r6: Row8, r7: Row8 }
 
@@ -151,10 +153,11 @@ fn count4(m: vec4<bool>) -> u32 {
 
 // Per row of a block of 4: the best (distance, id) so far and what the masks compare against.
 struct RowState { d: vec4f, id: vec4u, norm: vec4f, label: vec4u, gid: vec4u, live: vec4<bool> }
-struct Rows8 { b0: RowState, b1: RowState, b2: RowState, b3: RowState, b4: RowState, b5: RowState, b6: RowState, b7: RowState }
 // Per column of a block of 4: index into `b`, norm, label, id, whether it is in the range.
 struct ColInfo { ix: vec4u, norm: vec4f, label: vec4u, id: vec4u, live: vec4<bool> }
-struct Cols8 { c0: ColInfo, c1: ColInfo, c2: ColInfo, c3: ColInfo, c4: ColInfo, c5: ColInfo, c6: ColInfo, c7: ColInfo }
+struct Cols8 {
+  c0: ColInfo, c1: ColInfo, c2: ColInfo, c3: ColInfo, c4: ColInfo, c5: ColInfo, c6: ColInfo, c7: ColInfo,
+}
 
 // Folds one column (its distances to the 4 rows in `dc`) into the rows' best.
 fn fold_col(s: ptr<function, RowState>, dc: vec4f, norm: f32, label: u32, id: u32, live: bool) {
@@ -184,6 +187,11 @@ fn row_index(t: u32) -> u32 {
   let tc = min(t, p.rows - 1u);
   if ((p.flags & ROW_LIST) != 0u) { return ids[tc]; }
   return tc;
+}
+
+// Vec4 offsets into `a` of row positions t0..t0+3.
+fn row_offsets(t0: u32) -> vec4u {
+  return vec4u(row_index(t0), row_index(t0 + 1u), row_index(t0 + 2u), row_index(t0 + 3u)) * p.dim4;
 }
 
 fn row_state(t0: u32) -> RowState {
@@ -246,17 +254,13 @@ fn nearest(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3
   }
   let lo = begin + p.win_lo;
   let hi = min(end, begin + p.win_hi);
-  var s0 = row_state(t0); var s1 = row_state(t0 + 4u); var s2 = row_state(t0 + 8u); var s3 = row_state(t0 + 12u);
-  var s4 = row_state(t0 + 16u); var s5 = row_state(t0 + 20u); var s6 = row_state(t0 + 24u); var s7 = row_state(t0 + 28u);
+  var s0 = row_state(t0); var s1 = row_state(t0 + 4u);
+  var s2 = row_state(t0 + 8u); var s3 = row_state(t0 + 12u);
+  var s4 = row_state(t0 + 16u); var s5 = row_state(t0 + 20u);
+  var s6 = row_state(t0 + 24u); var s7 = row_state(t0 + 28u);
   let dim4 = vec4u(p.dim4);
-  let ao = Offs8(vec4u(row_index(t0), row_index(t0 + 1u), row_index(t0 + 2u), row_index(t0 + 3u)) * dim4,
-                 vec4u(row_index(t0 + 4u), row_index(t0 + 5u), row_index(t0 + 6u), row_index(t0 + 7u)) * dim4,
-                 vec4u(row_index(t0 + 8u), row_index(t0 + 9u), row_index(t0 + 10u), row_index(t0 + 11u)) * dim4,
-                 vec4u(row_index(t0 + 12u), row_index(t0 + 13u), row_index(t0 + 14u), row_index(t0 + 15u)) * dim4,
-                 vec4u(row_index(t0 + 16u), row_index(t0 + 17u), row_index(t0 + 18u), row_index(t0 + 19u)) * dim4,
-                 vec4u(row_index(t0 + 20u), row_index(t0 + 21u), row_index(t0 + 22u), row_index(t0 + 23u)) * dim4,
-                 vec4u(row_index(t0 + 24u), row_index(t0 + 25u), row_index(t0 + 26u), row_index(t0 + 27u)) * dim4,
-                 vec4u(row_index(t0 + 28u), row_index(t0 + 29u), row_index(t0 + 30u), row_index(t0 + 31u)) * dim4);
+  let ao = Offs8(row_offsets(t0), row_offsets(t0 + 4u), row_offsets(t0 + 8u), row_offsets(t0 + 12u),
+                 row_offsets(t0 + 16u), row_offsets(t0 + 20u), row_offsets(t0 + 24u), row_offsets(t0 + 28u));
   for (var c0 = lo; c0 < hi; c0 += 32u) {
     let c = Cols8(col_info(c0, hi, z), col_info(c0 + 4u, hi, z), col_info(c0 + 8u, hi, z),
                   col_info(c0 + 12u, hi, z), col_info(c0 + 16u, hi, z), col_info(c0 + 20u, hi, z),
@@ -276,7 +280,9 @@ fn nearest(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3
 
 // A block of 4 rows (or columns): global ids, labels, norms, thresholds (tau, id) and whether each exists
 // (`live`) and has a threshold to count against (`counts`: it has a positive).
-struct Side { id: vec4u, label: vec4u, norm: vec4f, tau: vec4f, pid: vec4u, live: vec4<bool>, counts: vec4<bool> }
+struct Side {
+  id: vec4u, label: vec4u, norm: vec4f, tau: vec4f, pid: vec4u, live: vec4<bool>, counts: vec4<bool>,
+}
 
 fn side(first: u32, count: u32, base: u32, label_off: u32, is_row: bool) -> Side {
   let local = vec4u(first) + vec4u(0u, 1u, 2u, 3u);
@@ -430,7 +436,8 @@ fn count_before(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg:
   let k5 = count_row(t.r5, rs.s5, cs); add_counts(k5.rows, rs.s5);
   let k6 = count_row(t.r6, rs.s6, cs); add_counts(k6.rows, rs.s6);
   let k7 = count_row(t.r7, rs.s7, cs); add_counts(k7.rows, rs.s7);
-  let cc = add8(add8(add8(k0.cols, k1.cols), add8(k2.cols, k3.cols)), add8(add8(k4.cols, k5.cols), add8(k6.cols, k7.cols)));
+  let cc = add8(add8(add8(k0.cols, k1.cols), add8(k2.cols, k3.cols)),
+                add8(add8(k4.cols, k5.cols), add8(k6.cols, k7.cols)));
   if ((p.flags & SYM) != 0u) {
     add_counts(cc.c0, cs.s0); add_counts(cc.c1, cs.s1); add_counts(cc.c2, cs.s2); add_counts(cc.c3, cs.s3);
     add_counts(cc.c4, cs.s4); add_counts(cc.c5, cs.s5); add_counts(cc.c6, cs.s6); add_counts(cc.c7, cs.s7);
