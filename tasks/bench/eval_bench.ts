@@ -17,10 +17,11 @@
  * - `tsne`: t-SNE of 6,000 points.
  * The large cases run once each after the pipelines were compiled on a small set.
  *
- * Each row notes the metric values (faster never means wrong) and peak memory: ours, the peak of live GPU
- * buffers during the call (on a software adapter they are host memory), above what was allocated before
- * (the embeddings themselves); a Python peer, the growth of its process's peak RSS during the call (its
- * data already loaded). The Python peers (Debian's python3-faiss and python3-sklearn) time themselves
+ * Each row notes the metric values (faster never means wrong), CPU seconds (the process's, llvmpipe's
+ * threads included: less sensitive to other jobs than wall time) and peak memory: ours, the peak of live
+ * GPU buffers during the call (on a software adapter they are host memory) above what was live before (the
+ * embeddings themselves); a Python peer, the growth of its process's peak RSS (VmHWM) during the call, its
+ * data already loaded. The Python peers (Debian's python3-faiss and python3-sklearn) time themselves
  * inside Python, data already loaded; they run when the bench may start /usr/bin/python3 and write the
  * temporary folder, and are listed as skipped otherwise.
  *
@@ -29,6 +30,7 @@
  * @module
  */
 import { tmpdir } from "node:os";
+import process from "node:process";
 import { evaluateEmbeddings } from "../../lib/eval/evaluate.ts";
 import { kmeans } from "../../lib/eval/kmeans.ts";
 import { nmi } from "../../lib/eval/nmi.ts";
@@ -111,20 +113,31 @@ let liveBytes = 0, peakBytes = 0;
   };
 }
 
-/** Runs `fn` and returns its wall ms and the peak GPU bytes it allocated above those live before. */
-async function withPeak<T>(fn: () => Promise<T>): Promise<{ value: T; wallMs: number; peak: number }> {
+/**
+ * Runs `fn` and returns its wall ms, the CPU ms of this process meanwhile (llvmpipe's threads included) and
+ * the peak GPU bytes it allocated above those live before.
+ */
+async function withPeak<T>(
+  fn: () => Promise<T>,
+): Promise<{ value: T; wallMs: number; cpuMs: number; peak: number }> {
   await gpu.idle();
   const base = liveBytes;
   peakBytes = liveBytes;
+  const c0 = process.cpuUsage();
   const t0 = performance.now();
   const value = await fn();
   const wallMs = performance.now() - t0;
+  const c = process.cpuUsage(c0);
   await gpu.idle(); // freed temporaries
-  return { value, wallMs, peak: peakBytes - base };
+  return { value, wallMs, cpuMs: (c.user + c.system) / 1000, peak: peakBytes - base };
 }
 
 function mib(bytes: number): string {
   return `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+}
+
+function sec(ms: number): string {
+  return `${(ms / 1000).toFixed(1)} s`;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -137,7 +150,14 @@ mode, path, n, d, arg = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv
 x = np.fromfile(path + ".f32", dtype=np.float32).reshape(n, d)
 y = np.fromfile(path + ".i32", dtype=np.int32)
 out = {}
-rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+def hwm():  # peak RSS of this process image (ru_maxrss would include the parent's at fork time)
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+def cpu():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+hwm0, cpu0 = hwm(), cpu()
 t0 = time.perf_counter()
 if mode == "retrieval":
     import faiss
@@ -192,7 +212,8 @@ elif mode == "sklearn_tsne":
              angle=0.5, random_state=0).fit_transform(x)
     out = {"coords": z.astype(np.float32).ravel().tolist()}
 out["ms"] = (time.perf_counter() - t0) * 1000
-out["peakBytes"] = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) * 1024
+out["cpuMs"] = (cpu() - cpu0) * 1000
+out["peakBytes"] = hwm() - hwm0
 print(json.dumps(out))
 `;
 
@@ -262,7 +283,7 @@ function pythonContender(
     name,
     run: async () => {
       const r = await python(mode, stem, data, arg);
-      notes[at] = `${note(r)}; peak +${mib(r.peakBytes as number)}`;
+      notes[at] = `${note(r)}; CPU ${sec(r.cpuMs as number)}, peak RSS +${mib(r.peakBytes as number)}`;
       return { wallMs: r.ms as number };
     },
   };
@@ -279,8 +300,8 @@ function oursContender<T>(
   return {
     name,
     run: async () => {
-      const { value, wallMs, peak } = await withPeak(fn);
-      notes[at] = `${note(value)}; peak GPU +${mib(peak)}`;
+      const { value, wallMs, peak, cpuMs } = await withPeak(fn);
+      notes[at] = `${note(value)}; CPU ${sec(cpuMs)}, peak GPU +${mib(peak)}`;
       return { wallMs };
     },
   };
@@ -462,7 +483,7 @@ async function evaluateCase(name: string, x: GpuBuffer<"f32">, set: LabeledSet, 
 async function datasetCases(
   label: string,
   set: LabeledSet,
-  opts: { reps: number; map: boolean; faissIters: number },
+  opts: { reps: number; evaluate: boolean; map: boolean; faissIters: number },
 ): Promise<void> {
   if (opts.reps === 0) {
     // Compile the pipelines on a small set first, so single runs time the work.
@@ -473,7 +494,7 @@ async function datasetCases(
   using x = GpuBuffer.fromArray(gpu, set.data.data, [set.data.rows, set.data.cols]);
   const stem = pythonMissing ? undefined : shareData(set.data, set.labels);
   try {
-    await evaluateCase(`evaluate ${label}`, x, set, opts.reps);
+    if (opts.evaluate) await evaluateCase(`evaluate ${label}`, x, set, opts.reps);
     await recallCase(`Recall@K ${label}`, x, set, stem, opts.reps);
     if (opts.map) await mapCase(`MAP@R ${label}`, x, set, stem, opts.reps);
     await kmeansCase(`k-means ${label}`, x, set, stem, opts.reps, opts.faissIters);
@@ -545,54 +566,48 @@ async function tsneCase(reps: number): Promise<void> {
   if (stem) removeData(stem);
 }
 
+/** The data set cases: the set, how often to repeat, which parts, faiss Kmeans' iterations. */
+const DATASETS: {
+  key: string;
+  label: string;
+  set: () => LabeledSet;
+  opts: { reps: number; evaluate: boolean; map: boolean; faissIters: number };
+}[] = [
+  {
+    key: "10k",
+    label: "10,000 x 64, 10 classes",
+    set: () => clustered(10, 10_000, 64, 10, 2.5),
+    opts: { reps: 3, evaluate: true, map: true, faissIters: 100 },
+  },
+  {
+    key: "cars",
+    label: "32,664 x 64, 62 classes",
+    set: () => clustered(32, 32_664, 64, 62, 1.5),
+    opts: { reps: 0, evaluate: true, map: true, faissIters: 100 },
+  },
+  {
+    key: "sop",
+    label: "60,502 x 64, 11,316 classes",
+    set: () => sopLike(60, 60_502, 64, 11_316, 0.9),
+    opts: { reps: 0, evaluate: false, map: true, faissIters: 25 },
+  },
+  {
+    key: "100k",
+    label: "100,000 x 64 random, 100 classes",
+    set: () => clustered(100, 100_000, 64, 100, 4),
+    opts: { reps: 0, evaluate: true, map: false, faissIters: 100 },
+  },
+];
+
 // Deno bench may call a bench function more than once; each case here runs (and prints) once.
-benchOnce(
-  "evaluation 10,000 x 64 (10 classes) vs faiss / scikit-learn",
-  "eval",
-  () =>
-    datasetCases("10,000 x 64, 10 classes", clustered(10, 10_000, 64, 10, 2.5), {
-      reps: 3,
-      map: true,
-      faissIters: 100,
-    }),
-  !CASES.has("10k"),
-);
-
-benchOnce(
-  "evaluation 32,664 x 64 (62 classes, Cars/CUB-like) vs faiss / scikit-learn",
-  "eval",
-  () =>
-    datasetCases("32,664 x 64, 62 classes", clustered(32, 32_664, 64, 62, 1.5), {
-      reps: 0,
-      map: true,
-      faissIters: 100,
-    }),
-  !CASES.has("cars"),
-);
-
-benchOnce(
-  "evaluation 60,502 x 64 (11,316 classes, SOP-like) vs faiss / scikit-learn",
-  "eval",
-  () =>
-    datasetCases("60,502 x 64, 11,316 classes", sopLike(60, 60_502, 64, 11_316, 0.9), {
-      reps: 0,
-      map: true,
-      faissIters: 25,
-    }),
-  !CASES.has("sop"),
-);
-
-benchOnce(
-  "evaluation 100,000 x 64 random (100 classes) vs faiss / scikit-learn",
-  "eval",
-  () =>
-    datasetCases("100,000 x 64 random, 100 classes", clustered(100, 100_000, 64, 100, 4), {
-      reps: 0,
-      map: false,
-      faissIters: 100,
-    }),
-  !CASES.has("100k"),
-);
+for (const d of DATASETS) {
+  benchOnce(
+    `evaluation ${d.label} vs faiss / scikit-learn`,
+    "eval",
+    () => datasetCases(d.label, d.set(), d.opts),
+    !CASES.has(d.key),
+  );
+}
 
 benchOnce("t-SNE 6,000 points vs scikit-learn", "eval", () => tsneCase(0), !CASES.has("tsne"));
 
