@@ -14,7 +14,8 @@
  * - `cars`: 32,664 x 64, 62 classes (class-rich, like Cars196 / CUB test features), seeded;
  * - `sop`: 60,502 x 64, 11,316 classes of 2-12 samples (Stanford Online Products' test split), seeded;
  * - `100k`: 100,000 x 64, 100 classes that overlap almost fully;
- * - `tsne`: t-SNE of 6,000 points.
+ * - `tsne`: t-SNE of 6,000 points;
+ * - `profile` (not in the default): GPU time per kernel of Recall@K and k-means on the `cars` set.
  * The large cases run once each after the pipelines were compiled on a small set.
  *
  * Each row notes the metric values (faster never means wrong), CPU seconds (the process's, llvmpipe's
@@ -37,6 +38,7 @@ import { nmi } from "../../lib/eval/nmi.ts";
 import { retrievalMetrics } from "../../lib/eval/retrieval.ts";
 import { knnBruteForce, tsne, tsneGpu } from "../../lib/eval/tsne.ts";
 import { getGpu } from "../../lib/gpu/device.ts";
+import { profile } from "../../lib/gpu/timing.ts";
 import { GpuBuffer } from "../../lib/gpu/buffer.ts";
 import type { HostMatrix } from "../../lib/util/matrix.ts";
 import { Rng } from "../../lib/util/rng.ts";
@@ -610,6 +612,33 @@ for (const d of DATASETS) {
 }
 
 benchOnce("t-SNE 6,000 points vs scikit-learn", "eval", () => tsneCase(0), !CASES.has("tsne"));
+
+/** Where the time goes: GPU time per kernel (timestamp queries), passes and wall, warm (second) runs. */
+async function profileCase(): Promise<void> {
+  const set = clustered(32, 32_664, 64, 62, 1.5);
+  using x = GpuBuffer.fromArray(gpu, set.data.data, [set.data.rows, set.data.cols]);
+  const parts: [string, () => Promise<unknown>][] = [
+    ["Recall@{1,2,4,8}", () => retrievalMetrics(x, set.labels, { mapAtR: false })],
+    ["k-means (k 62, 3 restarts)", () => kmeans(x, 62, { restarts: 3 })],
+  ];
+  for (const [name, fn] of parts) {
+    await fn();
+    const c0 = process.cpuUsage();
+    const { report } = await profile(gpu, fn);
+    const c = process.cpuUsage(c0);
+    console.log(
+      `\n${name}, 32,664 x 64, 62 classes: wall ${sec(report.wallMs)}, CPU ${
+        sec((c.user + c.system) / 1000)
+      }, ` +
+        `GPU ${sec(report.totalMs)} (${report.source})`,
+    );
+    for (const [label, t] of report.byLabel) {
+      console.log(`  ${label}: ${t.passes} passes, ${t.ms.toFixed(0)} ms`);
+    }
+  }
+}
+
+benchOnce("profile: GPU time per kernel, 32,664 x 64", "eval", profileCase, !CASES.has("profile"));
 
 benchTable(
   "eval table",
