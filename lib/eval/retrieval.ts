@@ -11,11 +11,13 @@
  * counts, in tiles over all pairs, the negatives before it, without storing any distance (one set against
  * itself computes each pair once, for both of its points). This runs at the speed of the distance tiles.
  *
- * MAP@R and R-Precision need every positive's rank: query rows are processed in blocks; each block's
- * squared distances to the gallery (lib/ops/distance.ts) go into one bounded [block x N] buffer, and
- * kernels/retrieval.wgsl turns them into exact ranks of the same-label samples; memory stays O(N + block)
- * and no N x N matrix ever exists. The same blocked path computes Recall@K when the data exceed one
- * storage binding.
+ * MAP@R and R-Precision need every positive's rank among each query's R nearest (R = its positives). When
+ * every R and K is small (<= {@link KNN_MAX_K}: Stanford Online Products, In-Shop) they are read off each
+ * query's k nearest from the fused kNN op (lib/ops/knn.ts, k = largest R or K). Otherwise (classes of
+ * hundreds) query rows are processed in blocks; each block's squared distances to the gallery
+ * (lib/ops/distance.ts) go into one bounded [block x N] buffer, and kernels/retrieval.wgsl turns them into
+ * exact ranks of the same-label samples. Memory stays O(N k + block) and no N x N matrix ever exists. The
+ * blocked path also computes Recall@K when the data exceed one storage binding.
  *
  * Distances are `max(||q||^2 + ||b||^2 - 2 q.b, 0)` in f32 (both paths compute the same value for a pair).
  * Ties: samples are ordered by (distance, index). Queries whose label has no (other) gallery sample are
@@ -46,6 +48,7 @@ import type { HostMatrix } from "../util/matrix.ts";
 import { asGpuMatrix } from "./kmeans.ts";
 import { denseLabels } from "./nmi.ts";
 import type { RetrievalMetrics } from "./retrieval_ref.ts";
+import { knnSqL2 } from "../ops/knn.ts";
 import { countWorkgroups, encodeCountBefore, encodeNearest, TILE, type TileRows } from "./tiles.ts";
 
 export type { RetrievalMetrics } from "./retrieval_ref.ts";
@@ -103,6 +106,8 @@ export interface QueryRanks {
 
 const NONE = 0xffffffff;
 const DEFAULT_BLOCK_BYTES = 64 * 2 ** 20;
+/** MAP@R reads ranks off kNN lists while every R and K is at most this (the top-k kernel's cost grows with k). */
+export const KNN_MAX_K = 64;
 
 /**
  * Queries and gallery grouped by dense label (ids over both sets): the CSR layout the kernels read.
@@ -204,8 +209,12 @@ export async function queryRanks(
       }
       const groups = groupLabels(labels, opts.gallery?.labels);
       const gallery = g?.buffer ?? q;
-      if (!opts.allRanks && !opts.blocked && fitsOneBinding(q) && fitsOneBinding(gallery)) {
-        return await firstRanksFused(q, gallery, groups, opts);
+      if (!opts.blocked) {
+        if (!opts.allRanks && fitsOneBinding(q) && fitsOneBinding(gallery)) {
+          return await firstRanksFused(q, gallery, groups, opts);
+        }
+        const k = Math.max(groups.maxPositives, opts.minDepth ?? 1);
+        if (opts.allRanks && k <= KNN_MAX_K) return await ranksFromKnn(q, gallery, groups, k, opts);
       }
       return await ranksBlocked(q, gallery, groups, opts);
     } finally {
@@ -309,6 +318,52 @@ async function firstRanksFused(
   }
   const got = await counts.read();
   groups.positives.forEach((r, i) => (firstRank[i] = r ? got[i] : NONE));
+  return result;
+}
+
+/**
+ * All ranks read off each query's k nearest (lib/ops/knn.ts; k >= every R and the largest K): a positive's
+ * rank is its place in the list; positives past the list rank >= k and read 0xFFFFFFFF.
+ */
+async function ranksFromKnn(
+  q: GpuBuffer<"f32">,
+  g: GpuBuffer<"f32">,
+  groups: LabelGroups,
+  k: number,
+  opts: QueryRanksOptions,
+): Promise<QueryRanks> {
+  const nq = q.rows;
+  const width = Math.max(1, groups.maxPositives);
+  const firstRank = new Uint32Array(nq).fill(NONE);
+  const apSum = new Float64Array(nq), foundInR = new Uint32Array(nq);
+  const positiveRanks = opts.keepRanks ? new Uint32Array(nq * width).fill(NONE) : undefined;
+  const result: QueryRanks = { firstRank, positives: groups.positives, ranksWidth: width, apSum, foundInR };
+  if (positiveRanks) result.positiveRanks = positiveRanks;
+  if (nq === 0 || g.rows === 0) return result;
+  using nn = await knnSqL2(q, g, Math.min(k, g.rows), { excludeSelf: groups.single }, {
+    onProgress: (rows) => opts.onProgress?.(rows, nq),
+  });
+  const lists = await nn.indices.read();
+  const kk = nn.k;
+  for (let qi = 0; qi < nq; qi++) {
+    const r = groups.positives[qi], label = groups.queryIds[qi];
+    if (r === 0) continue;
+    // Average precision terms in list order, as the reference adds them.
+    let found = 0, ap = 0, inR = 0;
+    for (let t = 0; t < kk; t++) {
+      const j = lists[qi * kk + t];
+      if (j === NONE || groups.galleryIds[j] !== label) continue;
+      if (found === 0) firstRank[qi] = t;
+      if (positiveRanks) positiveRanks[qi * width + found] = t;
+      found++;
+      if (t < r) {
+        inR++;
+        ap += inR / (t + 1);
+      }
+    }
+    apSum[qi] = ap;
+    foundInR[qi] = inR;
+  }
   return result;
 }
 
