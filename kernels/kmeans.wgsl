@@ -15,8 +15,9 @@
 //              distance to the nearest centre so far)
 //   sums       f32 [R x NB]            block sums of the pairs' distances (SUM_BLOCK points each, in order)
 //   prefix     f32 [R x NB]            their exclusive prefix sums; totals f32 [R] the restarts' totals
-//   hist       [R x NB x K]            points of block b in cluster c; after group_totals the exclusive
-//                                      prefix over blocks (where block b's points of cluster c start)
+//   hist       [R x NGB x K]           points of grouping block b (GB points: NGB = ceil(N / GB) blocks) in
+//                                      cluster c; after group_totals the exclusive prefix over blocks
+//                                      (where block b's points of cluster c start)
 //   counts     [R x K]                 cluster sizes; offsets [R x (K+1)] where each cluster starts in order
 //   order      [R x N]                 each restart's points grouped by cluster, ascending within a cluster
 //   prev       [R x N]                 the assignment of the previous iteration (to count moves)
@@ -74,6 +75,8 @@ struct Params {
   max_iters: u32,
   tol: f32,
   dim: u32,
+  gb: u32,           // points per block of the grouping (at least SUM_BLOCK; hist must fit one binding)
+  ngb: u32,          // blocks of the grouping
 }
 
 const NONE = 0xffffffffu;
@@ -257,12 +260,12 @@ fn group_count(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: 
                @builtin(local_invocation_index) lid: u32) {
   if (atomicLoad(&gc_status[S_STATE]) != 0u) { return; }
   let b = lin(wid, nwg, lid);
-  if (b >= p.nb) { return; }
+  if (b >= p.ngb) { return; }
   let r = wid.z;
-  let end = min(p.n, (b + 1u) * SUM_BLOCK);
-  let h = (r * p.nb + b) * p.k;
+  let end = min(p.n, (b + 1u) * p.gb);
+  let h = (r * p.ngb + b) * p.k;
   var moved = 0u;
-  for (var i = b * SUM_BLOCK; i < end; i++) {
+  for (var i = b * p.gb; i < end; i++) {
     let c = gc_pairs[r * p.n + i].y;
     gc_hist[h + c] += 1u;
     if (gc_prev[r * p.n + i] != c) { moved++; }
@@ -283,8 +286,8 @@ fn group_totals(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg:
   if (c >= p.k) { return; }
   let r = wid.z;
   var total = 0u;
-  for (var b = 0u; b < p.nb; b++) {
-    let h = (r * p.nb + b) * p.k + c;
+  for (var b = 0u; b < p.ngb; b++) {
+    let h = (r * p.ngb + b) * p.k + c;
     let v = gt_hist[h];
     gt_hist[h] = total;
     total += v;
@@ -355,11 +358,11 @@ fn group_scatter(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg
                  @builtin(local_invocation_index) lid: u32) {
   if (gs_status[S_STATE] != 0u) { return; }
   let b = lin(wid, nwg, lid);
-  if (b >= p.nb) { return; }
+  if (b >= p.ngb) { return; }
   let r = wid.z;
-  let end = min(p.n, (b + 1u) * SUM_BLOCK);
-  let h = (r * p.nb + b) * p.k;
-  for (var i = b * SUM_BLOCK; i < end; i++) {
+  let end = min(p.n, (b + 1u) * p.gb);
+  let h = (r * p.ngb + b) * p.k;
+  for (var i = b * p.gb; i < end; i++) {
     let c = gs_pairs[r * p.n + i].y;
     let at = gs_offsets[r * (p.k + 1u) + c] + gs_hist[h + c];
     gs_hist[h + c] += 1u;

@@ -41,6 +41,8 @@ export type { KMeansOptions, KMeansResult } from "./lloyd.ts";
 const WG = 64;
 /** Seeding rounds with fewer new centres than this update the distances point by point, not in tiles. */
 const TILE_MIN_CENTRES = 16;
+/** Most bytes of the grouping histogram (bigger data take bigger blocks). */
+const HIST_BYTES = 64 * 2 ** 20;
 /** Lloyd iterations encoded per submission (the host reads the status once per submission). */
 const ITERS_PER_SUBMIT = 8;
 const STATE = { running: 0, converged: 1, maxIters: 2, relocate: 3 };
@@ -103,6 +105,8 @@ export interface GpuKMeansOptions extends KMeansOptions {
   chunkBytes?: number;
   /** Loop back-edges per invocation and dispatch (default: the adapter's budget); tests force windows. */
   loopBudget?: number;
+  /** Bytes of the grouping histogram at most (default 64 MiB); tests force big grouping blocks. */
+  histBytes?: number;
   /** Called with (iterations done, maxIters) after each batch of iterations. */
   onProgress?: (iterations: number, maxIters: number) => void;
 }
@@ -191,6 +195,9 @@ class KMeansRun {
   readonly dim: number;
   readonly dim4: number;
   readonly nb: number;
+  /** Points per block of the grouping, and blocks: the [R x blocks x k] histogram fits one binding. */
+  readonly gb: number;
+  readonly ngb: number;
   readonly budget: number;
   readonly #owned: { destroy(): void }[] = [];
   prep?: PreparedRows;
@@ -225,6 +232,14 @@ class KMeansRun {
     this.dim4 = Math.ceil(x.cols / 4);
     this.nb = Math.ceil(n / SUM_BLOCK);
     this.budget = opts.loopBudget ?? loopBudget(gpu);
+    const histBytes = Math.min(gpu.maxBindingBytes, opts.histBytes ?? HIST_BYTES);
+    this.gb = Math.max(SUM_BLOCK, Math.ceil((n * R * k * 4) / histBytes));
+    this.ngb = Math.ceil(n / this.gb);
+    checkShape(
+      this.gb <= Math.max(this.budget, SUM_BLOCK) && R * this.ngb * k * 4 <= gpu.maxBindingBytes,
+      `k-means: ${n} points in ${k} clusters x ${R} restarts need a grouping histogram larger than this ` +
+        `adapter allows; use fewer points, clusters or restarts`,
+    );
     const make = <D extends "f32" | "u32">(dtype: D, shape: number[], label: string) => {
       const b = GpuBuffer.zeros(gpu, dtype, shape, `kmeans ${label}`);
       this.#owned.push(b);
@@ -236,7 +251,7 @@ class KMeansRun {
     this.sums = make("f32", [R, this.nb], "block sums");
     this.prefix = make("f32", [R, this.nb], "block prefix");
     this.totals = make("f32", [R], "totals");
-    this.hist = make("u32", [R, this.nb, k], "block histogram");
+    this.hist = make("u32", [R, this.ngb, k], "block histogram");
     this.counts = make("u32", [R, k], "cluster sizes");
     this.offsets = make("u32", [R, k + 1], "cluster offsets");
     this.order = make("u32", [R, n], "order");
@@ -276,6 +291,8 @@ class KMeansRun {
       this.maxIters,
       { f32: this.tol },
       this.dim,
+      this.gb,
+      this.ngb,
     ]);
   }
 
@@ -389,7 +406,7 @@ class KMeansRun {
       batch,
       "group_count",
       [this.status, this.pairs, this.prev, this.hist],
-      this.nb,
+      this.ngb,
       this.restarts,
     );
     await this.dispatch(batch, "group_totals", [this.status, this.hist, this.counts], this.k, this.restarts);
@@ -413,7 +430,7 @@ class KMeansRun {
       batch,
       "group_scatter",
       [this.status, this.pairs, this.offsets, this.hist, this.order],
-      this.nb,
+      this.ngb,
       this.restarts,
     );
   }

@@ -79,7 +79,8 @@ Deno.test("k-means finds well separated blobs (NMI 1) and matches the reference,
     const { data, labels } = blobs(rng, n, dim, k);
     const ref = await kmeansRef(data, k, { seed: 3 });
     const got = await kmeans(data, k, { seed: 3 });
-    const blocked = await kmeans(data, k, { seed: 3, chunkBytes: 512 * dim });
+    // Data in row blocks; a histogram budget that forces grouping blocks of n / 2 points.
+    const blocked = await kmeans(data, k, { seed: 3, chunkBytes: 512 * dim, histBytes: 3 * 2 * k * 4 });
     for (const r of [ref, got, blocked]) {
       assert.equal(nmi(labels, r.assignments), 1, `n=${n}: clusters recover the blobs`);
       assert.ok(r.converged);
