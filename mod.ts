@@ -185,7 +185,12 @@ export {
 export { batchHardTriplets, sampleClassBalancedBatch, semiHardTriplets } from "./lib/mining/inbatch.ts";
 
 // --- Evaluation (lib/eval) ---
-export { type EvalOptions, type EvalResult, evaluateEmbeddings } from "./lib/eval/evaluate.ts";
+export {
+  type EvalOptions,
+  type EvalResult,
+  evaluateEmbeddings,
+  type LabeledEmbeddings,
+} from "./lib/eval/evaluate.ts";
 export {
   metricsFromRanks,
   type QueryRanks,

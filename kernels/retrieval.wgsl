@@ -1,17 +1,20 @@
 // retrieval.wgsl: exact ranks of same-label samples in each query's distance-ordered list, for Recall@K,
 // precision@1, R-Precision and MAP@R without an N x N matrix (the caller streams blocks of query rows).
+// Queries are searched against a gallery: the set itself (`single` = 1: each query excludes itself) or a
+// separate one (In-Shop style query/gallery protocol).
 // Driven by lib/eval/retrieval.ts (retrievalMetrics); plain-TS reference lib/eval/retrieval_ref.ts.
 //
 // Order: sample j precedes sample l for a query when (dist[j], j) < (dist[l], l) (distance, then index).
-// The rank of a sample is the number of other samples (the query itself excluded) that precede it.
-// A query's positives are the other samples of its label; R = their number (0: a lone query).
+// The rank of a sample is the number of other gallery samples (the query itself excluded) that precede it.
+// A query's positives are the other gallery samples of its label; R = their number (0: a lone query).
 //
-// Layouts (N = samples; labels are dense ids 0..L-1):
+// Layouts (N = gallery samples; labels are dense ids 0..L-1 shared by queries and gallery):
 //   dist        f32 [block_rows x stride]  squared distances of the block's queries (rows block_start..) to
-//                                          all samples; stride >= N, a multiple of 4 for positive_ranks
-//                                          (which reads rows as vec4; the padding is ignored)
-//   labels      u32 [N]
-//   members     u32 [N]                    sample indices grouped by label, ascending within a label
+//                                          all gallery samples; stride >= N, a multiple of 4 for
+//                                          positive_ranks (which reads rows as vec4; the padding is ignored)
+//   labels      u32 [N + queries]          the gallery's labels, then (from qlabel_off) the queries'; with
+//                                          `single`, qlabel_off = 0 (the same array)
+//   members     u32 [N]                    gallery indices grouped by label, ascending within a label
 //   class_start u32 [L + 1]                label l's samples: members[class_start[l] .. class_start[l + 1])
 //   out         u32                        first_rank: [block_rows]; positive_ranks: [block_rows x out_width]
 //   list        u32 [block_rows x N]       positive_ranks' scratch: candidate samples grouped by bin
@@ -42,6 +45,8 @@ struct Params {
   stride: u32,       // dist row stride (>= n; positive_ranks: a multiple of 4)
   out_width: u32,    // positive_ranks: out row stride
   min_depth: u32,    // positive_ranks: rank exactly all positives within max(R, min_depth) of the query
+  qlabel_off: u32,   // the queries' labels start here in `labels`
+  single: u32,       // 1: the queries are the gallery (each excludes itself); 0: a separate gallery
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -77,16 +82,22 @@ fn query_row(wid: vec3u, nwg: vec3u) -> u32 {
   return wid.y * nwg.x + wid.x;
 }
 
+// The gallery index the query excludes: itself in a single set, none (NONE) against a separate gallery.
+fn self_index(q: u32) -> u32 {
+  return select(NONE, q, params.single == 1u);
+}
+
 @compute @workgroup_size(WG)
 fn first_rank(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
               @builtin(local_invocation_index) lid: u32) {
   let row = query_row(wid, nwg);
   if (row >= params.block_rows) { return; }
   let q = params.block_start + row;
-  let lq = labels[q];
+  let qs = self_index(q);
+  let lq = labels[params.qlabel_off + q];
   let s = class_start[lq];
   let e = class_start[lq + 1u];
-  if (e - s < 2u) {
+  if (e - s <= params.single) {
     if (lid == 0u) { out[row] = NONE; }
     return;
   }
@@ -97,7 +108,7 @@ fn first_rank(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: v
   for (var m = s + lid; m < e; m += WG) {
     let p = members[m];
     let d = dist[drow + p];
-    if (p != q && before(d, p, bd, bi)) { bd = d; bi = p; }
+    if (p != qs && before(d, p, bd, bi)) { bd = d; bi = p; }
   }
   red_d[lid] = bd;
   red_i[lid] = bi;
@@ -116,7 +127,7 @@ fn first_rank(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: v
   var count = 0u;
   for (var j = lid; j < params.n; j += WG) {
     let d = dist[drow + j];
-    if (j != q && before(d, j, md, mi)) { count++; }
+    if (j != qs && before(d, j, md, mi)) { count++; }
   }
   red_i[lid] = count;
   workgroupBarrier();
@@ -137,7 +148,7 @@ fn dist_at(row4: u32, j: u32) -> f32 {
   return dist4[row4 + j / 4u][j % 4u];
 }
 
-// Which of the 4 samples 4v..4v+3 exist and are not the query itself.
+// Which of the 4 samples 4v..4v+3 exist and are not the query itself (`q`: self_index, NONE for none).
 fn valid4(v: u32, q: u32) -> vec4<bool> {
   let j = vec4u(4u * v) + vec4u(0u, 1u, 2u, 3u);
   return (j < vec4u(params.n)) & (j != vec4u(q));
@@ -149,9 +160,11 @@ fn positive_ranks(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nw
   let row = query_row(wid, nwg);
   if (row >= params.block_rows) { return; }
   let q = params.block_start + row;
-  let lq = labels[q];
+  let qs = self_index(q);
+  let lq = labels[params.qlabel_off + q];
   let s = class_start[lq];
-  let r = class_start[lq + 1u] - s - 1u;  // positives
+  let size = class_start[lq + 1u] - s;      // gallery samples of the label (the query too when single)
+  let r = size - min(size, params.single);  // positives
   if (r == 0u) { return; }
   let depth = max(r, params.min_depth);
   let row4 = row * params.stride / 4u;
@@ -162,7 +175,7 @@ fn positive_ranks(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nw
   var dhi = 0.0;
   for (var v = lid; v < n4; v += WG) {
     let d = dist4[row4 + v];
-    let ok = valid4(v, q);
+    let ok = valid4(v, qs);
     let a = select(vec4f(bitcast<f32>(INF)), d, ok);
     let b = select(vec4f(0.0), d, ok);
     dlo = min(dlo, min(min(a.x, a.y), min(a.z, a.w)));
@@ -199,7 +212,7 @@ fn positive_ranks(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nw
     var cb = vec4u(0u);
     for (var v = lid; v < n4; v += WG) {
       let d4 = dist4[row4 + v];
-      let ok = valid4(v, q);
+      let ok = valid4(v, qs);
       for (var c = 0u; c < 4u; c++) {
         if (ok[c]) {
           let d = vec4f(d4[c]);
@@ -238,15 +251,15 @@ fn positive_ranks(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nw
   // (taken from the label's member list, so the scan needs no labels).
   for (var v = lid; v < n4; v += WG) {
     let d4 = dist4[row4 + v];
-    let ok = valid4(v, q) & (d4 <= vec4f(hi));
+    let ok = valid4(v, qs) & (d4 <= vec4f(hi));
     for (var c = 0u; c < 4u; c++) {
       if (ok[c]) { atomicAdd(&bin_ptr[dist_bin(d4[c], lo, scale)], 1u); }
     }
   }
-  for (var i = lid; i < r + 1u; i += WG) {
+  for (var i = lid; i < size; i += WG) {
     let p = members[s + i];
     let d = dist_at(row4, p);
-    if (p != q && d <= hi) { atomicAdd(&bin_pos[dist_bin(d, lo, scale)], 1u); }
+    if (p != qs && d <= hi) { atomicAdd(&bin_pos[dist_bin(d, lo, scale)], 1u); }
   }
   workgroupBarrier();
   // Exclusive prefix sums of both histograms: each invocation sums its run of ceil(BINS / WG) bins, one
@@ -304,7 +317,7 @@ fn positive_ranks(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nw
   let lrow = row * params.n;
   for (var v = lid; v < n4; v += WG) {
     let d4 = dist4[row4 + v];
-    let ok = valid4(v, q) & (d4 <= vec4f(hi));
+    let ok = valid4(v, qs) & (d4 <= vec4f(hi));
     for (var c = 0u; c < 4u; c++) {
       if (ok[c]) {
         let b = dist_bin(d4[c], lo, scale);
@@ -316,9 +329,9 @@ fn positive_ranks(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nw
 
   // 5. Each positive up to the cut: rank = samples in earlier bins + samples of its bin that precede it;
   // its place among the positives likewise. Positives past the cut rank >= depth: they read NONE.
-  for (var i = lid; i < r + 1u; i += WG) {
+  for (var i = lid; i < size; i += WG) {
     let p = members[s + i];
-    if (p == q) { continue; }
+    if (p == qs) { continue; }
     let d = dist_at(row4, p);
     if (d > hi) { continue; }
     let b = dist_bin(d, lo, scale);

@@ -675,6 +675,7 @@ class TrainingRun {
       nmi: this.config.eval.nmi,
       mapAtR: this.config.eval.mapAtR,
       seed: this.config.seed + epoch,
+      progress: this.config.quiet ? undefined : `epoch ${epoch}/${this.config.epochs} eval`,
     });
     const recall: Record<string, number> = {};
     for (const k of this.config.eval.recallKs) recall[String(k)] = r.recall[k];

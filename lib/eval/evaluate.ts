@@ -1,7 +1,8 @@
 /**
  * One call for the test-set evaluation of an embedding: Recall@K and precision@1 (and, by default, MAP@R
- * and R-Precision) on the GPU, streamed in query blocks; NMI and AMI of a GPU k-means clustering with
- * k = number of classes against the labels.
+ * and R-Precision) on the GPU, exact; NMI and AMI of a GPU k-means clustering with k = number of classes
+ * against the labels. Two protocols: the set against itself (CUB, Cars, SOP) or queries against a separate
+ * gallery (`gallery`, In-Shop), where the clustering is of the queries (as pytorch-metric-learning does).
  *
  * @example
  * ```ts
@@ -15,9 +16,12 @@
 import type { GpuBuffer } from "../gpu/buffer.ts";
 import { checkShape, fmtShape } from "../errors.ts";
 import type { HostMatrix } from "../util/matrix.ts";
+import { Progress } from "../util/progress.ts";
 import { asGpuMatrix, kmeans } from "./kmeans.ts";
 import { ami, denseLabels, nmi } from "./nmi.ts";
-import { checkRecallKs, retrievalMetrics } from "./retrieval.ts";
+import { checkRecallKs, type LabeledEmbeddings, retrievalMetrics } from "./retrieval.ts";
+
+export type { LabeledEmbeddings } from "./retrieval.ts";
 
 /** Options of {@link evaluateEmbeddings}. */
 export interface EvalOptions {
@@ -27,14 +31,26 @@ export interface EvalOptions {
   nmi?: boolean;
   /** Also MAP@R and R-Precision (default true; the costlier part, turn off for quick per-epoch checks). */
   mapAtR?: boolean;
+  /**
+   * Search the queries (`embeddings`) against this gallery instead of against themselves (In-Shop
+   * protocol): no self-exclusion, R = the gallery samples of the query's label. NMI is of the queries.
+   */
+  gallery?: LabeledEmbeddings;
   /** k-means restarts, best inertia kept (default 3). */
   kmeansRestarts?: number;
   /** k-means iterations at most (default 100). */
   kmeansIters?: number;
-  /** Seed of the k-means++ seeding (default 0). */
+  /** Seed of the k-means seeding (default 0). */
   seed?: number;
-  /** Query rows per block of the retrieval metrics (default: what 64 MiB allows); tests force it small. */
+  /** Query rows per block of the MAP@R path (default: what 64 MiB allows); tests force it small. */
   blockRows?: number;
+  /**
+   * Label of a progress bar (lib/util/progress.ts, on stderr) for each part that runs longer than
+   * {@link PROGRESS_AFTER_MS}; none without. (The bar needs Deno; in a browser use `onProgress`.)
+   */
+  progress?: string;
+  /** Called as the parts advance: (part, work done, total work). */
+  onProgress?: (part: "retrieval" | "k-means", done: number, total: number) => void;
 }
 
 /** Metrics of one embedding of a labelled set. */
@@ -52,8 +68,29 @@ export interface EvalResult {
   queriesExcluded: number;
   /** The k-means clusters the NMI was computed from. */
   clusters?: Int32Array;
-  /** Wall time of each part, ms. */
-  timings: { retrievalMs: number; kmeansMs: number };
+  /** Wall time of each part, ms: retrieval metrics, k-means, NMI and AMI. */
+  timings: { retrievalMs: number; kmeansMs: number; nmiMs: number };
+}
+
+/** A part that has run this long gets a progress bar. */
+export const PROGRESS_AFTER_MS = 2000;
+
+/** A progress callback that shows a bar once the part has run {@link PROGRESS_AFTER_MS}. */
+function lateBar(
+  label: string,
+  unit: string,
+): { tick: (done: number, total: number) => void; end: () => void } {
+  const t0 = performance.now();
+  let bar: Progress | undefined, shown = 0;
+  return {
+    tick(done, total) {
+      if (!bar && performance.now() - t0 < PROGRESS_AFTER_MS) return;
+      bar ??= new Progress(label, total, { unit });
+      bar.tick(done - shown);
+      shown = done;
+    },
+    end: () => bar?.done(),
+  };
 }
 
 /** Evaluates `embeddings` [N x dim] (on the GPU or host) with `labels` [N]. */
@@ -69,18 +106,32 @@ export async function evaluateEmbeddings(
       `evaluateEmbeddings: labels [${labels.length}] do not match embeddings ${fmtShape(x.shape)}`,
     );
     const recallKs = checkRecallKs(options.recallKs ?? [1, 2, 4, 8]);
+    const progress = (part: "retrieval" | "k-means", unit: string) => {
+      const bar = options.progress ? lateBar(`${options.progress} ${part}`, unit) : undefined;
+      return {
+        tick: (done: number, total: number) => {
+          bar?.tick(done, total);
+          options.onProgress?.(part, done, total);
+        },
+        end: () => bar?.end(),
+      };
+    };
     const t0 = performance.now();
+    const rp = progress("retrieval", "parts");
     const retrieval = await retrievalMetrics(x, labels, {
       recallKs,
       mapAtR: options.mapAtR ?? true,
       blockRows: options.blockRows,
+      gallery: options.gallery,
+      onProgress: rp.tick,
     });
+    rp.end();
     const t1 = performance.now();
     const result: EvalResult = {
       recall: retrieval.recall,
       precisionAt1: retrieval.precisionAt1,
       queriesExcluded: retrieval.queriesExcluded,
-      timings: { retrievalMs: t1 - t0, kmeansMs: 0 },
+      timings: { retrievalMs: t1 - t0, kmeansMs: 0, nmiMs: 0 },
     };
     if (retrieval.mapAtR !== undefined) {
       result.mapAtR = retrieval.mapAtR;
@@ -88,15 +139,20 @@ export async function evaluateEmbeddings(
     }
     if ((options.nmi ?? true) && x.rows > 0) {
       const k = denseLabels(labels).classes;
+      const kp = progress("k-means", "iters");
       const clustering = await kmeans(x, k, {
         restarts: options.kmeansRestarts,
         maxIters: options.kmeansIters,
         seed: options.seed,
+        onProgress: kp.tick,
       });
+      kp.end();
+      const t2 = performance.now();
       result.clusters = clustering.assignments;
       result.nmi = nmi(labels, clustering.assignments);
       result.ami = ami(labels, clustering.assignments);
-      result.timings.kmeansMs = performance.now() - t1;
+      result.timings.kmeansMs = t2 - t1;
+      result.timings.nmiMs = performance.now() - t2;
     }
     return result;
   } finally {

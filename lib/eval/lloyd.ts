@@ -1,10 +1,22 @@
 /**
- * The host side of k-means, shared by the GPU implementation ({@link kmeans}) and its plain-TS reference
- * ({@link kmeansRef}): k-means++ seeding by D^2 sampling, Lloyd iterations until no point changes cluster
- * or the inertia settles (relative decrease within tol, as scikit-learn stops on a tolerance),
- * empty-cluster relocation, and the choice of the restart with the lowest inertia. The arithmetic over all
- * points (distances, assignment, means) is delegated to a {@link LloydSteps} backend; restarts run side by
- * side so each step is one batch over all of them.
+ * The k-means algorithm shared by the GPU implementation ({@link kmeans}, kernels/kmeans.wgsl) and its
+ * plain-TS reference ({@link kmeansRef}); both follow these rules step by step, in the same f32 order:
+ *
+ * - Seeding, k-means++ in rounds: restart r's first centre is a uniformly drawn point; then rounds of
+ *   `count` new centres each (1 while k <= {@link SEED_ROUNDS} + 1, so plain k-means++; more for larger k,
+ *   so seeding takes at most about SEED_ROUNDS rounds however large k is). A round draws its centres from
+ *   the D^2 distribution of the current nearest-centre distances by stratified sampling: slot s takes the
+ *   point whose running sum of distances (blocks of {@link SUM_BLOCK} points, each summed in order, then a
+ *   prefix over blocks, all f32) first exceeds total * (s + u_s) / count, u_s a seeded uniform draw (a
+ *   uniformly drawn point when the total is 0). Picked points get distance 0; then every distance becomes
+ *   the nearer of itself and the new centres.
+ * - Lloyd iterations: update (each centroid the f32 mean of its members summed in index order; an empty
+ *   cluster keeps its centroid), assignment (nearest centroid by `(||x||^2 + ||c||^2) - 2 x.c`, ties to the
+ *   smaller cluster), inertia (the f32 block sums above). A restart is done when no point moved, or when its
+ *   inertia fell by at most tol * inertia (f32) and no empty cluster was refilled just before; all restarts
+ *   stop together, or after maxIters assignments. Otherwise clusters left empty take the farthest points
+ *   ({@link relocateEmpty}) before the next update.
+ * - The restart with the lowest inertia (float64 sum of its f32 distances) wins.
  * @module
  */
 import { UserError } from "../errors.ts";
@@ -13,7 +25,7 @@ import { Rng } from "../util/rng.ts";
 
 /** Options of {@link kmeans} / {@link kmeansRef}. */
 export interface KMeansOptions {
-  /** Independent k-means++ seedings; the one with the lowest inertia wins (default 3). */
+  /** Independent seedings; the one with the lowest inertia wins (default 3). */
   restarts?: number;
   /** Lloyd iterations at most per restart (default 100). */
   maxIters?: number;
@@ -22,7 +34,7 @@ export interface KMeansOptions {
    * point changed cluster (default 1e-4; 0 = only the latter).
    */
   tol?: number;
-  /** Seed of the k-means++ sampling (default 0). */
+  /** Seed of the seeding draws (default 0). */
   seed?: number;
 }
 
@@ -41,6 +53,8 @@ export interface KMeansResult {
   iterations: number;
   /** True when the iterations stopped before maxIters (no point moved, or the inertia settled within tol). */
   converged: boolean;
+  /** Points moved into empty clusters (all restarts). */
+  refills: number;
 }
 
 /** Nearest-centroid assignment of every point for every restart: [R x N] each. */
@@ -49,7 +63,7 @@ export interface Assignment {
   dist: Float32Array;
 }
 
-/** Points grouped by cluster for every restart (counting-sort layout, see kernels/kmeans.wgsl). */
+/** Points grouped by cluster for every restart (counting-sort layout). */
 export interface Grouping {
   /** [R x N] point indices grouped by cluster, ascending within a cluster. */
   order: Uint32Array;
@@ -57,18 +71,10 @@ export interface Grouping {
   offsets: Uint32Array;
 }
 
-/** The per-point arithmetic of k-means, batched over restarts. */
-export interface LloydSteps {
-  /**
-   * Makes data row `rows[r]` centroid `step` of restart r and returns, per restart, each point's squared
-   * distance to its nearest centroid among 0..step ([R x N]).
-   */
-  seed(step: number, rows: Uint32Array): Promise<Float32Array>;
-  /** Optionally replaces every centroid by the mean of its group, then assigns every point. */
-  assign(update?: Grouping): Promise<Assignment>;
-  /** The centroids of restart `r` as a [k x dim] matrix. */
-  centroids(r: number): Promise<HostMatrix>;
-}
+/** Seeding takes about this many rounds at most. */
+export const SEED_ROUNDS = 64;
+/** Points per block of the f32 sums (sampling weights, inertia). */
+export const SUM_BLOCK = 256;
 
 /** Checks k against the number of points and fills in the defaults. */
 export function kmeansSettings(n: number, k: number, opts: KMeansOptions): Required<KMeansOptions> {
@@ -87,21 +93,25 @@ export function kmeansSettings(n: number, k: number, opts: KMeansOptions): Requi
   return { restarts, maxIters, seed: opts.seed ?? 0, tol };
 }
 
-/** Picks a row with probability proportional to its squared distance (k-means++), uniformly if all are 0. */
-function sampleD2(rng: Rng, dist: Float32Array): number {
-  let total = 0;
-  for (const d of dist) total += d;
-  if (!(total > 0)) return rng.int(dist.length);
-  const u = rng.float() * total;
-  let cum = 0, lastPositive = 0;
-  for (let j = 0; j < dist.length; j++) {
-    if (dist[j] > 0) {
-      cum += dist[j];
-      lastPositive = j;
-      if (cum > u) return j;
-    }
+/** The seeding rounds after the first centre: [first slot, count] each. */
+export function seedRounds(k: number): [number, number][] {
+  const per = Math.max(1, Math.ceil((k - 1) / SEED_ROUNDS));
+  const rounds: [number, number][] = [];
+  for (let first = 1; first < k; first += per) rounds.push([first, Math.min(per, k - first)]);
+  return rounds;
+}
+
+/** The seeded draws: each restart's first centre and a uniform f32 in [0, 1] per later slot ([R x k]). */
+export function seedDraws(seed: number, restarts: number, n: number, k: number) {
+  const root = new Rng(seed);
+  const first = new Uint32Array(restarts);
+  const uniforms = new Float32Array(restarts * k);
+  for (let r = 0; r < restarts; r++) {
+    const rng = root.fork();
+    first[r] = rng.int(n);
+    for (let s = 1; s < k; s++) uniforms[r * k + s] = rng.float();
   }
-  return lastPositive; // rounding left u just past the sum
+  return { first, uniforms };
 }
 
 /**
@@ -125,7 +135,7 @@ export function relocateEmpty(assign: Uint32Array, dist: Float32Array, k: number
   return moved;
 }
 
-/** Counting sort of each restart's assignment into groups. */
+/** Counting sort of each restart's assignment into groups (stable: ascending index within a cluster). */
 export function groupByCluster(assign: Uint32Array, n: number, k: number, restarts: number): Grouping {
   const order = new Uint32Array(restarts * n);
   const offsets = new Uint32Array(restarts * (k + 1));
@@ -140,71 +150,18 @@ export function groupByCluster(assign: Uint32Array, n: number, k: number, restar
   return { order, offsets };
 }
 
-/** Runs seeded, restarted Lloyd k-means over `n` points with the given per-point backend. */
-export async function runLloyd(
-  steps: LloydSteps,
+/** Float64 inertia of each restart and the best one (lowest; the first of equals). */
+export function bestRestart(
+  dist: Float32Array,
   n: number,
-  k: number,
-  opts: KMeansOptions = {},
-): Promise<KMeansResult> {
-  const { restarts, maxIters, seed, tol } = kmeansSettings(n, k, opts);
-  const root = new Rng(seed);
-  const rngs = Array.from({ length: restarts }, () => root.fork());
-  // k-means++ seeding, all restarts at once.
-  const rows = new Uint32Array(restarts);
-  rngs.forEach((rng, r) => (rows[r] = rng.int(n)));
-  let minDist = await steps.seed(0, rows);
-  for (let s = 1; s < k; s++) {
-    rngs.forEach((rng, r) => (rows[r] = sampleD2(rng, minDist.subarray(r * n, (r + 1) * n))));
-    minDist = await steps.seed(s, rows);
-  }
-  // Lloyd iterations. A restart is done when no point moved, or when its inertia fell by at most
-  // tol * inertia since the previous pass (and no empty cluster was refilled then); all stop together.
-  const inertiaOf = (a: Assignment, r: number) => {
+  restarts: number,
+): { best: number; inertias: number[] } {
+  const inertias = Array.from({ length: restarts }, (_, r) => {
     let sum = 0;
-    for (const d of a.dist.subarray(r * n, (r + 1) * n)) sum += d;
+    for (let i = r * n; i < (r + 1) * n; i++) sum += dist[i];
     return sum;
-  };
-  let prev: Uint32Array | undefined;
-  let grouping: Grouping | undefined;
-  let current: Assignment;
-  let inertias = new Array<number>(restarts).fill(Infinity);
-  const relocated = new Array<boolean>(restarts).fill(false);
-  let iterations = 0;
-  let converged = false;
-  for (;;) {
-    current = await steps.assign(grouping);
-    iterations++;
-    const now = inertias.map((_, r) => inertiaOf(current, r));
-    let done = true;
-    for (let r = 0; r < restarts && done; r++) {
-      let moved = prev === undefined;
-      for (let i = r * n; i < (r + 1) * n && !moved; i++) moved = prev![i] !== current.assign[i];
-      const settled = !relocated[r] && inertias[r] - now[r] <= tol * now[r];
-      done = !moved || settled;
-    }
-    inertias = now;
-    if (done) {
-      converged = true;
-      break;
-    }
-    if (iterations >= maxIters) break;
-    prev = current.assign.slice();
-    for (let r = 0; r < restarts; r++) {
-      const a = prev.subarray(r * n, (r + 1) * n);
-      relocated[r] = relocateEmpty(a, current.dist.subarray(r * n, (r + 1) * n), k) > 0;
-    }
-    grouping = groupByCluster(prev, n, k, restarts);
-  }
+  });
   let best = 0;
   inertias.forEach((v, r) => v < inertias[best] && (best = r));
-  return {
-    assignments: Int32Array.from(current.assign.subarray(best * n, (best + 1) * n)),
-    centroids: await steps.centroids(best),
-    inertia: inertias[best],
-    restart: best,
-    inertias,
-    iterations,
-    converged,
-  };
+  return { best, inertias };
 }

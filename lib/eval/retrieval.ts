@@ -1,17 +1,29 @@
 /**
  * Retrieval metrics on the GPU: Recall@K for any K, precision@1, R-Precision and MAP@R (Musgrave et al.,
  * "A Metric Learning Reality Check", 2020, as pytorch-metric-learning's AccuracyCalculator), exact (no cap
- * on k), with the test set as both queries and references (each query excludes itself).
+ * on k). Two protocols: one set searched against itself (each query excludes itself; CUB, Cars, SOP) and
+ * queries searched against a separate gallery (`gallery`; In-Shop), where R = the gallery samples of the
+ * query's label.
  *
- * Streaming: query rows are processed in blocks; each block's squared distances to all samples
- * (lib/ops/distance.ts, `max(||q||^2 + ||b||^2 - 2 q.b, 0)` in f32) go into one bounded [block x N]
- * buffer, and kernels/retrieval.wgsl turns them into exact ranks of the same-label samples; each block's
- * ranks are folded into per-query sums on the host, so memory stays O(N + block) and no N x N matrix ever
- * exists.
+ * Recall@K and precision@1 need only each query's first positive rank, which is the number of
+ * other-label gallery samples nearer than its nearest positive: kernels/eval_tiles.wgsl finds the nearest
+ * positive of every query in distance tiles over its own class (queries and gallery grouped by label), then
+ * counts, in tiles over all pairs, the negatives before it, without storing any distance (one set against
+ * itself computes each pair once, for both of its points). This runs at the speed of the distance tiles.
  *
- * Ties: samples are ordered by (distance, index). Queries whose label has no other sample are excluded from
- * every metric here and counted in `queriesExcluded`. The averages are float64 sums in query order, term by
- * term as the plain-TS reference ({@link retrievalMetricsRef}), so both agree exactly on equal distances.
+ * MAP@R and R-Precision need every positive's rank among each query's R nearest (R = its positives). When
+ * every R and K is small (<= {@link KNN_MAX_K}: Stanford Online Products, In-Shop) they are read off each
+ * query's k nearest from the fused kNN op (lib/ops/knn.ts, k = largest R or K). Otherwise (classes of
+ * hundreds) query rows are processed in blocks; each block's squared distances to the gallery
+ * (lib/ops/distance.ts) go into one bounded [block x N] buffer, and kernels/retrieval.wgsl turns them into
+ * exact ranks of the same-label samples. Memory stays O(N k + block) and no N x N matrix ever exists. The
+ * blocked path also computes Recall@K when the data exceed one storage binding.
+ *
+ * Distances are `max(||q||^2 + ||b||^2 - 2 q.b, 0)` in f32 (both paths compute the same value for a pair).
+ * Ties: samples are ordered by (distance, index). Queries whose label has no (other) gallery sample are
+ * excluded from every metric here and counted in `queriesExcluded`. The averages are float64 sums in query
+ * order, term by term as the plain-TS reference ({@link retrievalMetricsRef}), so both agree exactly on
+ * equal distances.
  *
  * @example
  * ```ts
@@ -26,13 +38,26 @@ import { GpuBuffer } from "../gpu/buffer.ts";
 import type { Gpu } from "../gpu/device.ts";
 import { CommandBatch, grid1d } from "../gpu/dispatch.ts";
 import { checkShape, fmtShape, UserError } from "../errors.ts";
-import { alignedRowBlock, encodeDistanceBlock, encodePrepareRows } from "../ops/distance.ts";
+import {
+  alignedRowBlock,
+  encodeDistanceBlock,
+  encodePrepareRows,
+  type PreparedRows,
+} from "../ops/distance.ts";
 import type { HostMatrix } from "../util/matrix.ts";
 import { asGpuMatrix } from "./kmeans.ts";
 import { denseLabels } from "./nmi.ts";
 import type { RetrievalMetrics } from "./retrieval_ref.ts";
+import { knnSqL2 } from "../ops/knn.ts";
+import { countWorkgroups, encodeCountBefore, encodeNearest, TILE, type TileRows } from "./tiles.ts";
 
 export type { RetrievalMetrics } from "./retrieval_ref.ts";
+
+/** Embeddings (on the GPU or host) with one label per row. */
+export interface LabeledEmbeddings {
+  embeddings: GpuBuffer<"f32"> | HostMatrix;
+  labels: Int32Array;
+}
 
 /** Options of {@link retrievalMetrics}. */
 export interface RetrievalOptions {
@@ -40,19 +65,31 @@ export interface RetrievalOptions {
   recallKs?: number[];
   /** Also compute MAP@R and R-Precision (needs every positive's rank; default true). */
   mapAtR?: boolean;
-  /** Bytes of the per-block buffers (distances, and binned samples for MAP@R; default 64 MiB). */
+  /**
+   * Search the queries against this gallery instead of against themselves (In-Shop protocol): no query
+   * excludes anything, R = the gallery samples of the query's label.
+   */
+  gallery?: LabeledEmbeddings;
+  /** Bytes of the per-block buffers of the MAP@R path (distances and binned samples; default 64 MiB). */
   blockBytes?: number;
-  /** Query rows per block (default: as many as `blockBytes` allows); tests force small blocks. */
+  /** Query rows per block of the MAP@R path (default: as many as `blockBytes` allows); tests force it. */
   blockRows?: number;
   /** Distance bins of the MAP@R rank kernel (default 1024); tests use few to crowd the bins. */
   bins?: number;
+  /**
+   * Take the blocked path for Recall@K too (it is taken anyway when the data exceed one storage binding);
+   * tests compare both.
+   */
+  blocked?: boolean;
+  /** Called with (work done, total work) as the computation advances (for a progress bar). */
+  onProgress?: (done: number, total: number) => void;
 }
 
 /** Per-query results of the GPU rank kernels (for the metrics, tests and custom metrics). */
 export interface QueryRanks {
-  /** Rank of each query's nearest same-label sample; 0xFFFFFFFF for a lone query (or past the depth). */
+  /** Rank of each query's nearest positive; 0xFFFFFFFF for a lone query (or past the depth). */
   firstRank: Uint32Array;
-  /** Number of other samples with the query's label (R). */
+  /** Number of positives of each query (R). */
   positives: Uint32Array;
   /** With all ranks: per query, sum over its positives ranked < R of (their count so far) / (rank + 1). */
   apSum?: Float64Array;
@@ -61,7 +98,7 @@ export interface QueryRanks {
   /**
    * With `keepRanks`: each query's positives' ranks, ascending, in rows of `ranksWidth` (query q's R ranks
    * at q * ranksWidth ..); ranks past the query's max(R, minDepth) nearest samples read 0xFFFFFFFF.
-   * O(N * largest class) memory: for tests and small sets.
+   * O(queries * largest class) memory: for tests and small sets.
    */
   positiveRanks?: Uint32Array;
   ranksWidth: number;
@@ -69,35 +106,46 @@ export interface QueryRanks {
 
 const NONE = 0xffffffff;
 const DEFAULT_BLOCK_BYTES = 64 * 2 ** 20;
+/** MAP@R reads ranks off kNN lists while every R and K is at most this (the top-k kernel's cost grows with k). */
+export const KNN_MAX_K = 64;
 
-/** Samples grouped by dense label id: the CSR layout kernels/retrieval.wgsl reads. */
+/**
+ * Queries and gallery grouped by dense label (ids over both sets): the CSR layout the kernels read.
+ * `single`: the queries are the gallery.
+ */
 interface LabelGroups {
-  ids: Uint32Array;
+  single: boolean;
+  /** Dense label of each query / gallery sample (the same array when single). */
+  queryIds: Uint32Array;
+  galleryIds: Uint32Array;
+  /** Gallery indices grouped by label, ascending within a label; label l at classStart[l]..classStart[l+1]. */
   members: Uint32Array;
   classStart: Uint32Array;
+  /** Positives of each query (R). */
   positives: Uint32Array;
   maxPositives: number;
 }
 
-function groupLabels(labels: Int32Array): LabelGroups {
-  const { ids: dense, classes } = denseLabels(labels);
-  const n = labels.length;
-  const ids = Uint32Array.from(dense);
+function groupLabels(queryLabels: Int32Array, galleryLabels?: Int32Array): LabelGroups {
+  const single = galleryLabels === undefined;
+  const all = single ? queryLabels : Int32Array.from([...queryLabels, ...galleryLabels]);
+  const { ids: dense, classes } = denseLabels(all);
+  const nq = queryLabels.length;
+  const queryIds = Uint32Array.from(dense.subarray(0, nq));
+  const galleryIds = single ? queryIds : Uint32Array.from(dense.subarray(nq));
   const classStart = new Uint32Array(classes + 1);
-  for (const l of ids) classStart[l + 1]++;
-  let maxPositives = 0;
-  for (let l = 0; l < classes; l++) {
-    maxPositives = Math.max(maxPositives, classStart[l + 1] - 1);
-    classStart[l + 1] += classStart[l];
-  }
+  for (const l of galleryIds) classStart[l + 1]++;
+  for (let l = 0; l < classes; l++) classStart[l + 1] += classStart[l];
   const next = classStart.slice(0, classes);
-  const members = new Uint32Array(n), positives = new Uint32Array(n);
-  for (let i = 0; i < n; i++) {
-    const l = ids[i];
-    members[next[l]++] = i;
-    positives[i] = classStart[l + 1] - classStart[l] - 1;
-  }
-  return { ids, members, classStart, positives, maxPositives };
+  const members = new Uint32Array(galleryIds.length);
+  galleryIds.forEach((l, i) => (members[next[l]++] = i));
+  const positives = new Uint32Array(nq);
+  let maxPositives = 0;
+  queryIds.forEach((l, q) => {
+    positives[q] = classStart[l + 1] - classStart[l] - (single ? 1 : 0);
+    maxPositives = Math.max(maxPositives, positives[q]);
+  });
+  return { single, queryIds, galleryIds, members, classStart, positives, maxPositives };
 }
 
 /** Workgroup size and histogram bins for this adapter. */
@@ -120,7 +168,8 @@ function gcd(a: number, b: number): number {
 }
 
 /** What {@link queryRanks} computes and how it blocks the work. */
-export interface QueryRanksOptions extends Pick<RetrievalOptions, "blockBytes" | "blockRows" | "bins"> {
+export interface QueryRanksOptions
+  extends Pick<RetrievalOptions, "blockBytes" | "blockRows" | "bins" | "gallery" | "blocked" | "onProgress"> {
   /**
    * Rank every positive within the query's nearest max(R, minDepth) samples (for MAP@R and R-Precision;
    * the others read 0xFFFFFFFF). False: only each query's first rank (enough for Recall@K and P@1).
@@ -132,48 +181,223 @@ export interface QueryRanksOptions extends Pick<RetrievalOptions, "blockBytes" |
   keepRanks?: boolean;
 }
 
-/** GPU ranks of every query's same-label samples (see {@link QueryRanks}), streamed in query blocks. */
+/** GPU ranks of every query's positives (see {@link QueryRanks}). */
 export async function queryRanks(
   embeddings: GpuBuffer<"f32"> | HostMatrix,
   labels: Int32Array,
   opts: QueryRanksOptions,
 ): Promise<QueryRanks> {
-  const { buffer: x, owned } = await asGpuMatrix(embeddings);
+  const { buffer: q, owned } = await asGpuMatrix(embeddings);
   try {
-    return await ranksOnGpu(x, labels, opts);
+    checkShape(
+      labels.length === q.rows,
+      `retrieval metrics: labels [${labels.length}] do not match embeddings ${fmtShape(q.shape)}`,
+    );
+    const g = opts.gallery ? await asGpuMatrix(opts.gallery.embeddings, q.gpu) : undefined;
+    try {
+      if (g) {
+        checkShape(
+          opts.gallery!.labels.length === g.buffer.rows,
+          `retrieval metrics: gallery labels [${opts.gallery!.labels.length}] do not match gallery ` +
+            `embeddings ${fmtShape(g.buffer.shape)}`,
+        );
+        checkShape(
+          g.buffer.cols === q.cols,
+          `retrieval metrics: queries ${fmtShape(q.shape)} and gallery ${fmtShape(g.buffer.shape)} differ ` +
+            `in dim`,
+        );
+      }
+      const groups = groupLabels(labels, opts.gallery?.labels);
+      const gallery = g?.buffer ?? q;
+      if (!opts.blocked) {
+        if (!opts.allRanks && fitsOneBinding(q) && fitsOneBinding(gallery)) {
+          return await firstRanksFused(q, gallery, groups, opts);
+        }
+        const k = Math.max(groups.maxPositives, opts.minDepth ?? 1);
+        if (opts.allRanks && k <= KNN_MAX_K) return await ranksFromKnn(q, gallery, groups, k, opts);
+      }
+      return await ranksBlocked(q, gallery, groups, opts);
+    } finally {
+      if (g?.owned) g.buffer.destroy();
+    }
   } finally {
-    if (owned) x.destroy();
+    if (owned) q.destroy();
   }
 }
 
-async function ranksOnGpu(
-  x: GpuBuffer<"f32">,
-  labels: Int32Array,
+/** Whether the prepared (vec4-padded) rows of `x` fit one storage binding (the fused kernels bind them whole). */
+function fitsOneBinding(x: GpuBuffer<"f32">): boolean {
+  return x.rows * Math.ceil(x.cols / 4) * 16 <= x.gpu.maxBindingBytes;
+}
+
+function tileRows(p: PreparedRows): TileRows {
+  return { data: p.data, norms: p.norms, dim4: p.dim4 };
+}
+
+/** Pairs of the count pass per submission when it reports progress (about 2^27: a few seconds on a CPU). */
+const PAIRS_PER_PART = 2 ** 27;
+
+/**
+ * First positive ranks by the fused tiles: the nearest positive of every query (tiles over its class), then
+ * the other-label gallery samples before it (tiles over all pairs, each pair once for one set).
+ */
+async function firstRanksFused(
+  q: GpuBuffer<"f32">,
+  g: GpuBuffer<"f32">,
+  groups: LabelGroups,
+  opts: QueryRanksOptions,
+): Promise<QueryRanks> {
+  const gpu = q.gpu;
+  const nq = q.rows, ng = g.rows;
+  const firstRank = new Uint32Array(nq).fill(NONE);
+  const result: QueryRanks = { firstRank, positives: groups.positives, ranksWidth: 1 };
+  if (nq === 0 || groups.maxPositives === 0) return result;
+  // Queries grouped by label; each tile of TILE queries searches the gallery members of its labels.
+  const order = Uint32Array.from(groups.queryIds.keys()).sort((a, b) =>
+    groups.queryIds[a] - groups.queryIds[b] || a - b
+  );
+  const tiles = Math.ceil(nq / TILE);
+  const ranges = new Uint32Array(2 * tiles);
+  let maxSpan = 0;
+  for (let t = 0; t < tiles; t++) {
+    const first = groups.queryIds[order[t * TILE]];
+    const last = groups.queryIds[order[Math.min(nq, t * TILE + TILE) - 1]];
+    ranges[2 * t] = groups.classStart[first];
+    ranges[2 * t + 1] = groups.classStart[last + 1];
+    maxSpan = Math.max(maxSpan, ranges[2 * t + 1] - ranges[2 * t]);
+  }
+  using ids = GpuBuffer.fromArray(gpu, Uint32Array.from([...order, ...groups.members, ...ranges]));
+  using labels = GpuBuffer.fromArray(
+    gpu,
+    groups.single ? groups.queryIds : Uint32Array.from([...groups.queryIds, ...groups.galleryIds]),
+  );
+  using thresh = GpuBuffer.zeros(gpu, "u32", [nq, 2], "nearest positives");
+  using counts = GpuBuffer.zeros(gpu, "u32", [nq], "first ranks");
+  const batch = new CommandBatch(gpu, "first ranks");
+  using qp = await encodePrepareRows(batch, q, { keep: true });
+  using gpOwned = groups.single ? undefined : await encodePrepareRows(batch, g, { keep: true });
+  const gp = gpOwned ?? qp;
+  await encodeNearest(batch, {
+    a: tileRows(qp),
+    rows: nq,
+    rowList: true,
+    b: tileRows(gp),
+    cols: { ranges: { offset: nq + ng, maxSpan }, list: { offset: nq } },
+    ids,
+    labels: { buffer: labels, colOffset: groups.single ? 0 : nq },
+    self: groups.single,
+    out: thresh,
+    outStride: nq,
+  });
+  // The count over all pairs, in parts when it is long enough to report progress.
+  const spec = {
+    a: tileRows(qp),
+    rows: nq,
+    b: tileRows(gp),
+    cols: ng,
+    symmetric: groups.single,
+    labels,
+    colLabelOffset: groups.single ? 0 : nq,
+    thresh,
+    counts,
+  };
+  const total = countWorkgroups(gpu, nq, ng, groups.single);
+  const pairs = groups.single ? nq * nq / 2 : nq * ng;
+  const parts = opts.onProgress ? Math.max(1, Math.min(64, Math.round(pairs / PAIRS_PER_PART))) : 1;
+  let current = batch;
+  for (let p = 0; p < parts; p++) {
+    await encodeCountBefore(
+      current,
+      spec,
+      Math.floor((total * p) / parts),
+      Math.floor((total * (p + 1)) / parts),
+    );
+    await current.submit();
+    opts.onProgress?.(p + 1, parts);
+    current = new CommandBatch(gpu, "first ranks");
+  }
+  const got = await counts.read();
+  groups.positives.forEach((r, i) => (firstRank[i] = r ? got[i] : NONE));
+  return result;
+}
+
+/**
+ * All ranks read off each query's k nearest (lib/ops/knn.ts; k >= every R and the largest K): a positive's
+ * rank is its place in the list; positives past the list rank >= k and read 0xFFFFFFFF.
+ */
+async function ranksFromKnn(
+  q: GpuBuffer<"f32">,
+  g: GpuBuffer<"f32">,
+  groups: LabelGroups,
+  k: number,
+  opts: QueryRanksOptions,
+): Promise<QueryRanks> {
+  const nq = q.rows;
+  const width = Math.max(1, groups.maxPositives);
+  const firstRank = new Uint32Array(nq).fill(NONE);
+  const apSum = new Float64Array(nq), foundInR = new Uint32Array(nq);
+  const positiveRanks = opts.keepRanks ? new Uint32Array(nq * width).fill(NONE) : undefined;
+  const result: QueryRanks = { firstRank, positives: groups.positives, ranksWidth: width, apSum, foundInR };
+  if (positiveRanks) result.positiveRanks = positiveRanks;
+  if (nq === 0 || g.rows === 0) return result;
+  using nn = await knnSqL2(q, g, Math.min(k, g.rows), { excludeSelf: groups.single }, {
+    onProgress: (rows) => opts.onProgress?.(rows, nq),
+  });
+  const lists = await nn.indices.read();
+  const kk = nn.k;
+  for (let qi = 0; qi < nq; qi++) {
+    const r = groups.positives[qi], label = groups.queryIds[qi];
+    if (r === 0) continue;
+    // Average precision terms in list order, as the reference adds them.
+    let found = 0, ap = 0, inR = 0;
+    for (let t = 0; t < kk; t++) {
+      const j = lists[qi * kk + t];
+      if (j === NONE || groups.galleryIds[j] !== label) continue;
+      if (found === 0) firstRank[qi] = t;
+      if (positiveRanks) positiveRanks[qi * width + found] = t;
+      found++;
+      if (t < r) {
+        inR++;
+        ap += inR / (t + 1);
+      }
+    }
+    apSum[qi] = ap;
+    foundInR[qi] = inR;
+  }
+  return result;
+}
+
+/** Ranks from blocks of stored distance rows and kernels/retrieval.wgsl (any size; all ranks for MAP@R). */
+async function ranksBlocked(
+  q: GpuBuffer<"f32">,
+  g: GpuBuffer<"f32">,
+  groups: LabelGroups,
   opts: QueryRanksOptions,
 ): Promise<QueryRanks> {
   const withAllRanks = opts.allRanks;
-  const gpu = x.gpu, n = x.rows;
-  checkShape(
-    labels.length === n,
-    `retrieval metrics: labels [${labels.length}] do not match embeddings ${fmtShape(x.shape)}`,
-  );
-  const groups = groupLabels(labels);
-  const firstRank = new Uint32Array(n);
+  const gpu = q.gpu, nq = q.rows, n = g.rows;
+  const firstRank = new Uint32Array(nq);
   const width = Math.max(1, groups.maxPositives);
   const result: QueryRanks = { firstRank, positives: groups.positives, ranksWidth: width };
   if (withAllRanks) {
-    result.apSum = new Float64Array(n);
-    result.foundInR = new Uint32Array(n);
-    if (opts.keepRanks) result.positiveRanks = new Uint32Array(n * width);
+    result.apSum = new Float64Array(nq);
+    result.foundInR = new Uint32Array(nq);
+    if (opts.keepRanks) result.positiveRanks = new Uint32Array(nq * width);
   }
-  if (n === 0) return result;
+  if (nq === 0) return result;
+  if (n === 0) {
+    firstRank.fill(NONE);
+    return result;
+  }
 
   const maxBinding = gpu.maxBindingBytes;
   const align = gpu.report.limits.minStorageBufferOffsetAlignment;
   const prepBatch = new CommandBatch(gpu, "retrieval prep");
-  using prep = await encodePrepareRows(prepBatch, x, { keep: true });
+  using qp = await encodePrepareRows(prepBatch, q, { keep: true });
+  using gpOwned = groups.single ? undefined : await encodePrepareRows(prepBatch, g, { keep: true });
+  const gp = gpOwned ?? qp;
   await prepBatch.submit();
-  const rowBytes = prep.dim4 * 16;
+  const rowBytes = qp.dim4 * 16;
   // Query blocks start at aligned offsets of the prepared rows; the distance block must fit one binding.
   const step = align / gcd(align, rowBytes);
   const budget = Math.min(opts.blockBytes ?? DEFAULT_BLOCK_BYTES, maxBinding);
@@ -181,17 +405,17 @@ async function ranksOnGpu(
   // ranks, its list of binned samples.
   const stride = Math.ceil(n / 4) * 4;
   const bytesPerQuery = (stride + (withAllRanks ? n : 0)) * 4;
-  let blockRows = Math.min(opts.blockRows ?? Math.floor(budget / bytesPerQuery), n);
+  let blockRows = Math.min(opts.blockRows ?? Math.floor(budget / bytesPerQuery), nq);
   blockRows = Math.max(step, blockRows - (blockRows % step));
   if (blockRows * stride * 4 > maxBinding || blockRows * width * 4 > maxBinding) {
     throw new UserError(
-      `retrieval metrics: ${n} samples need ${
+      `retrieval metrics: ${n} gallery samples need ${
         blockRows * stride * 4
-      } bytes per block of ${blockRows} queries, ` +
-        `over this adapter's storage binding limit (${maxBinding} B); evaluate on fewer samples`,
+      } bytes per block of ${blockRows} queries, over this adapter's storage binding limit (${maxBinding} B); ` +
+        `evaluate on fewer samples`,
     );
   }
-  const colBlock = alignedRowBlock(gpu, [rowBytes], maxBinding - align, n);
+  const colBlock = alignedRowBlock(gpu, [gp.dim4 * 16], maxBinding - align, n);
   const { WG, BINS } = kernelDefines(gpu, opts.bins);
   const pipe = await gpu.pipelines.get("retrieval", withAllRanks ? "positive_ranks" : "first_rank", {
     WG,
@@ -200,17 +424,21 @@ async function ranksOnGpu(
 
   using dist = GpuBuffer.zeros(gpu, "f32", [blockRows, stride], "retrieval distances");
   using out = GpuBuffer.zeros(gpu, "u32", [blockRows, withAllRanks ? width : 1], "retrieval ranks");
-  using ids = GpuBuffer.fromArray(gpu, groups.ids);
+  // Gallery labels, then the queries' (one array when single).
+  using ids = GpuBuffer.fromArray(
+    gpu,
+    groups.single ? groups.galleryIds : Uint32Array.from([...groups.galleryIds, ...groups.queryIds]),
+  );
   using members = GpuBuffer.fromArray(gpu, groups.members);
   using classStart = GpuBuffer.fromArray(gpu, groups.classStart);
   using list = GpuBuffer.zeros(gpu, "u32", withAllRanks ? [blockRows, n] : [1], "retrieval bins");
 
-  for (let r0 = 0; r0 < n; r0 += blockRows) {
-    const nr = Math.min(blockRows, n - r0);
+  for (let r0 = 0; r0 < nq; r0 += blockRows) {
+    const nr = Math.min(blockRows, nq - r0);
     const batch = new CommandBatch(gpu, "retrieval block");
     for (let c0 = 0; c0 < n; c0 += colBlock) {
       const nc = Math.min(colBlock, n - c0);
-      await encodeDistanceBlock(batch, prep, prep, {
+      await encodeDistanceBlock(batch, qp, gp, {
         r0,
         nr,
         c0,
@@ -220,7 +448,16 @@ async function ranksOnGpu(
         outCol: c0,
       });
     }
-    const params = batch.uniform([n, r0, nr, stride, width, opts.minDepth ?? 1]);
+    const params = batch.uniform([
+      n,
+      r0,
+      nr,
+      stride,
+      width,
+      opts.minDepth ?? 1,
+      groups.single ? 0 : n,
+      groups.single ? 1 : 0,
+    ]);
     batch.dispatch(
       pipe,
       [params, dist.binding(0, nr * stride), ids, members, classStart, out, ...(withAllRanks ? [list] : [])],
@@ -232,22 +469,23 @@ async function ranksOnGpu(
     await done;
     if (withAllRanks) {
       result.positiveRanks?.set(got, r0 * width);
-      for (let q = r0; q < r0 + nr; q++) {
-        const r = groups.positives[q];
-        const own = got.subarray((q - r0) * width, (q - r0) * width + r);
-        firstRank[q] = r ? own[0] : NONE;
+      for (let qi = r0; qi < r0 + nr; qi++) {
+        const r = groups.positives[qi];
+        const own = got.subarray((qi - r0) * width, (qi - r0) * width + r);
+        firstRank[qi] = r ? own[0] : NONE;
         // Average precision terms in list order, as the reference adds them.
         let found = 0, ap = 0;
         for (let j = 0; j < r && own[j] < r; j++) {
           found++;
           ap += found / (own[j] + 1);
         }
-        result.apSum![q] = ap;
-        result.foundInR![q] = found;
+        result.apSum![qi] = ap;
+        result.foundInR![qi] = found;
       }
     } else {
       firstRank.set(got, r0);
     }
+    opts.onProgress?.(r0 + nr, nq);
   }
   return result;
 }
@@ -290,8 +528,8 @@ export function checkRecallKs(ks: number[]): number[] {
 }
 
 /**
- * Recall@K, precision@1 and, unless `mapAtR` is false, R-Precision and MAP@R of `embeddings` with
- * `labels`, on the GPU, exact and streamed in query blocks.
+ * Recall@K, precision@1 and, unless `mapAtR` is false, R-Precision and MAP@R of `embeddings` (the
+ * queries) with `labels`, on the GPU, exact; against themselves or against `opts.gallery`.
  */
 export async function retrievalMetrics(
   embeddings: GpuBuffer<"f32"> | HostMatrix,

@@ -1,10 +1,12 @@
 /**
  * Plain-TS reference of the retrieval metrics (the test oracle for {@link retrievalMetrics}): for every
- * query, all other samples sorted by (squared L2 distance, index), then Recall@K, precision@1, R-Precision
- * and MAP@R read off that list, exactly as defined in "A Metric Learning Reality Check" (Musgrave et al.
- * 2020) and pytorch-metric-learning's AccuracyCalculator. O(N^2 log N): small sets only.
+ * query, all other samples (or, with a gallery, all gallery samples) sorted by (squared L2 distance,
+ * index), then Recall@K, precision@1, R-Precision and MAP@R read off that list, exactly as defined in "A
+ * Metric Learning Reality Check" (Musgrave et al. 2020) and pytorch-metric-learning's AccuracyCalculator.
+ * O(N^2 log N): small sets only.
  *
- * Queries whose label has no other member are excluded from every retrieval metric and counted.
+ * Queries whose label has no other member (no gallery member) are excluded from every retrieval metric and
+ * counted.
  * @module
  */
 import { ShapeError } from "../errors.ts";
@@ -29,23 +31,25 @@ export interface RetrievalMetrics {
 /** Options of {@link retrievalMetricsRef}. */
 export interface RetrievalRefOptions {
   recallKs?: number[];
+  /** Search the queries against this gallery (no self-exclusion) instead of against themselves. */
+  gallery?: { embeddings: HostMatrix; labels: Int32Array };
   /**
-   * Squared distances from query `q` to every sample (length N). Default: squared L2 in float64 from the
+   * Squared distances from query `q` to every gallery sample. Default: squared L2 in float64 from the
    * float32 embeddings. Pass the GPU's distances to compare orderings on identical inputs.
    */
   distanceRow?: (q: number) => ArrayLike<number>;
 }
 
-/** Squared L2 distances in float64 from row `q` of `m` to every row. */
-export function sqL2RowRef(m: HostMatrix, q: number): Float64Array {
-  const { rows, cols, data } = m;
-  const out = new Float64Array(rows);
+/** Squared L2 distances in float64 from row `q` of `m` to every row of `base` (default `m`). */
+export function sqL2RowRef(m: HostMatrix, q: number, base: HostMatrix = m): Float64Array {
+  const { cols, data } = m;
+  const out = new Float64Array(base.rows);
   const qo = q * cols;
-  for (let j = 0; j < rows; j++) {
+  for (let j = 0; j < base.rows; j++) {
     let s = 0;
     const jo = j * cols;
     for (let c = 0; c < cols; c++) {
-      const d = data[qo + c] - data[jo + c];
+      const d = data[qo + c] - base.data[jo + c];
       s += d * d;
     }
     out[j] = s;
@@ -53,33 +57,42 @@ export function sqL2RowRef(m: HostMatrix, q: number): Float64Array {
   return out;
 }
 
-/** Reference retrieval metrics over all queries (query set = reference set, each query excludes itself). */
+/**
+ * Reference retrieval metrics over all queries: against the queries themselves (each query excludes itself)
+ * or, with `gallery`, against the gallery.
+ */
 export function retrievalMetricsRef(
   embeddings: HostMatrix,
   labels: Int32Array,
-  { recallKs = [1, 2, 4, 8], distanceRow }: RetrievalRefOptions = {},
+  { recallKs = [1, 2, 4, 8], distanceRow, gallery }: RetrievalRefOptions = {},
 ): RetrievalMetrics {
   const n = embeddings.rows;
   if (labels.length !== n) {
     throw new ShapeError(`labels [${labels.length}] do not match embeddings [${n} x ${embeddings.cols}]`);
   }
-  const rowOf = distanceRow ?? ((q: number) => sqL2RowRef(embeddings, q));
+  const base = gallery?.embeddings ?? embeddings, baseLabels = gallery?.labels ?? labels;
+  if (baseLabels.length !== base.rows) {
+    throw new ShapeError(`gallery labels [${baseLabels.length}] do not match [${base.rows} x ${base.cols}]`);
+  }
+  const self = gallery === undefined;
+  const rowOf = distanceRow ?? ((q: number) => sqL2RowRef(embeddings, q, base));
   const classSize = new Map<number, number>();
-  for (const l of labels) classSize.set(l, (classSize.get(l) ?? 0) + 1);
+  for (const l of baseLabels) classSize.set(l, (classSize.get(l) ?? 0) + 1);
   const hits = new Float64Array(recallKs.length);
   let p1 = 0, rPrec = 0, mapR = 0, used = 0;
-  const order = new Uint32Array(Math.max(0, n - 1));
+  const listed = self ? Math.max(0, n - 1) : base.rows;
+  const order = new Uint32Array(listed);
   for (let q = 0; q < n; q++) {
-    const r = classSize.get(labels[q])! - 1;
+    const r = (classSize.get(labels[q]) ?? 0) - (self ? 1 : 0);
     if (r === 0) continue;
     used++;
     const dist = rowOf(q);
     let m = 0;
-    for (let j = 0; j < n; j++) if (j !== q) order[m++] = j;
+    for (let j = 0; j < base.rows; j++) if (!self || j !== q) order[m++] = j;
     order.sort((x, y) => dist[x] - dist[y] || x - y);
-    const rel = (i: number) => labels[order[i]] === labels[q];
+    const rel = (i: number) => baseLabels[order[i]] === labels[q];
     recallKs.forEach((k, ki) => {
-      for (let i = 0; i < Math.min(k, n - 1); i++) {
+      for (let i = 0; i < Math.min(k, listed); i++) {
         if (rel(i)) {
           hits[ki]++;
           break;

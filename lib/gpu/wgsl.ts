@@ -4,6 +4,7 @@
  * @module
  */
 import distance from "../../kernels/distance.wgsl" with { type: "text" };
+import eval_tiles from "../../kernels/eval_tiles.wgsl" with { type: "text" };
 import fanng from "../../kernels/fanng.wgsl" with { type: "text" };
 import fanng_layout from "../../kernels/fanng_layout.wgsl" with { type: "text" };
 import gather from "../../kernels/gather.wgsl" with { type: "text" };
@@ -18,6 +19,7 @@ import topk from "../../kernels/topk.wgsl" with { type: "text" };
 /** kernels/<name>.wgsl by name. */
 export const WGSL_SOURCES: Readonly<Record<string, string>> = {
   distance,
+  eval_tiles,
   fanng,
   fanng_layout,
   gather,

@@ -99,11 +99,14 @@ Deno.test("GPU retrieval metrics equal the reference exactly on random integer d
     const emb = intData(rng, n, dim, levels);
     const labels = new Int32Array(n).map(() => rng.int(classes) * 3 - 7);
     const ref = retrievalMetricsRef(emb, labels, { recallKs: ks });
-    // Block sizes: all at once, one query per block (small n only: each block is a GPU round trip),
-    // odd blocks with crowded bins, blocks sized by a byte budget.
-    const blockings = [{}, { blockRows: n < 100 ? 1 : 61, bins: 64 }, { blockRows: 7, bins: 4 }, {
-      blockBytes: 50_000,
-    }];
+    // The default path (kNN lists when every R and K is small, else blocks), then the blocked path: all at
+    // once, one query per block (small n only: each block is a GPU round trip), odd blocks with crowded
+    // bins, blocks sized by a byte budget.
+    const blockings = [{}, { blocked: true }, { blocked: true, blockRows: n < 100 ? 1 : 61, bins: 64 }, {
+      blocked: true,
+      blockRows: 7,
+      bins: 4,
+    }, { blocked: true, blockBytes: 50_000 }];
     for (const opts of blockings) {
       const got = await retrievalMetrics(emb, labels, { recallKs: ks, ...opts });
       assert.deepEqual(got, ref, `n=${n} dim=${dim} ${JSON.stringify(opts)}`);
