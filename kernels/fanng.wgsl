@@ -344,6 +344,147 @@ fn prune_occlude(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg
 }
 
 // ---------------------------------------------------------------------------------------------------
+// knn_merge, nnd_join, list_head: the kNN candidate lists of the build (lib/ann/knn_graph.ts)
+
+struct MergeParams {
+  n: u32,
+  count: u32,      // query rows of the block: vertices q0 .. q0 + count - 1
+  q0: u32,
+  row0: u32,       // list row 0 of the bound list range is vertex row0
+  w4: u32,
+  nblocks: u32,
+  width: u32,      // list length L
+  cols: u32,       // result columns (row stride of m_res)
+  j0: u32,         // result columns j0 .. j1 - 1 in this dispatch
+  j1: u32,
+  base_rows: u32,  // rows of the block's base (its map)
+}
+
+struct JoinParams {
+  n: u32,
+  count: u32,      // vertices v0 .. v0 + count - 1
+  v0: u32,
+  w4: u32,
+  nblocks: u32,
+  width: u32,      // list length L
+  fwd: u32,        // forward hubs S (<= L)
+  rev_width: u32,  // reverse hubs SR
+  per_hub: u32,    // head entries S2 read from each hub
+  hub0: u32,       // hubs hub0 .. hub1 - 1 in this dispatch (forward first, then reverse)
+  hub1: u32,
+  first: u32,      // 1: clear the NEW flags of the row first
+}
+
+struct HeadParams {
+  count: u32,      // rows of the bound range
+  width: u32,
+  cols: u32,       // head columns copied
+  strip: u32,      // 1: clear the NEW flags
+}
+
+@group(0) @binding(0) var<uniform> mp: MergeParams;
+@group(0) @binding(0) var<uniform> jp: JoinParams;
+@group(0) @binding(0) var<uniform> hp: HeadParams;
+@group(0) @binding(9) var<storage, read> m_res: array<u32>;
+@group(0) @binding(10) var<storage, read> m_map: array<u32>;
+@group(0) @binding(9) var<storage, read> j_heads: array<u32>;
+@group(0) @binding(10) var<storage, read> j_rev: array<u32>;
+@group(0) @binding(13) var<storage, read_write> j_updates: array<atomic<u32>>;
+@group(0) @binding(1) var<storage, read> h_in: array<u32>;
+@group(0) @binding(2) var<storage, read_write> h_out: array<u32>;
+@group(0) @binding(11) var<storage, read_write> l_ids: array<u32>;
+@group(0) @binding(12) var<storage, read_write> l_dists: array<f32>;
+
+const NEW = 0x80000000u;
+
+// Inserts (d, c) (c may carry NEW) into the sorted list at l_ids/l_dists[o .. o + width) unless the list
+// holds c already or (d, c) does not order before its last entry; returns whether it was inserted.
+fn list_insert(o: u32, width: u32, d: f32, c: u32) -> bool {
+  let id = c & ~NEW;
+  let last = width - 1u;
+  if (!before(d, id, l_dists[o + last], l_ids[o + last] & ~NEW)) { return false; }
+  var p = width;
+  for (var j = 0u; j < width; j++) {
+    let e = l_ids[o + j] & ~NEW;
+    if (e == id) { return false; }
+    if (p == width && before(d, id, l_dists[o + j], e)) { p = j; }
+  }
+  for (var j = last; j > p; j--) {
+    l_ids[o + j] = l_ids[o + j - 1u];
+    l_dists[o + j] = l_dists[o + j - 1u];
+  }
+  l_ids[o + p] = c;
+  l_dists[o + p] = d;
+  return true;
+}
+
+@compute @workgroup_size(WG)
+fn knn_merge(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+             @builtin(local_invocation_index) lid: u32) {
+  let i = linear_id(wid, nwg, lid);
+  if (i >= mp.count) { return; }
+  g_w4 = mp.w4;
+  g_nblocks = mp.nblocks;
+  let v = mp.q0 + i;
+  let o = (v - mp.row0) * mp.width;
+  for (var j = mp.j0; j < mp.j1; j++) {
+    let l = m_res[i * mp.cols + j];
+    if (l >= mp.base_rows) { continue; }
+    let c = m_map[l];
+    if (c >= mp.n || c == v) { continue; }
+    list_insert(o, mp.width, dist(v, c), c | NEW);
+  }
+}
+
+@compute @workgroup_size(WG)
+fn nnd_join(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+            @builtin(local_invocation_index) lid: u32) {
+  let i = linear_id(wid, nwg, lid);
+  if (i >= jp.count) { return; }
+  g_w4 = jp.w4;
+  g_nblocks = jp.nblocks;
+  let v = jp.v0 + i;
+  let width = jp.width;
+  let o = i * width;
+  if (jp.first != 0u) {
+    for (var j = 0u; j < width; j++) {
+      let e = l_ids[o + j];
+      l_ids[o + j] = select(e & ~NEW, e, e == NO_VERTEX);
+    }
+  }
+  var updates = 0u;
+  for (var h = jp.hub0; h < jp.hub1; h++) {
+    var e: u32;
+    if (h < jp.fwd) {
+      e = j_heads[v * jp.per_hub + h];
+    } else {
+      e = j_rev[i * jp.rev_width + (h - jp.fwd)];
+    }
+    let u = e & ~NEW;
+    if (u >= jp.n) { continue; }
+    let hub_new = (e & NEW) != 0u;
+    for (var j = 0u; j < jp.per_hub; j++) {
+      let f = j_heads[u * jp.per_hub + j];
+      let w = f & ~NEW;
+      if (w >= jp.n || w == v || (!hub_new && (f & NEW) == 0u)) { continue; }
+      if (list_insert(o, width, dist(v, w), w | NEW)) { updates++; }
+    }
+  }
+  if (updates > 0u) { atomicAdd(&j_updates[0], updates); }
+}
+
+@compute @workgroup_size(WG)
+fn list_head(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+             @builtin(local_invocation_index) lid: u32) {
+  let i = linear_id(wid, nwg, lid);
+  if (i >= hp.count) { return; }
+  for (var j = 0u; j < hp.cols; j++) {
+    let e = h_in[i * hp.width + j];
+    h_out[i * hp.cols + j] = select(e, select(e & ~NEW, e, e == NO_VERTEX), hp.strip != 0u);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
 // greedy (traverse-add) and search share the read-only graph
 
 @group(0) @binding(9) var<storage, read> adj: array<u32>;
