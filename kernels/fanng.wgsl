@@ -30,13 +30,16 @@
 //   marked OLD) + extra[v - extra_row0, 0 .. extra_slots) (ids >= n, v itself and repeats skipped; distances
 //   computed), sorted by (d, id) into scratch. only_with_extra: vertices without a new candidate are marked
 //   done (left untouched).
+//   presorted: the candidates are extra's row with their distances (binding 14, f32, same shape), already
+//   sorted by (d, id), distinct and without v (kNN lists; the high bit of ids is ignored): loaded as they are.
 // Entry point prune_occlude: walks the sorted candidates; c is kept unless a kept u with d(v,u) < d(v,c) has
 //   d(u,c) < d(v,c) (the occlusion rule), up to R kept; pairs of two OLD candidates are not re-checked (the
 //   old row already obeys the rule). At most check_cap occlusion checks per dispatch plus those of one
 //   candidate (resumes between candidates); writes the row once all candidates are walked or R are kept.
 //   Both: 0 params uniform PruneParams   1..8 blocks   9 extra read u32 [rows x extra_slots]
 //   10 adj rw u32 [N x R]   11 lengths rw f32 [N x R]   12 degrees rw u32 [N]
-//   13 scratch rw u32 [(2C + 2R + 4) x count]   14 active rw atomic u32 [rounds]
+//   13 scratch rw u32 [(2C + 2R + 4) x count]   14 prune_sort: extra distances read f32 (presorted) or any
+//   buffer; prune_occlude: active rw atomic u32 [rounds]
 //   C >= R + extra_slots when merging, >= extra_slots otherwise.
 // Entry point greedy: walk p = (s, t): from u = s, move to the neighbour of u closest to t (by (d, id))
 //   while it is closer than u; stop[p] = NO_VERTEX once u reaches t, else the vertex where it got stuck.
@@ -198,6 +201,8 @@ struct PruneParams {
   extra_row0: u32,
   check_cap: u32,
   round: u32,
+  presorted: u32,
+  alpha2: f32,     // occlusion scale: u occludes c when alpha2 * d(u,c) < d(v,c) (1: FANNG's rule)
 }
 
 @group(0) @binding(0) var<uniform> pp: PruneParams;
@@ -207,6 +212,7 @@ struct PruneParams {
 @group(0) @binding(12) var<storage, read_write> p_deg: array<u32>;
 @group(0) @binding(13) var<storage, read_write> p_scratch: array<u32>;
 @group(0) @binding(14) var<storage, read_write> p_active: array<atomic<u32>>;
+@group(0) @binding(14) var<storage, read> p_extra_dist: array<f32>;
 
 // Prune scratch: candidate distances [0, C), candidate ids | OLD [C, 2C), kept distances [2C, 2C + R),
 // kept ids | OLD [2C + R, 2C + 2R), then the state: candidate count, next candidate, kept count, done.
@@ -256,6 +262,21 @@ fn prune_sort(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: v
   if (i >= pp.count) { return; }
   let v = pp.v0 + i;
   var n = 0u;
+  if (pp.presorted != 0u) {
+    // Candidates that are already sorted by (d, id) and distinct, with their distances (kNN lists): load.
+    let row = (v - pp.extra_row0) * pp.extra_slots;
+    for (var j = 0u; j < pp.extra_slots && n < C; j++) {
+      let c = p_extra[row + j] & ~OLD;
+      if (c >= pp.n || c == v) { continue; }
+      set_cand(n, p_extra_dist[row + j], c);
+      n++;
+    }
+    p_scratch[slot(P_ST)] = n;
+    p_scratch[slot(P_ST + 1u)] = 0u;
+    p_scratch[slot(P_ST + 2u)] = 0u;
+    p_scratch[slot(P_ST + 3u)] = 0u;
+    return;
+  }
   if (pp.merge != 0u) {
     let deg = min(p_deg[v], R);
     for (var e = 0u; e < deg; e++) {
@@ -311,7 +332,7 @@ fn prune_occlude(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg
         let ku = kept_v(u);
         if ((c & ku & OLD) == 0u) {
           checks_left = max(checks_left, 1u) - 1u;
-          if (dist(ku & ~OLD, c & ~OLD) < dc) {
+          if (pp.alpha2 * dist(ku & ~OLD, c & ~OLD) < dc) {
             occluded = true;
             open = false;
           }

@@ -122,6 +122,8 @@ export class FanngIndex implements Disposable {
     readonly buildOptions: FanngBuildOptions,
     /** Timings of the last build or refresh. */
     public stats: BuildStats,
+    /** Build order of the graph (refresh works in it; see lib/ann/build.ts). */
+    readonly buildOrder: Uint32Array,
   ) {
     this.#graph = graph;
     this.#entryBuf = GpuBuffer.fromArray(
@@ -166,7 +168,7 @@ export class FanngIndex implements Disposable {
       try {
         const built = await buildGraph(x, vectors, options);
         const graph = graphFromPadded(await built.graph.toPadded(), x.cols, built.entries);
-        return new FanngIndex(gpu, vectors, built.graph, graph, { ...options }, built.stats);
+        return new FanngIndex(gpu, vectors, built.graph, graph, { ...options }, built.stats, built.order);
       } catch (e) {
         vectors.destroy();
         throw e;
@@ -186,10 +188,18 @@ export class FanngIndex implements Disposable {
       using x = GpuBuffer.fromArray(this.gpu, data.data, [data.rows, data.cols]);
       return await this.refresh(x, options);
     }
+    if (data.shape.length !== 2 || data.rows !== this.size || data.cols !== this.dims) {
+      throw new ShapeError(
+        `refresh: vectors ${fmtShape(data.shape)} do not match the index's ${fmtShape([this.size, this.dims])}`,
+      );
+    }
     const batch = new CommandBatch(this.gpu, "fanng.refresh.vectors");
     await this.vectors.encodeCopy(batch, data);
     await batch.submit();
-    this.stats = await refreshGraph(this.vectors, this.gpuGraph, { ...this.buildOptions, ...options });
+    this.stats = await refreshGraph(data, this.vectors, this.gpuGraph, this.buildOrder, {
+      ...this.buildOptions,
+      ...options,
+    });
     this.#graph = graphFromPadded(await this.gpuGraph.toPadded(), this.dims, this.#graph.entries);
     return this;
   }
@@ -411,8 +421,15 @@ export class FanngIndex implements Disposable {
       await batch.submit();
     }
     const gpuGraph = GpuGraph.fromPadded(gpu, paddedFromGraph(graph));
-    const stats: BuildStats = { seconds: {}, traverseAddFailures: [], projectionDims: 0 };
-    return new FanngIndex(gpu, vectors, gpuGraph, graph, { maxDegree: graph.maxDegree }, stats);
+    const stats: BuildStats = {
+      seconds: {},
+      traverseAddFailures: [],
+      projectionDims: 0,
+      descentUpdates: [],
+      clusters: 0,
+    };
+    const order = Uint32Array.from({ length: graph.vertexCount }, (_, i) => i);
+    return new FanngIndex(gpu, vectors, gpuGraph, graph, { maxDegree: graph.maxDegree }, stats, order);
   }
 
   #check(): void {

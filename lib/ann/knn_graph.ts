@@ -303,17 +303,18 @@ export function reverseHubs(heads: Uint32Array, n: number, perHub: number, forwa
 }
 
 /**
- * Copies the first `cols` entries of every list row into `out` [n x cols] (kernels/fanng.wgsl `list_head`),
- * with NEW flags kept or stripped. Encoded into `batch`.
+ * Copies the first `cols` entries of every row of `src` [n x width] (list ids, or distances with `strip`
+ * off) into `out` [n x cols] (kernels/fanng.wgsl `list_head`), with the NEW flags of ids kept or stripped.
+ * Encoded into `batch`.
  */
-export async function encodeListHeads(
+export async function encodeListHeads<D extends "u32" | "f32">(
   batch: CommandBatch,
-  lists: KnnLists,
+  src: GpuBuffer<D>,
   cols: number,
   strip: boolean,
-  out: GpuBuffer<"u32">,
+  out: GpuBuffer<D>,
 ): Promise<void> {
-  const gpu = lists.gpu, n = lists.n, width = lists.width;
+  const gpu = src.gpu, n = src.rows, width = src.cols;
   if (cols > width || out.length < n * cols) {
     throw new ShapeError(`list heads: ${cols} columns of lists ${width} wide into ${out.length} words`);
   }
@@ -325,7 +326,7 @@ export async function encodeListHeads(
       pipeline,
       [
         batch.uniform([count, width, cols, strip ? 1 : 0]),
-        lists.ids.binding(s * width, count * width),
+        src.binding(s * width, count * width),
         out.binding(s * cols, count * cols),
       ],
       grid1d(gpu, Math.ceil(count / WG)),
@@ -334,11 +335,15 @@ export async function encodeListHeads(
   }
 }
 
-/** The list heads [n x cols] (caller owns them). */
-export async function listHeads(lists: KnnLists, cols: number, strip: boolean): Promise<GpuBuffer<"u32">> {
-  const out = GpuBuffer.zeros(lists.gpu, "u32", [lists.n, cols], "knn list heads");
-  const batch = new CommandBatch(lists.gpu, "fanng.list_head");
-  await encodeListHeads(batch, lists, cols, strip, out);
+/** The first `cols` entries of every row of `src` [n x width] (caller owns the result). */
+export async function listHeads<D extends "u32" | "f32">(
+  src: GpuBuffer<D>,
+  cols: number,
+  strip: boolean,
+): Promise<GpuBuffer<D>> {
+  const out = GpuBuffer.zeros(src.gpu, src.dtype, [src.rows, cols], "knn list heads");
+  const batch = new CommandBatch(src.gpu, "fanng.list_head");
+  await encodeListHeads(batch, src, cols, strip, out);
   await batch.submit();
   return out;
 }
@@ -357,7 +362,7 @@ export async function nnDescentIteration(
   checkDescent(o, width);
   if (vectors.rows !== n) throw new ShapeError(`NN-descent: ${vectors.rows} vectors for ${n} lists`);
   if (n < 2) return 0;
-  using heads = await listHeads(lists, o.perHub, false);
+  using heads = await listHeads(lists.ids, o.perHub, false);
   const rev = reverseHubs(await heads.read(), n, o.perHub, o.forward, o.reverse);
   const revWidth = Math.max(1, o.reverse);
   using revBuf = GpuBuffer.fromArray(gpu, o.reverse ? rev : new Uint32Array(n).fill(NO_VERTEX), [n, revWidth]);

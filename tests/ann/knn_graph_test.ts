@@ -115,7 +115,7 @@ Deno.test("list heads: first columns, NEW flags kept or stripped", async () => {
   }
   using lists = KnnLists.fromHost(gpu, h);
   for (const strip of [false, true]) {
-    using heads = await listHeads(lists, 4, strip);
+    using heads = await listHeads(lists.ids, 4, strip);
     const got = await heads.read();
     for (let v = 0; v < n; v++) {
       for (let j = 0; j < 4; j++) {
