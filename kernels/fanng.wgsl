@@ -411,6 +411,7 @@ struct HeadParams {
 @group(0) @binding(9) var<storage, read> j_heads: array<u32>;
 @group(0) @binding(10) var<storage, read> j_rev: array<u32>;
 @group(0) @binding(13) var<storage, read_write> j_updates: array<atomic<u32>>;
+@group(0) @binding(14) var<storage, read> j_block: array<u32>;
 @group(0) @binding(1) var<storage, read> h_in: array<u32>;
 @group(0) @binding(2) var<storage, read_write> h_out: array<u32>;
 @group(0) @binding(11) var<storage, read_write> l_ids: array<u32>;
@@ -473,6 +474,9 @@ fn nnd_join(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec
       l_ids[o + j] = select(e & ~NEW, e, e == NO_VERTEX);
     }
   }
+  // Vertices of v's partition block were all compared with v already (lib/ann/candidates.ts): skip them.
+  let block_lo = j_block[2u * i];
+  let block_hi = j_block[2u * i + 1u];
   var updates = 0u;
   for (var h = jp.hub0; h < jp.hub1; h++) {
     var e: u32;
@@ -487,7 +491,7 @@ fn nnd_join(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec
     for (var j = 0u; j < jp.per_hub; j++) {
       let f = j_heads[u * jp.per_hub + j];
       let w = f & ~NEW;
-      if (w >= jp.n || w == v || (!hub_new && (f & NEW) == 0u)) { continue; }
+      if (w >= jp.n || w == v || (!hub_new && (f & NEW) == 0u) || (w >= block_lo && w < block_hi)) { continue; }
       if (list_insert(o, width, dist(v, w), w | NEW)) { updates++; }
     }
   }

@@ -28,7 +28,14 @@ import { gatherRows } from "../ops/gather.ts";
 import { knnSqL2 } from "../ops/knn.ts";
 import { Progress } from "../util/progress.ts";
 import { Rng } from "../util/rng.ts";
-import { blockCandidates, type DescentSettings, partitionRows, refineLists, sampleIds } from "./candidates.ts";
+import {
+  blockCandidates,
+  type DescentSettings,
+  homeRanges,
+  partitionRows,
+  refineLists,
+  sampleIds,
+} from "./candidates.ts";
 import { reverseCandidates } from "./edges.ts";
 import { NO_VERTEX, type PaddedGraph } from "./graph.ts";
 import { GpuGraph } from "./gpu_graph.ts";
@@ -242,10 +249,20 @@ async function mergeReverseEdges(
   const n = graph.vertexCount;
   if (slots === 0 || n < 2) return;
   const r = graph.maxDegree;
-  const [adj, len, deg] = await Promise.all([graph.adjacency.read(), graph.lengths.read(), graph.degrees.read()]);
+  const [adj, len, deg] = await Promise.all([
+    graph.adjacency.read(),
+    graph.lengths.read(),
+    graph.degrees.read(),
+  ]);
   const extra = reverseCandidates(n, r, adj, len, deg, 0, slots);
   using extraBuf = GpuBuffer.fromArray(vectors.gpu, extra, [n, slots]);
-  await pruneChunked(vectors, graph, extraBuf, { merge: true, onlyWithExtra: true, start: 0, count: n, alpha });
+  await pruneChunked(vectors, graph, extraBuf, {
+    merge: true,
+    onlyWithExtra: true,
+    start: 0,
+    count: n,
+    alpha,
+  });
 }
 
 /** Reorders a padded graph from build ids to caller ids (order[i] = caller id of build vertex i). */
@@ -260,7 +277,9 @@ function unpermuteGraph(p: PaddedGraph, order: Uint32Array): PaddedGraph {
     // Equal lengths were ordered by build id: restore (length, caller id) order (equal lengths never occlude).
     idx.length = deg;
     for (let e = 0; e < deg; e++) idx[e] = e;
-    idx.sort((a, b) => p.lengths[o + a] - p.lengths[o + b] || order[p.adjacency[o + a]] - order[p.adjacency[o + b]]);
+    idx.sort((a, b) =>
+      p.lengths[o + a] - p.lengths[o + b] || order[p.adjacency[o + a]] - order[p.adjacency[o + b]]
+    );
     for (let e = 0; e < deg; e++) {
       adjacency[v * r + e] = order[p.adjacency[o + idx[e]]];
       lengths[v * r + e] = p.lengths[o + idx[e]];
@@ -453,7 +472,12 @@ export async function buildGraph(
       using lists = KnnLists.empty(gpu, n, o.candidates);
       await blockCandidates(b.rows, navBlocks, lists, part, phases.ticker("blocks"));
       phases.end("blocks");
-      await runDescent(navBlocks, lists, descent(o, o.descentIters), phases);
+      await runDescent(
+        navBlocks,
+        lists,
+        { ...descent(o, o.descentIters), compared: homeRanges(part) },
+        phases,
+      );
       if (nav === x) {
         graph = await graphFromLists(navBlocks, lists, o, walks, rng, phases, true);
       } else {
@@ -469,7 +493,12 @@ export async function buildGraph(
   }
   const entries = sampleIds(rng, n, o.entryCount);
   phases.bar.done();
-  return { graph, entries, stats: phases.stats, order: order ?? Uint32Array.from({ length: n }, (_, i) => i) };
+  return {
+    graph,
+    entries,
+    stats: phases.stats,
+    order: order ?? Uint32Array.from({ length: n }, (_, i) => i),
+  };
 }
 
 /**

@@ -124,6 +124,18 @@ export async function blockCandidates(
   }
 }
 
+/** Per build vertex, the range of its home cluster ([n x 2]): the vertices its block compared it with. */
+export function homeRanges(part: Partition): Uint32Array {
+  const out = new Uint32Array(2 * part.order.length);
+  for (let c = 0; c + 1 < part.offsets.length; c++) {
+    for (let b = part.offsets[c]; b < part.offsets[c + 1]; b++) {
+      out[2 * b] = part.offsets[c];
+      out[2 * b + 1] = part.offsets[c + 1];
+    }
+  }
+  return out;
+}
+
 /** NN-descent settings of a build. */
 export interface DescentSettings extends NnDescentOptions {
   /** Iterations at most. */

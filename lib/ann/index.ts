@@ -190,7 +190,9 @@ export class FanngIndex implements Disposable {
     }
     if (data.shape.length !== 2 || data.rows !== this.size || data.cols !== this.dims) {
       throw new ShapeError(
-        `refresh: vectors ${fmtShape(data.shape)} do not match the index's ${fmtShape([this.size, this.dims])}`,
+        `refresh: vectors ${fmtShape(data.shape)} do not match the index's ${
+          fmtShape([this.size, this.dims])
+        }`,
       );
     }
     const batch = new CommandBatch(this.gpu, "fanng.refresh.vectors");

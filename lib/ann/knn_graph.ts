@@ -68,7 +68,9 @@ export class KnnLists implements Disposable {
 
   /** Empty lists of `width` entries for `n` vertices. */
   static empty(gpu: Gpu, n: number, width: number): KnnLists {
-    if (!Number.isInteger(width) || width < 1) throw new UserError(`kNN list width must be >= 1, got ${width}`);
+    if (!Number.isInteger(width) || width < 1) {
+      throw new UserError(`kNN list width must be >= 1, got ${width}`);
+    }
     const ids = GpuBuffer.zeros(gpu, "u32", [n, width], "knn list ids");
     const dists = GpuBuffer.zeros(gpu, "f32", [n, width], "knn list dists");
     const step = Math.max(width, Math.floor((1 << 20) / width) * width);
@@ -270,6 +272,13 @@ export interface NnDescentOptions {
   perHub: number;
   /** Hubs per dispatch (default: from the adapter's loop budget; tests lower it). */
   hubsPerDispatch?: number;
+  /**
+   * [n x 2] per vertex a range [lo, hi) of vertices it was already compared with (its partition block,
+   * lib/ann/candidates.ts): pairs inside it are skipped. Those vertices are listed already or lost to the
+   * block's L nearest (up to near-ties at the L-th, which the block ranked by its own distance formula).
+   * Default: none.
+   */
+  compared?: Uint32Array;
 }
 
 function checkDescent(o: NnDescentOptions, width: number): void {
@@ -365,10 +374,15 @@ export async function nnDescentIteration(
   using heads = await listHeads(lists.ids, o.perHub, false);
   const rev = reverseHubs(await heads.read(), n, o.perHub, o.forward, o.reverse);
   const revWidth = Math.max(1, o.reverse);
-  using revBuf = GpuBuffer.fromArray(gpu, o.reverse ? rev : new Uint32Array(n).fill(NO_VERTEX), [n, revWidth]);
+  using comparedBuf = GpuBuffer.fromArray(gpu, comparedRanges(o, n), [n, 2]);
+  using revBuf = GpuBuffer.fromArray(gpu, o.reverse ? rev : new Uint32Array(n).fill(NO_VERTEX), [
+    n,
+    revWidth,
+  ]);
   using updates = GpuBuffer.zeros(gpu, "u32", [1], "nnd updates");
   const pipeline = await gpu.pipelines.get("fanng", "nnd_join", DEFINES);
-  const hubTrips = o.perHub * (distanceTrips(vectors.layout.count, vectors.layout.w4) + insertTrips(width) + 2);
+  const hubTrips = o.perHub *
+    (distanceTrips(vectors.layout.count, vectors.layout.w4) + insertTrips(width) + 2);
   const budget = loopBudget(gpu) - width - 64;
   if (hubTrips > budget) {
     throw new UserError(
@@ -379,7 +393,7 @@ export async function nnDescentIteration(
   const hubs = o.forward + o.reverse;
   const hubsPer = Math.max(1, o.hubsPerDispatch ?? Math.floor(budget / hubTrips));
   const blocks = vectors.bindings();
-  const step = rowsPerDispatch(gpu, width, revWidth);
+  const step = rowsPerDispatch(gpu, width, revWidth, 2);
   for (let s = 0; s < n; s += step) {
     const count = Math.min(step, n - s);
     const batch = new CommandBatch(gpu, "fanng.nnd_join");
@@ -409,6 +423,7 @@ export async function nnDescentIteration(
           lists.ids.binding(s * width, count * width),
           lists.dists.binding(s * width, count * width),
           updates,
+          comparedBuf.binding(2 * s, 2 * count),
         ],
         grid1d(gpu, Math.ceil(count / WG)),
         "fanng.nnd_join",
@@ -420,6 +435,15 @@ export async function nnDescentIteration(
   return (await updates.read())[0];
 }
 
+/** The compared ranges of the options, or empty ranges. */
+function comparedRanges(o: NnDescentOptions, n: number): Uint32Array {
+  if (!o.compared) return new Uint32Array(2 * n);
+  if (o.compared.length !== 2 * n) {
+    throw new ShapeError(`NN-descent: compared ranges hold ${o.compared.length} entries, expected ${2 * n}`);
+  }
+  return o.compared;
+}
+
 /** Plain-TS reference of {@link nnDescentIteration} (host lists updated in place). */
 export function nnDescentIterationRef(data: HostMatrix, lists: HostLists, o: NnDescentOptions): number {
   const n = lists.n, w = lists.width;
@@ -428,6 +452,7 @@ export function nnDescentIterationRef(data: HostMatrix, lists: HostLists, o: NnD
   const heads = new Uint32Array(n * o.perHub);
   for (let v = 0; v < n; v++) heads.set(lists.ids.subarray(v * w, v * w + o.perHub), v * o.perHub);
   const rev = reverseHubs(heads, n, o.perHub, o.forward, o.reverse);
+  const compared = comparedRanges(o, n);
   let updates = 0;
   for (let v = 0; v < n; v++) {
     for (let j = 0; j < w; j++) {
@@ -443,6 +468,7 @@ export function nnDescentIterationRef(data: HostMatrix, lists: HostLists, o: NnD
         const f = heads[u * o.perHub + j];
         const x = (f & ~NEW) >>> 0;
         if (x >= n || x === v || (!hubNew && (f & NEW) === 0)) continue;
+        if (x >= compared[2 * v] && x < compared[2 * v + 1]) continue;
         if (listInsertRef(lists, v, sqDistRows(data, v, data, x), (x | NEW) >>> 0)) updates++;
       }
     }

@@ -91,7 +91,9 @@ export async function prune(
   const dists = options.extraDistances;
   const alpha2 = occlusionScale(options.alpha);
   if (dists && (options.merge || dists.length !== extra.length)) {
-    throw new ShapeError(`prune: presorted candidate distances need merge off and extra's ${extra.length} entries`);
+    throw new ShapeError(
+      `prune: presorted candidate distances need merge off and extra's ${extra.length} entries`,
+    );
   }
   if (extra.shape.length !== 2 || start < row0 || start + count - row0 > extra.rows || start + count > n) {
     throw new ShapeError(
@@ -151,7 +153,9 @@ export async function prune(
         active,
       ];
       // prune_sort binds the presorted distances (any buffer when unused) where prune_occlude binds `active`.
-      if (round === 0) batch.dispatch(sortPipe, [...bind.slice(0, -1), dists ?? extra], groups, "fanng.prune_sort");
+      if (round === 0) {
+        batch.dispatch(sortPipe, [...bind.slice(0, -1), dists ?? extra], groups, "fanng.prune_sort");
+      }
       batch.dispatch(occludePipe, bind, groups, "fanng.prune_occlude");
       return Promise.resolve();
     }, { perSubmit: 2 });

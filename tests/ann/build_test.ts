@@ -16,7 +16,7 @@ import { NO_VERTEX, occlusionViolations, type PaddedGraph, validateGraph } from 
 import { prune, pruneRef } from "../../lib/ann/prune.ts";
 import { emptyHostLists, knnMergeRef, NEW } from "../../lib/ann/knn_graph.ts";
 import { partitionRows } from "../../lib/ann/candidates.ts";
-import { FanngIndex, type FanngBuildOptions } from "../../lib/ann/index.ts";
+import { type FanngBuildOptions, FanngIndex } from "../../lib/ann/index.ts";
 import { blobs, intMatrix, noGpuErrors, recallAt } from "./helpers.ts";
 
 const gpu = await getGpu();
@@ -73,7 +73,10 @@ Deno.test("prune: presorted kNN lists give the computed-candidate graph; alpha >
     pruneRef(data, wantPre, lists.ids, c, { merge: false, extraDistances: lists.dists });
     sameRows(wantPre, want, `reference presorted n=${n}`);
     using graph = new GpuGraph(gpu, n, r);
-    await noGpuErrors(gpu, () => prune(vectors, graph, ids, { merge: false, extraDistances: dists, checkCap: 5 }));
+    await noGpuErrors(
+      gpu,
+      () => prune(vectors, graph, ids, { merge: false, extraDistances: dists, checkCap: 5 }),
+    );
     sameRows(await graph.toPadded(), want, `GPU presorted n=${n}`);
     // Robust pruning keeps at least as many edges, identically on both sides, also when merging.
     for (const alpha of [1.3, 2]) {
@@ -114,8 +117,12 @@ Deno.test("partition: a permutation grouped by home cluster; every point a membe
     assert.equal(part.members.length, n * Math.min(overlap, k));
     for (let c = 0; c < k; c++) {
       const members = new Set(part.members.subarray(part.memberOffsets[c], part.memberOffsets[c + 1]));
-      for (let b = part.offsets[c]; b < part.offsets[c + 1]; b++) assert.ok(members.has(b), `home ${b} in ${c}`);
-      for (let b = part.offsets[c] + 1; b < part.offsets[c + 1]; b++) assert.ok(part.order[b - 1] < part.order[b]);
+      for (let b = part.offsets[c]; b < part.offsets[c + 1]; b++) {
+        assert.ok(members.has(b), `home ${b} in ${c}`);
+      }
+      for (let b = part.offsets[c] + 1; b < part.offsets[c + 1]; b++) {
+        assert.ok(part.order[b - 1] < part.order[b]);
+      }
     }
   }
 });

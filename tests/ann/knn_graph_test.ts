@@ -44,8 +44,8 @@ function assertSameLists(got: HostLists, want: HostLists, what: string): void {
   }
 }
 
-/** A random block: queries q0..q0+count-1, `cols` local results over a map of `base` vertices (with gaps). */
-function randomBlock(rng: Rng, n: number, q0: number, count: number, cols: number, base: number) {
+/** A random block of `count` queries: `cols` local results over a map of `base` vertices (with gaps). */
+function randomBlock(rng: Rng, n: number, count: number, cols: number, base: number) {
   const map = Uint32Array.from({ length: base }, () => (rng.int(10) === 0 ? n + rng.int(3) : rng.int(n)));
   const results = Uint32Array.from({ length: count * cols }, () => {
     const r = rng.int(12);
@@ -65,7 +65,7 @@ async function mergeBoth(
   cols: number,
   colsPerDispatch?: number,
 ): Promise<void> {
-  const { map, results } = randomBlock(rng, data.rows, q0, count, cols, 1 + rng.int(40));
+  const { map, results } = randomBlock(rng, data.rows, count, cols, 1 + rng.int(40));
   using mapBuf = GpuBuffer.fromArray(gpu, map);
   using resBuf = GpuBuffer.fromArray(gpu, results, [count, cols]);
   await noGpuErrors(gpu, async () => {
@@ -135,6 +135,16 @@ function randomLists(rng: Rng, data: HostMatrix, width: number, seeds: number): 
   return l;
 }
 
+/** Ranges of consecutive blocks of `size` vertices, as the partition gives them. */
+function comparedBlocks(n: number, size: number): Uint32Array {
+  const out = new Uint32Array(2 * n);
+  for (let v = 0; v < n; v++) {
+    out[2 * v] = v - (v % size);
+    out[2 * v + 1] = Math.min(n, v - (v % size) + size);
+  }
+  return out;
+}
+
 Deno.test("NN-descent iteration: GPU matches the reference (sizes 1, 2, primes; blocks; split hubs)", async () => {
   const rng = new Rng(13);
   const cases: [number, number, number, NnDescentOptions, BlockLayout | undefined][] = [
@@ -143,6 +153,7 @@ Deno.test("NN-descent iteration: GPU matches the reference (sizes 1, 2, primes; 
     [67, 5, 8, { forward: 4, reverse: 4, perHub: 6, hubsPerDispatch: 3 }, undefined],
     [263, 9, 10, { forward: 5, reverse: 0, perHub: 5 }, { count: 2, w4: 2 }],
     [401, 1, 6, { forward: 3, reverse: 5, perHub: 4, hubsPerDispatch: 1 }, undefined], // D = 1: ties
+    [150, 4, 7, { forward: 5, reverse: 3, perHub: 6, compared: comparedBlocks(150, 37) }, undefined],
   ];
   for (const [n, d, width, o, layout] of cases) {
     const data = intMatrix(rng, n, d, 16);
