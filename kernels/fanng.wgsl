@@ -391,6 +391,7 @@ struct JoinParams {
   fwd: u32,        // forward hubs S (<= L)
   rev_width: u32,  // reverse hubs SR
   per_hub: u32,    // head entries S2 read from each hub
+  rev_offer: u32,  // reverse entries of each hub offered too (<= rev_width)
   hub0: u32,       // hubs hub0 .. hub1 - 1 in this dispatch (forward first, then reverse)
   hub1: u32,
   first: u32,      // 1: clear the NEW flags of the row first
@@ -483,13 +484,19 @@ fn nnd_join(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec
     if (h < jp.fwd) {
       e = j_heads[v * jp.per_hub + h];
     } else {
-      e = j_rev[i * jp.rev_width + (h - jp.fwd)];
+      e = j_rev[v * jp.rev_width + (h - jp.fwd)];
     }
     let u = e & ~NEW;
     if (u >= jp.n) { continue; }
     let hub_new = (e & NEW) != 0u;
-    for (var j = 0u; j < jp.per_hub; j++) {
-      let f = j_heads[u * jp.per_hub + j];
+    // The hub's head entries, then its reverse entries.
+    for (var j = 0u; j < jp.per_hub + jp.rev_offer; j++) {
+      var f: u32;
+      if (j < jp.per_hub) {
+        f = j_heads[u * jp.per_hub + j];
+      } else {
+        f = j_rev[u * jp.rev_width + (j - jp.per_hub)];
+      }
       let w = f & ~NEW;
       if (w >= jp.n || w == v || (!hub_new && (f & NEW) == 0u) || (w >= block_lo && w < block_hi)) { continue; }
       if (list_insert(o, width, dist(v, w), w | NEW)) { updates++; }

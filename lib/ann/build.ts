@@ -30,16 +30,19 @@ import { Progress } from "../util/progress.ts";
 import { Rng } from "../util/rng.ts";
 import {
   blockCandidates,
+  blockRecallEstimate,
   type DescentSettings,
   homeRanges,
+  offerRows,
   partitionRows,
+  randomSeeds,
   refineLists,
   sampleIds,
 } from "./candidates.ts";
 import { reverseCandidates } from "./edges.ts";
 import { NO_VERTEX, type PaddedGraph } from "./graph.ts";
 import { GpuGraph } from "./gpu_graph.ts";
-import { encodeKnnMerge, KnnLists, listHeads } from "./knn_graph.ts";
+import { KnnLists, listHeads } from "./knn_graph.ts";
 import { principalSubspace, projectRows } from "./pca.ts";
 import { type Presorted, prune, type PruneOptions } from "./prune.ts";
 import { traverseAdd } from "./traverse_add.ts";
@@ -49,7 +52,7 @@ import { VectorBlocks } from "./vectors.ts";
 export interface FanngBuildOptions {
   /** Maximum out-degree R (default 32). */
   maxDegree?: number;
-  /** Candidates per vertex: the kNN list length and the pool offered to the occlusion rule (default 64; 1..128). */
+  /** Candidates per vertex: the kNN list length and the pool offered to the occlusion rule (default maxDegree; 1..128). */
   candidates?: number;
   /** Reverse-edge candidates merged per vertex after pruning (default maxDegree; 0 disables). */
   reverseEdges?: number;
@@ -65,6 +68,14 @@ export interface FanngBuildOptions {
   refreshTraverseAddIters?: number;
   /** N at or below which candidates are exact (one fused kNN over all points; default 4096). */
   exactLimit?: number;
+  /**
+   * When the partition's blocks would find fewer than this fraction of the true 10 nearest (estimated on
+   * 256 points; default 0.5: data without cluster structure, e.g. random 64-d vectors) and N <=
+   * `exactFallback`, the candidates are exact instead.
+   */
+  minBlockRecall?: number;
+  /** Largest N of the exact fallback (default 200,000; exact kNN costs N^2 distances). */
+  exactFallback?: number;
   /** Points per partition cluster (default 1024): exact kNN runs within clusters of about this size. */
   clusterSize?: number;
   /** Clusters each point is a member of (default 2): its nearest centroids; more finds more border neighbours. */
@@ -102,7 +113,7 @@ export type ResolvedBuildOptions = Required<FanngBuildOptions>;
 
 /** Fills in the defaults for N points and checks ranges. */
 export function resolveBuildOptions(o: FanngBuildOptions, n: number): ResolvedBuildOptions {
-  const maxDegree = o.maxDegree ?? 32, candidates = o.candidates ?? 64;
+  const maxDegree = o.maxDegree ?? 32, candidates = o.candidates ?? maxDegree;
   const perHub = o.descentPerHub ?? Math.min(12, candidates);
   const r: ResolvedBuildOptions = {
     maxDegree,
@@ -112,6 +123,8 @@ export function resolveBuildOptions(o: FanngBuildOptions, n: number): ResolvedBu
     traverseAddIters: o.traverseAddIters ?? 0,
     refreshTraverseAddIters: o.refreshTraverseAddIters ?? 0,
     exactLimit: o.exactLimit ?? 4096,
+    minBlockRecall: o.minBlockRecall ?? 0.5,
+    exactFallback: o.exactFallback ?? 200000,
     clusterSize: o.clusterSize ?? 1024,
     clusterOverlap: o.clusterOverlap ?? 2,
     clusterSample: o.clusterSample ?? 32,
@@ -138,6 +151,7 @@ export function resolveBuildOptions(o: FanngBuildOptions, n: number): ResolvedBu
   int("candidates", 1, 128);
   int("reverseEdges", 0, 64);
   int("exactLimit", 1, 1 << 20);
+  int("exactFallback", 0, 1 << 30);
   int("clusterSize", 16, 1 << 20);
   int("clusterOverlap", 1, 8);
   int("clusterSample", 1, 1024);
@@ -153,7 +167,9 @@ export function resolveBuildOptions(o: FanngBuildOptions, n: number): ResolvedBu
   if (!(r.alpha >= 1) || !Number.isFinite(r.alpha)) {
     throw new UserError(`FANNG build option alpha must be a finite number >= 1, got ${r.alpha}`);
   }
-  for (const name of ["traverseAddIters", "refreshTraverseAddIters", "descentStop"] as const) {
+  for (
+    const name of ["traverseAddIters", "refreshTraverseAddIters", "descentStop", "minBlockRecall"] as const
+  ) {
     if (!(r[name] >= 0) || !Number.isFinite(r[name])) {
       throw new UserError(`FANNG build option ${name} must be a finite number >= 0, got ${r[name]}`);
     }
@@ -177,6 +193,8 @@ export interface BuildStats {
   descentUpdates: number[];
   /** Partition clusters (0 for exact candidates and refresh). */
   clusters: number;
+  /** Estimated recall@10 of the partition's blocks (-1 when no partition was made). */
+  blockRecall: number;
 }
 
 /** A built graph with its fixed entry points and its build order (see FanngIndex.refresh). */
@@ -196,6 +214,7 @@ class Phases {
     projectionDims: 0,
     descentUpdates: [],
     clusters: 0,
+    blockRecall: -1,
   };
   readonly bar: Progress;
   #t = performance.now();
@@ -425,13 +444,17 @@ async function exactGraph(
   walks: number,
   rng: Rng,
   phases: Phases,
+  /** Progress units per point of the candidate search. */
+  units = 1,
 ): Promise<GpuGraph> {
   const n = x.rows;
   if (n < 2) return new GpuGraph(vectors.gpu, n, o.maxDegree);
-  const knn = await knnSqL2(x, x, Math.min(o.candidates, n - 1), { excludeSelf: true });
+  const tick = phases.ticker("exact candidates");
+  const knn = await knnSqL2(x, x, Math.min(o.candidates, n - 1), { excludeSelf: true }, {
+    onProgress: (rows) => tick(rows * units),
+  });
   knn.distances.destroy();
   using cand = knn.indices;
-  phases.bar.tick(n, "candidates");
   phases.end("candidates");
   return await graphFromLists(vectors, cand, o, walks, rng, phases);
 }
@@ -459,30 +482,38 @@ export async function buildGraph(
     graph = await exactGraph(x, vectors, o, walks, rng, phases);
   } else {
     const nav = await navigationRows(x, o, rng, phases);
+    let fallback = false;
     try {
       const clusters = Math.max(1, Math.round(n / o.clusterSize));
       phases.bar.status("partition");
       const part = await partitionRows(nav, clusters, o.clusterOverlap, clusters * o.clusterSample, rng);
-      order = part.order;
       phases.stats.clusters = clusters;
+      phases.stats.blockRecall = await blockRecallEstimate(nav, part, sampleIds(rng, n, 256), 10);
       phases.end("partition");
-      const b = await inBuildOrder(nav, order);
-      using _rows = b.rows;
-      using navBlocks = b.blocks;
-      using lists = KnnLists.empty(gpu, n, o.candidates);
-      await blockCandidates(b.rows, navBlocks, lists, part, phases.ticker("blocks"));
-      phases.end("blocks");
-      await runDescent(
-        navBlocks,
-        lists,
-        { ...descent(o, o.descentIters), compared: homeRanges(part) },
-        phases,
-      );
-      if (nav === x) {
-        graph = await graphFromLists(navBlocks, lists, o, walks, rng, phases, true);
+      fallback = phases.stats.blockRecall < o.minBlockRecall && n <= o.exactFallback;
+      if (fallback) {
+        graph = await exactGraph(x, vectors, o, walks, rng, phases, 1 + o.descentIters);
       } else {
-        using trueBlocks = await blocksInBuildOrder(x, order);
-        graph = await graphFromLists(trueBlocks, lists, o, walks, rng, phases);
+        order = part.order;
+        const b = await inBuildOrder(nav, order);
+        using _rows = b.rows;
+        using navBlocks = b.blocks;
+        using lists = KnnLists.empty(gpu, n, o.candidates);
+        await blockCandidates(b.rows, navBlocks, lists, part, phases.ticker("blocks"));
+        await randomSeeds(navBlocks, lists, 2, rng);
+        phases.end("blocks");
+        await runDescent(
+          navBlocks,
+          lists,
+          { ...descent(o, o.descentIters), compared: homeRanges(part) },
+          phases,
+        );
+        if (nav === x) {
+          graph = await graphFromLists(navBlocks, lists, o, walks, rng, phases, true);
+        } else {
+          using trueBlocks = await blocksInBuildOrder(x, order);
+          graph = await graphFromLists(trueBlocks, lists, o, walks, rng, phases);
+        }
       }
     } finally {
       if (nav !== x) nav.destroy();
@@ -538,11 +569,7 @@ export async function refreshGraph(
           const v = order[i];
           for (let e = 0; e < Math.min(deg[v], r); e++) seeds[i * r + e] = rank[adj[v * r + e]];
         }
-        using seedBuf = GpuBuffer.fromArray(gpu, seeds, [n, r]);
-        using identity = GpuBuffer.fromArray(gpu, Uint32Array.from({ length: n }, (_, i) => i));
-        const batch = new CommandBatch(gpu, "fanng.refresh seeds");
-        await encodeKnnMerge(batch, navBlocks, lists, { q0: 0, count: n, results: seedBuf, map: identity });
-        await batch.submit();
+        await offerRows(navBlocks, lists, seeds);
         phases.bar.tick(n, "seeds");
         phases.end("seeds");
       }

@@ -124,6 +124,50 @@ export async function blockCandidates(
   }
 }
 
+/**
+ * The recall the blocks can reach, estimated on `sample` rows (caller ids) of `x`: the fraction of each
+ * one's true `k` nearest others that are members of its home cluster (one fused kNN of the sample).
+ */
+export async function blockRecallEstimate(
+  x: GpuBuffer<"f32">,
+  part: Partition,
+  sample: Uint32Array,
+  k: number,
+): Promise<number> {
+  const n = x.rows, kk = Math.min(k + 1, n);
+  if (n < 2 || sample.length === 0) return 1;
+  using idx = GpuBuffer.fromArray(x.gpu, sample);
+  using rows = await gatherRows(x, idx);
+  using knn = await knnSqL2(rows, x, kk);
+  const near = await knn.indices.read();
+  const rank = new Uint32Array(n);
+  part.order.forEach((v, b) => (rank[v] = b));
+  const clusters = part.offsets.length - 1;
+  /** Index of the last entry <= key in the ascending a[lo, hi), or lo - 1. */
+  const search = (a: Uint32Array, lo: number, hi: number, key: number) => {
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (a[mid] <= key) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo - 1;
+  };
+  let hit = 0, total = 0;
+  sample.forEach((v, i) => {
+    const c = search(part.offsets, 0, clusters, rank[v]);
+    const m0 = part.memberOffsets[c], m1 = part.memberOffsets[c + 1];
+    for (let j = 0, taken = 0; j < kk && taken < k; j++) {
+      const w = near[i * kk + j];
+      if (w === v || w >= n) continue;
+      taken++;
+      total++;
+      const at = search(part.members, m0, m1, rank[w]);
+      if (at >= m0 && part.members[at] === rank[w]) hit++;
+    }
+  });
+  return total ? hit / total : 1;
+}
+
 /** Per build vertex, the range of its home cluster ([n x 2]): the vertices its block compared it with. */
 export function homeRanges(part: Partition): Uint32Array {
   const out = new Uint32Array(2 * part.order.length);
@@ -134,6 +178,31 @@ export function homeRanges(part: Partition): Uint32Array {
     }
   }
   return out;
+}
+
+/**
+ * Offers vertex v the vertices in row v of `rows` [n x width] (NO_VERTEX: none), at their distances: each
+ * is inserted where the list has room or it is nearer than the list's last entry.
+ */
+export async function offerRows(vectors: VectorBlocks, lists: KnnLists, rows: Uint32Array): Promise<void> {
+  const n = lists.n;
+  if (n === 0 || rows.length === 0) return;
+  using rowBuf = GpuBuffer.fromArray(vectors.gpu, rows, [n, rows.length / n]);
+  using identity = GpuBuffer.fromArray(vectors.gpu, Uint32Array.from({ length: n }, (_, i) => i));
+  const batch = new CommandBatch(vectors.gpu, "fanng.offer");
+  await encodeKnnMerge(batch, vectors, lists, { q0: 0, count: n, results: rowBuf, map: identity });
+  await batch.submit();
+}
+
+/** Offers every vertex `count` random others: a vertex of a tiny cluster gets hubs for NN-descent. */
+export async function randomSeeds(
+  vectors: VectorBlocks,
+  lists: KnnLists,
+  count: number,
+  rng: Rng,
+): Promise<void> {
+  if (lists.n < 2) return;
+  await offerRows(vectors, lists, Uint32Array.from({ length: lists.n * count }, () => rng.int(lists.n)));
 }
 
 /** NN-descent settings of a build. */

@@ -429,6 +429,7 @@ export class FanngIndex implements Disposable {
       projectionDims: 0,
       descentUpdates: [],
       clusters: 0,
+      blockRecall: -1,
     };
     const order = Uint32Array.from({ length: graph.vertexCount }, (_, i) => i);
     return new FanngIndex(gpu, vectors, gpuGraph, graph, { maxDegree: graph.maxDegree }, stats, order);

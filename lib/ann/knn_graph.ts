@@ -270,6 +270,8 @@ export interface NnDescentOptions {
   reverse: number;
   /** Entries of a hub's list offered to the vertex (<= list width). */
   perHub: number;
+  /** Reverse neighbours of a hub offered to the vertex too (<= reverse; default reverse: a full local join). */
+  reverseOffer?: number;
   /** Hubs per dispatch (default: from the adapter's loop budget; tests lower it). */
   hubsPerDispatch?: number;
   /**
@@ -282,10 +284,15 @@ export interface NnDescentOptions {
 }
 
 function checkDescent(o: NnDescentOptions, width: number): void {
-  if (!(o.perHub >= 1 && o.perHub <= width && o.forward >= 0 && o.forward <= o.perHub && o.reverse >= 0)) {
+  const offer = o.reverseOffer ?? o.reverse;
+  if (
+    !(o.perHub >= 1 && o.perHub <= width && o.forward >= 0 && o.forward <= o.perHub && o.reverse >= 0 &&
+      offer >= 0 && offer <= o.reverse)
+  ) {
     throw new UserError(
-      `NN-descent needs 1 <= perHub <= list width (${width}) and 0 <= forward <= perHub; got perHub ` +
-        `${o.perHub}, forward ${o.forward}, reverse ${o.reverse}`,
+      `NN-descent needs 1 <= perHub <= list width (${width}), 0 <= forward <= perHub and ` +
+        `0 <= reverseOffer <= reverse; got perHub ${o.perHub}, forward ${o.forward}, reverse ${o.reverse}, ` +
+        `reverseOffer ${offer}`,
     );
   }
 }
@@ -381,19 +388,22 @@ export async function nnDescentIteration(
   ]);
   using updates = GpuBuffer.zeros(gpu, "u32", [1], "nnd updates");
   const pipeline = await gpu.pipelines.get("fanng", "nnd_join", DEFINES);
-  const hubTrips = o.perHub *
+  const offer = o.reverseOffer ?? o.reverse;
+  const hubTrips = (o.perHub + offer) *
     (distanceTrips(vectors.layout.count, vectors.layout.w4) + insertTrips(width) + 2);
   const budget = loopBudget(gpu) - width - 64;
   if (hubTrips > budget) {
     throw new UserError(
-      `NN-descent: ${o.perHub} entries per hub over ${vectors.dims}-d vectors exceed what this adapter runs ` +
+      `NN-descent: ${
+        o.perHub + offer
+      } entries per hub over ${vectors.dims}-d vectors exceed what this adapter runs ` +
         `in one dispatch; use a smaller perHub or list width`,
     );
   }
   const hubs = o.forward + o.reverse;
   const hubsPer = Math.max(1, o.hubsPerDispatch ?? Math.floor(budget / hubTrips));
   const blocks = vectors.bindings();
-  const step = rowsPerDispatch(gpu, width, revWidth, 2);
+  const step = rowsPerDispatch(gpu, width, 2);
   for (let s = 0; s < n; s += step) {
     const count = Math.min(step, n - s);
     const batch = new CommandBatch(gpu, "fanng.nnd_join");
@@ -408,6 +418,7 @@ export async function nnDescentIteration(
         o.forward,
         revWidth,
         o.perHub,
+        offer,
         h0,
         Math.min(hubs, h0 + hubsPer),
         h0 === 0 ? 1 : 0,
@@ -419,7 +430,7 @@ export async function nnDescentIteration(
           ...blocks,
           ...blocks,
           heads,
-          revBuf.binding(s * revWidth, count * revWidth),
+          revBuf,
           lists.ids.binding(s * width, count * width),
           lists.dists.binding(s * width, count * width),
           updates,
@@ -453,6 +464,7 @@ export function nnDescentIterationRef(data: HostMatrix, lists: HostLists, o: NnD
   for (let v = 0; v < n; v++) heads.set(lists.ids.subarray(v * w, v * w + o.perHub), v * o.perHub);
   const rev = reverseHubs(heads, n, o.perHub, o.forward, o.reverse);
   const compared = comparedRanges(o, n);
+  const offer = o.reverseOffer ?? o.reverse;
   let updates = 0;
   for (let v = 0; v < n; v++) {
     for (let j = 0; j < w; j++) {
@@ -464,8 +476,8 @@ export function nnDescentIterationRef(data: HostMatrix, lists: HostLists, o: NnD
       const u = (e & ~NEW) >>> 0;
       if (u >= n) continue;
       const hubNew = (e & NEW) !== 0;
-      for (let j = 0; j < o.perHub; j++) {
-        const f = heads[u * o.perHub + j];
+      for (let j = 0; j < o.perHub + offer; j++) {
+        const f = j < o.perHub ? heads[u * o.perHub + j] : rev[u * o.reverse + j - o.perHub];
         const x = (f & ~NEW) >>> 0;
         if (x >= n || x === v || (!hubNew && (f & NEW) === 0)) continue;
         if (x >= compared[2 * v] && x < compared[2 * v + 1]) continue;

@@ -151,6 +151,7 @@ Deno.test("NN-descent iteration: GPU matches the reference (sizes 1, 2, primes; 
     [1, 3, 4, { forward: 2, reverse: 2, perHub: 3 }, undefined],
     [2, 2, 3, { forward: 2, reverse: 1, perHub: 2 }, undefined],
     [67, 5, 8, { forward: 4, reverse: 4, perHub: 6, hubsPerDispatch: 3 }, undefined],
+    [89, 3, 6, { forward: 3, reverse: 4, perHub: 5, reverseOffer: 2 }, undefined],
     [263, 9, 10, { forward: 5, reverse: 0, perHub: 5 }, { count: 2, w4: 2 }],
     [401, 1, 6, { forward: 3, reverse: 5, perHub: 4, hubsPerDispatch: 1 }, undefined], // D = 1: ties
     [150, 4, 7, { forward: 5, reverse: 3, perHub: 6, compared: comparedBlocks(150, 37) }, undefined],
