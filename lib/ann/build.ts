@@ -24,7 +24,7 @@ import { UserError } from "../errors.ts";
 import { GpuBuffer } from "../gpu/buffer.ts";
 import type { Gpu } from "../gpu/device.ts";
 import { CommandBatch } from "../gpu/dispatch.ts";
-import { gatherRows } from "../ops/gather.ts";
+import { encodeGatherRows, gatherRows } from "../ops/gather.ts";
 import { knnSqL2 } from "../ops/knn.ts";
 import { Progress } from "../util/progress.ts";
 import { Rng } from "../util/rng.ts";
@@ -120,8 +120,8 @@ export function resolveBuildOptions(o: FanngBuildOptions, n: number): ResolvedBu
     candidates,
     reverseEdges: o.reverseEdges ?? maxDegree,
     alpha: o.alpha ?? 1,
-    traverseAddIters: o.traverseAddIters ?? 0,
-    refreshTraverseAddIters: o.refreshTraverseAddIters ?? 0,
+    traverseAddIters: o.traverseAddIters ?? 0.5,
+    refreshTraverseAddIters: o.refreshTraverseAddIters ?? 0.25,
     exactLimit: o.exactLimit ?? 4096,
     minBlockRecall: o.minBlockRecall ?? 0.5,
     exactFallback: o.exactFallback ?? 200000,
@@ -388,17 +388,33 @@ async function navigationRows(
   return projected;
 }
 
-/** `rows` permuted to build order, as a row-major matrix and as blocks (caller owns both). */
+/**
+ * `rows` permuted to build order, as a row-major matrix and as blocks (caller owns both). Gathered in row
+ * chunks that each fit one binding (the whole matrix may not).
+ */
 async function inBuildOrder(
   rows: GpuBuffer<"f32">,
   order: Uint32Array,
 ): Promise<{ rows: GpuBuffer<"f32">; blocks: VectorBlocks }> {
-  using perm = GpuBuffer.fromArray(rows.gpu, order);
-  const permuted = await gatherRows(rows, perm);
-  const batch = new CommandBatch(rows.gpu, "fanng.build order");
-  const blocks = await VectorBlocks.encodeFrom(batch, permuted);
-  await batch.submit();
-  return { rows: permuted, blocks };
+  const gpu = rows.gpu;
+  const permuted = GpuBuffer.zeros(gpu, "f32", [order.length, rows.cols], "fanng build order rows");
+  try {
+    for (const chunk of permuted.rowChunks()) {
+      using idx = GpuBuffer.fromArray(gpu, order.subarray(chunk.rowStart, chunk.rowStart + chunk.rows));
+      const batch = new CommandBatch(gpu, "fanng.build order");
+      const part = await encodeGatherRows(batch, rows, idx);
+      batch.copy(part, 0, permuted, chunk.rowStart * rows.cols, chunk.rows * rows.cols);
+      batch.release(part);
+      await batch.submit();
+    }
+    const batch = new CommandBatch(gpu, "fanng.build order");
+    const blocks = await VectorBlocks.encodeFrom(batch, permuted);
+    await batch.submit();
+    return { rows: permuted, blocks };
+  } catch (e) {
+    permuted.destroy();
+    throw e;
+  }
 }
 
 /** `rows` permuted to build order, as blocks only (caller owns them). */

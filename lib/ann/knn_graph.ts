@@ -120,7 +120,7 @@ function rowAlign(gpu: Gpu, width: number): number {
 }
 
 /** The first row at or below `v` whose row offset in a [* x width] u32 array can start a binding. */
-function alignedRow(gpu: Gpu, v: number, width: number): number {
+export function alignedRow(gpu: Gpu, v: number, width: number): number {
   const a = rowAlign(gpu, width);
   return v - (v % a);
 }

@@ -17,6 +17,7 @@ import { before, sqDistRows } from "./distance_ref.ts";
 import { NO_VERTEX, type PaddedGraph } from "./graph.ts";
 import type { GpuGraph } from "./gpu_graph.ts";
 import { distanceTrips, loopBudget, runRounds } from "./rounds.ts";
+import { alignedRow } from "./knn_graph.ts";
 import type { VectorBlocks } from "./vectors.ts";
 
 /** Which vertices are pruned and how. */
@@ -123,6 +124,10 @@ export async function prune(
   const blocks = vectors.bindings();
   for (let s0 = start; s0 < start + count; s0 += per) {
     const m = Math.min(per, start + count - s0);
+    // Bind only the candidate rows of this dispatch (from an aligned row a), so `extra` may exceed a binding.
+    const a = slots ? alignedRow(gpu, s0 - row0, slots) : 0;
+    const rows = slots ? s0 - row0 + m - a : extra.rows;
+    const extraRows = extra.binding(a * slots, rows * slots);
     const params = (batch: CommandBatch, round: number) =>
       batch.uniform([
         n,
@@ -133,7 +138,7 @@ export async function prune(
         slots,
         options.merge ? 1 : 0,
         options.onlyWithExtra ? 1 : 0,
-        row0,
+        row0 + a,
         checkCap,
         round,
         dists ? 1 : 0,
@@ -145,7 +150,7 @@ export async function prune(
         params(batch, round),
         ...blocks,
         ...blocks,
-        extra,
+        extraRows,
         graph.adjacency,
         graph.lengths,
         graph.degrees,
@@ -154,7 +159,8 @@ export async function prune(
       ];
       // prune_sort binds the presorted distances (any buffer when unused) where prune_occlude binds `active`.
       if (round === 0) {
-        batch.dispatch(sortPipe, [...bind.slice(0, -1), dists ?? extra], groups, "fanng.prune_sort");
+        const distRows = dists ? dists.binding(a * slots, rows * slots) : extraRows;
+        batch.dispatch(sortPipe, [...bind.slice(0, -1), distRows], groups, "fanng.prune_sort");
       }
       batch.dispatch(occludePipe, bind, groups, "fanng.prune_occlude");
       return Promise.resolve();
