@@ -30,14 +30,14 @@ import { Progress } from "../util/progress.ts";
 import { Rng } from "../util/rng.ts";
 import {
   blockCandidates,
-  blockRecallEstimate,
+  choosePartition,
   type DescentSettings,
   homeRanges,
   offerRows,
-  partitionRows,
   randomSeeds,
   refineLists,
   sampleIds,
+  sampleNeighbours,
 } from "./candidates.ts";
 import { reverseCandidates } from "./edges.ts";
 import { NO_VERTEX, type PaddedGraph } from "./graph.ts";
@@ -76,8 +76,19 @@ export interface FanngBuildOptions {
   minBlockRecall?: number;
   /** Largest N of the exact fallback (default 200,000; exact kNN costs N^2 distances). */
   exactFallback?: number;
-  /** Points per partition cluster (default 1024): exact kNN runs within clusters of about this size. */
+  /**
+   * Smallest points per partition cluster (default 1024): exact kNN runs within clusters of about this size.
+   * The partition starts at `maxClusterSize` and halves the size while the estimated block recall stays at
+   * or above `blockRecallTarget`.
+   */
   clusterSize?: number;
+  /** Largest points per partition cluster (default 8192). */
+  maxClusterSize?: number;
+  /**
+   * Estimated recall@10 of the blocks the partition must keep (default 0.8; estimated on 256 points: the
+   * fraction of their true 10 nearest that are members of their home cluster).
+   */
+  blockRecallTarget?: number;
   /** Clusters each point is a member of (default 2): its nearest centroids; more finds more border neighbours. */
   clusterOverlap?: number;
   /** Rows of the k-means sample, per cluster (default 32). */
@@ -126,6 +137,8 @@ export function resolveBuildOptions(o: FanngBuildOptions, n: number): ResolvedBu
     minBlockRecall: o.minBlockRecall ?? 0.5,
     exactFallback: o.exactFallback ?? 200000,
     clusterSize: o.clusterSize ?? 1024,
+    maxClusterSize: o.maxClusterSize ?? 8192,
+    blockRecallTarget: o.blockRecallTarget ?? 0.8,
     clusterOverlap: o.clusterOverlap ?? 2,
     clusterSample: o.clusterSample ?? 32,
     descentIters: o.descentIters ?? 3,
@@ -153,6 +166,7 @@ export function resolveBuildOptions(o: FanngBuildOptions, n: number): ResolvedBu
   int("exactLimit", 1, 1 << 20);
   int("exactFallback", 0, 1 << 30);
   int("clusterSize", 16, 1 << 20);
+  int("maxClusterSize", 16, 1 << 20);
   int("clusterOverlap", 1, 8);
   int("clusterSample", 1, 1024);
   int("descentIters", 0, 64);
@@ -167,9 +181,14 @@ export function resolveBuildOptions(o: FanngBuildOptions, n: number): ResolvedBu
   if (!(r.alpha >= 1) || !Number.isFinite(r.alpha)) {
     throw new UserError(`FANNG build option alpha must be a finite number >= 1, got ${r.alpha}`);
   }
-  for (
-    const name of ["traverseAddIters", "refreshTraverseAddIters", "descentStop", "minBlockRecall"] as const
-  ) {
+  const fractions = [
+    "traverseAddIters",
+    "refreshTraverseAddIters",
+    "descentStop",
+    "minBlockRecall",
+    "blockRecallTarget",
+  ] as const;
+  for (const name of fractions) {
     if (!(r[name] >= 0) || !Number.isFinite(r[name])) {
       throw new UserError(`FANNG build option ${name} must be a finite number >= 0, got ${r[name]}`);
     }
@@ -442,9 +461,10 @@ async function runDescent(
   settings: DescentSettings,
   phases: Phases,
 ): Promise<void> {
-  let it = 0;
-  const updates = await refineLists(vectors, lists, settings, () => {
-    phases.bar.tick(lists.n, `nn-descent ${++it}/${settings.iterations}`);
+  let last = 0;
+  const updates = await refineLists(vectors, lists, settings, (it, done) => {
+    phases.bar.tick(done - last, `nn-descent ${it + 1}/${settings.iterations}`);
+    last = done === lists.n ? 0 : done;
   });
   // Iterations skipped by convergence count as done, so the bar's total stays the plan.
   phases.bar.tick(lists.n * (settings.iterations - updates.length));
@@ -500,11 +520,20 @@ export async function buildGraph(
     const nav = await navigationRows(x, o, rng, phases);
     let fallback = false;
     try {
-      const clusters = Math.max(1, Math.round(n / o.clusterSize));
       phases.bar.status("partition");
-      const part = await partitionRows(nav, clusters, o.clusterOverlap, clusters * o.clusterSample, rng);
-      phases.stats.clusters = clusters;
-      phases.stats.blockRecall = await blockRecallEstimate(nav, part, sampleIds(rng, n, 256), 10);
+      const truth = await sampleNeighbours(nav, sampleIds(rng, n, 256), 10);
+      const chosen = await choosePartition(
+        nav,
+        { minSize: o.clusterSize, maxSize: o.maxClusterSize },
+        o.clusterOverlap,
+        o.clusterSample,
+        o.blockRecallTarget,
+        truth,
+        rng,
+      );
+      const part = chosen.part;
+      phases.stats.clusters = chosen.clusters;
+      phases.stats.blockRecall = chosen.recall;
       phases.end("partition");
       fallback = phases.stats.blockRecall < o.minBlockRecall && n <= o.exactFallback;
       if (fallback) {

@@ -124,22 +124,34 @@ export async function blockCandidates(
   }
 }
 
-/**
- * The recall the blocks can reach, estimated on `sample` rows (caller ids) of `x`: the fraction of each
- * one's true `k` nearest others that are members of its home cluster (one fused kNN of the sample).
- */
-export async function blockRecallEstimate(
+/** True nearest others of sample rows: `near` [sample x kk] caller ids (may include the row itself). */
+export interface SampleNeighbours {
+  sample: Uint32Array;
+  near: Uint32Array;
+  kk: number;
+  k: number;
+}
+
+/** The true `k` nearest others of `sample` rows (caller ids) of `x`, by one fused kNN. */
+export async function sampleNeighbours(
   x: GpuBuffer<"f32">,
-  part: Partition,
   sample: Uint32Array,
   k: number,
-): Promise<number> {
-  const n = x.rows, kk = Math.min(k + 1, n);
-  if (n < 2 || sample.length === 0) return 1;
+): Promise<SampleNeighbours> {
+  const kk = Math.min(k + 1, x.rows);
   using idx = GpuBuffer.fromArray(x.gpu, sample);
   using rows = await gatherRows(x, idx);
   using knn = await knnSqL2(rows, x, kk);
-  const near = await knn.indices.read();
+  return { sample, near: await knn.indices.read(), kk, k };
+}
+
+/**
+ * The recall the blocks of `part` can reach, estimated on sample rows: the fraction of each one's true
+ * nearest others that are members of its home cluster.
+ */
+export function blockRecallEstimate(part: Partition, truth: SampleNeighbours): number {
+  const n = part.order.length, { sample, near, kk, k } = truth;
+  if (n < 2 || sample.length === 0) return 1;
   const rank = new Uint32Array(n);
   part.order.forEach((v, b) => (rank[v] = b));
   const clusters = part.offsets.length - 1;
@@ -166,6 +178,41 @@ export async function blockRecallEstimate(
     }
   });
   return total ? hit / total : 1;
+}
+
+/** Where the partition search stopped: the chosen partition and its estimated block recall. */
+export interface ChosenPartition {
+  part: Partition;
+  clusters: number;
+  recall: number;
+}
+
+/**
+ * The finest partition whose estimated block recall reaches `target`: cluster sizes from `maxSize` down
+ * to `minSize` (halving), each estimated on `truth`; stops at the first size below the target and keeps the
+ * one before it (or the coarsest, when even that one is below).
+ */
+export async function choosePartition(
+  x: GpuBuffer<"f32">,
+  sizes: { minSize: number; maxSize: number },
+  overlap: number,
+  samplePerCluster: number,
+  target: number,
+  truth: SampleNeighbours,
+  rng: Rng,
+): Promise<ChosenPartition> {
+  const n = x.rows;
+  let chosen: ChosenPartition | undefined;
+  for (let size = Math.max(sizes.maxSize, sizes.minSize); size >= sizes.minSize; size /= 2) {
+    const clusters = Math.max(1, Math.round(n / size));
+    if (chosen && clusters === chosen.clusters) continue;
+    const part = await partitionRows(x, clusters, overlap, clusters * samplePerCluster, rng);
+    const recall = blockRecallEstimate(part, truth);
+    if (chosen && recall < target) break;
+    chosen = { part, clusters, recall };
+    if (recall < target) break;
+  }
+  return chosen!;
 }
 
 /** Per build vertex, the range of its home cluster ([n x 2]): the vertices its block compared it with. */
@@ -213,19 +260,21 @@ export interface DescentSettings extends NnDescentOptions {
   stop: number;
 }
 
-/** Runs NN-descent iterations on `lists`; returns the insertions of each iteration run. */
+/**
+ * Runs NN-descent iterations on `lists`; returns the insertions of each iteration run. `onProgress` gets
+ * the iteration (from 0) and the vertices it has done.
+ */
 export async function refineLists(
   vectors: VectorBlocks,
   lists: KnnLists,
   s: DescentSettings,
-  onIteration?: (updates: number) => void,
+  onProgress?: (iteration: number, done: number) => void,
 ): Promise<number[]> {
   if (!(s.stop >= 0)) throw new UserError(`NN-descent stop fraction must be >= 0, got ${s.stop}`);
   const out: number[] = [];
   for (let it = 0; it < s.iterations; it++) {
-    const u = await nnDescentIteration(vectors, lists, s);
+    const u = await nnDescentIteration(vectors, lists, s, (done) => onProgress?.(it, done));
     out.push(u);
-    onIteration?.(u);
     if (u < s.stop * lists.n * lists.width) break;
   }
   return out;

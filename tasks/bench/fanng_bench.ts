@@ -404,11 +404,31 @@ function summary(
   });
 }
 
+/** FANNG graphs of one data set, built once for the cases that use them. */
+interface Built {
+  label: string;
+  index: FanngIndex;
+  seconds: number;
+}
+
+/** Builds every graph of {@link GRAPHS} over `data` (caller disposes them). */
+async function buildAll(caseName: string, data: HostMatrix): Promise<Built[]> {
+  const out: Built[] = [];
+  for (const g of GRAPHS) out.push({ label: g.label, ...(await build(caseName, data, g)) });
+  return out;
+}
+
 /**
  * A self-search case over `data` (every point's 10 nearest others; recall on a sample): GPU brute force on
  * the sample, each FANNG graph at each budget, hnswlib at each ef.
  */
-async function selfCase(caseName: string, data: HostMatrix, budgets: number[], efs: number[]): Promise<void> {
+async function selfCase(
+  caseName: string,
+  data: HostMatrix,
+  graphs: Built[],
+  budgets: number[],
+  efs: number[],
+): Promise<void> {
   const n = data.rows, d = data.cols;
   using base = GpuBuffer.fromArray(gpu, data.data, [n, d]);
   const ids = sample(new Rng(7), n, SELF_SAMPLE);
@@ -416,19 +436,17 @@ async function selfCase(caseName: string, data: HostMatrix, budgets: number[], e
   const name = `${caseName}, self-search (recall on ${ids.length} points)`;
   const bf = await bruteForce(name, base, data, sampleRows, ids);
   const peer = await hnswlibRows(name, data, sampleRows, efs, bf.indices, bf.qps, ids);
-  for (const g of GRAPHS) {
-    const built = await build(name, data, g);
-    using index = built.index;
+  for (const g of graphs) {
     const runs = await sweep(
       name,
       `${g.label} selfSearch`,
       budgets,
-      { index, queries: data, entryPoints: "none" },
-      (budget) => selfSearchAt(index, ids, budget),
+      { index: g.index, queries: data, entryPoints: "none" },
+      (budget) => selfSearchAt(g.index, ids, budget),
       (found) => recallAt(found, bf.indices, ids.length),
       bf.qps,
     );
-    summary(name, g.label, built.seconds, runs, peer, 0.95);
+    summary(name, g.label, g.seconds, runs, peer, 0.95);
   }
 }
 
@@ -437,6 +455,7 @@ async function queryCase(
   caseName: string,
   data: HostMatrix,
   queries: HostMatrix,
+  graphs: Built[],
   budgets: number[],
   efs: number[],
   recallBar: number,
@@ -445,24 +464,32 @@ async function queryCase(
   using base = GpuBuffer.fromArray(gpu, data.data, [data.rows, data.cols]);
   const bf = await bruteForce(caseName, base, data, queries);
   const peer = await hnswlibRows(caseName, data, queries, efs, bf.indices, bf.qps);
-  for (const g of GRAPHS) {
-    const built = await build(caseName, data, g);
-    using index = built.index;
+  for (const g of graphs) {
     const runs = await sweep(
       caseName,
       `${g.label} search`,
       budgets,
-      { index, queries, entryPoints: "fixed" },
+      { index: g.index, queries, entryPoints: "fixed" },
       async (budget) => {
         const t0 = performance.now();
-        using r = await index.search(queries, K, { budget });
+        using r = await g.index.search(queries, K, { budget });
         const seconds = (performance.now() - t0) / 1000;
         return { indices: await r.indices.read(), evaluations: r.evaluations, seconds, queries: q };
       },
       (found) => recallAt(found, bf.indices, q),
       bf.qps,
     );
-    summary(caseName, g.label, built.seconds, runs, peer, recallBar);
+    summary(caseName, g.label, g.seconds, runs, peer, recallBar);
+  }
+}
+
+/** Runs `fn` with the graphs of `data`, then frees them. */
+async function withGraphs(caseName: string, data: HostMatrix, fn: (graphs: Built[]) => Promise<void>) {
+  const graphs = await buildAll(caseName, data);
+  try {
+    await fn(graphs);
+  } finally {
+    graphs.forEach((g) => g.index[Symbol.dispose]());
   }
 }
 
@@ -470,7 +497,8 @@ async function queryCase(
 // Cases
 
 async function benchClustered(n: number): Promise<void> {
-  await selfCase(`clustered embeddings ${n} x 64`, clusteredEmbeddings(n), [32, 64, 128, 256], [16, 32, 64]);
+  const name = `clustered embeddings ${n} x 64`, data = clusteredEmbeddings(n);
+  await withGraphs(name, data, (graphs) => selfCase(name, data, graphs, [32, 64, 128, 256], [16, 32, 64]));
 }
 
 async function benchRandom(): Promise<void> {
@@ -478,13 +506,12 @@ async function benchRandom(): Promise<void> {
   const rng = new Rng(64);
   const data: HostMatrix = { rows: n, cols: d, data: rng.normalArray(n * d) };
   const queries: HostMatrix = { rows: q, cols: d, data: rng.normalArray(q * d) };
-  await queryCase(
-    `random Gaussian ${n} x ${d}, ${q} queries`,
+  const name = `random Gaussian ${n} x ${d}, ${q} queries`;
+  await withGraphs(
+    name,
     data,
-    queries,
-    [128, 256, 512, 1024, 2048],
-    [20, 40, 80, 160, 320],
-    0.9,
+    (graphs) =>
+      queryCase(name, data, queries, graphs, [128, 256, 512, 1024, 2048], [20, 40, 80, 160, 320], 0.9),
   );
 }
 
@@ -494,15 +521,16 @@ async function benchFashion(): Promise<void> {
   const train: HostMatrix = { rows: n, cols: 784, data: ds.train.features.data.subarray(0, n * 784) };
   const test: HostMatrix = { rows: q, cols: 784, data: ds.test.features.data.subarray(0, q * 784) };
   const name = `Fashion-MNIST ${n} x 784`;
-  await queryCase(
-    `${name}, ${q} test queries`,
-    train,
-    test,
-    [64, 128, 256, 512],
-    [10, 20, 40, 80, 160],
-    0.95,
-  );
-  await selfCase(name, train, [64, 128, 256], [20, 40, 80]);
+  await withGraphs(name, train, async (graphs) => {
+    await queryCase(`${name}, ${q} test queries`, train, test, graphs, [64, 128, 256, 512], [
+      10,
+      20,
+      40,
+      80,
+      160,
+    ], 0.95);
+    await selfCase(name, train, graphs, [64, 128, 256], [20, 40, 80]);
+  });
 }
 
 /**

@@ -154,7 +154,14 @@ Deno.test("build: partition path at awkward sizes; deterministic; recall floors"
     assert.ok(index.stats.clusters >= 1);
   }
   const data = blobs(rng, 4001, 12, 20, 3).data;
-  const options = { exactLimit: 1000, clusterSize: 300, candidates: 32, maxDegree: 16, seed: 5 };
+  const options = {
+    exactLimit: 1000,
+    clusterSize: 300,
+    maxClusterSize: 300,
+    candidates: 32,
+    maxDegree: 16,
+    seed: 5,
+  };
   using a = await checkedBuild(data, options);
   using b = await checkedBuild(data, options);
   assert.deepEqual(a.graph.neighbours, b.graph.neighbours, "equal seeds, equal graphs");
@@ -169,6 +176,32 @@ Deno.test("build: partition path at awkward sizes; deterministic; recall floors"
   // Robust pruning (alpha 1.2) keeps more edges.
   using d = await checkedBuild(data, { ...options, alpha: 1.2 });
   assert.ok(d.graph.neighbours.length > a.graph.neighbours.length);
+});
+
+Deno.test("build: the partition coarsens until its blocks reach the recall target; exact fallback without clusters", async () => {
+  const rng = new Rng(26);
+  const data = blobs(rng, 4000, 12, 20, 3).data;
+  // Clusters of 125 without overlap split the 20 blobs of 200: too poor; a coarser partition is kept.
+  using a = await checkedBuild(data, {
+    exactLimit: 500,
+    clusterSize: 125,
+    maxClusterSize: 4000,
+    clusterOverlap: 1,
+    blockRecallTarget: 0.95,
+    maxDegree: 12,
+  });
+  assert.ok(a.stats.blockRecall >= 0.95 && a.stats.clusters < 32, JSON.stringify(a.stats));
+  assert.ok(a.stats.seconds["blocks"] !== undefined);
+  // Random 64-d vectors have no cluster structure: blocks would find little, so candidates are exact.
+  const random: HostMatrix = { rows: 3000, cols: 64, data: rng.normalArray(3000 * 64) };
+  const options = { exactLimit: 500, clusterSize: 100, maxClusterSize: 200, maxDegree: 12 };
+  using b = await checkedBuild(random, options);
+  assert.ok(b.stats.blockRecall < 0.5, JSON.stringify(b.stats));
+  assert.ok(b.stats.seconds["candidates"] !== undefined && b.stats.seconds["blocks"] === undefined);
+  assert.ok((await selfRecall(b, random, 512)) >= 0.8);
+  // Without the fallback, the partition path runs anyway.
+  using c = await checkedBuild(random, { ...options, exactFallback: 0 });
+  assert.ok(c.stats.seconds["blocks"] !== undefined);
 });
 
 Deno.test("build: refresh after the points moved obeys the rule and keeps the recall of a fresh build", async () => {
