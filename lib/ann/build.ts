@@ -95,7 +95,7 @@ export interface FanngBuildOptions {
   clusterSample?: number;
   /** NN-descent iterations at most after the partition blocks (default 3; 0 skips them). */
   descentIters?: number;
-  /** NN-descent iterations at most in `refresh` (default 3). */
+  /** NN-descent iterations at most in `refresh` (default 1). */
   refreshDescentIters?: number;
   /** NN-descent forward hubs: a vertex's nearest listed points whose lists it reads (default 12, at most descentPerHub). */
   descentForward?: number;
@@ -142,7 +142,7 @@ export function resolveBuildOptions(o: FanngBuildOptions, n: number): ResolvedBu
     clusterOverlap: o.clusterOverlap ?? 2,
     clusterSample: o.clusterSample ?? 32,
     descentIters: o.descentIters ?? 3,
-    refreshDescentIters: o.refreshDescentIters ?? 3,
+    refreshDescentIters: o.refreshDescentIters ?? 1,
     descentForward: o.descentForward ?? Math.min(12, perHub),
     descentReverse: o.descentReverse ?? 12,
     descentPerHub: perHub,
@@ -221,8 +221,29 @@ export interface BuiltGraph {
   graph: GpuGraph;
   entries: Uint32Array;
   stats: BuildStats;
+  /** What a later refresh starts from. */
+  refresh: RefreshState;
+}
+
+/** What `refreshGraph` starts from; owned by the index (dispose frees the lists). */
+export interface RefreshState extends Disposable {
   /** order[i]: the caller's id of build vertex i (identity for exact builds). */
   order: Uint32Array;
+  /** The candidate lists of the last build or refresh, [N x candidates] build ids (absent: seed from the graph). */
+  lists?: GpuBuffer<"u32">;
+  /** Per build vertex, the partition block its list was computed exactly in ([N x 2], lib/ann/knn_graph.ts). */
+  compared?: Uint32Array;
+}
+
+/** A refresh state (the identity order when none is given). */
+export function refreshState(n: number, s: Partial<RefreshState> = {}): RefreshState {
+  const lists = s.lists;
+  return {
+    order: s.order ?? Uint32Array.from({ length: n }, (_, i) => i),
+    lists,
+    compared: s.compared,
+    [Symbol.dispose]: () => lists?.destroy(),
+  };
 }
 
 /** Times phases and drives one progress bar over a build. */
@@ -514,6 +535,7 @@ export async function buildGraph(
   const phases = new Phases("fanng build", units, o.quiet);
   let graph: GpuGraph;
   let order: Uint32Array | undefined;
+  let kept: Partial<RefreshState> = {};
   if (exact) {
     graph = await exactGraph(x, vectors, o, walks, rng, phases);
   } else {
@@ -547,12 +569,9 @@ export async function buildGraph(
         await blockCandidates(b.rows, navBlocks, lists, part, phases.ticker("blocks"));
         await randomSeeds(navBlocks, lists, 2, rng);
         phases.end("blocks");
-        await runDescent(
-          navBlocks,
-          lists,
-          { ...descent(o, o.descentIters), compared: homeRanges(part) },
-          phases,
-        );
+        const compared = homeRanges(part);
+        await runDescent(navBlocks, lists, { ...descent(o, o.descentIters), compared }, phases);
+        kept = { lists: await listHeads(lists.ids, lists.width, true), compared };
         if (nav === x) {
           graph = await graphFromLists(navBlocks, lists, o, walks, rng, phases, true);
         } else {
@@ -569,61 +588,57 @@ export async function buildGraph(
   }
   const entries = sampleIds(rng, n, o.entryCount);
   phases.bar.done();
-  return {
-    graph,
-    entries,
-    stats: phases.stats,
-    order: order ?? Uint32Array.from({ length: n }, (_, i) => i),
-  };
+  return { graph, entries, stats: phases.stats, refresh: refreshState(n, { ...kept, order }) };
 }
 
 /**
  * Rebuilds `graph` (caller order, updated in place) for `x` [N x D], the same points moved a little, whose
- * block copy is `vectors`: NN-descent seeded with the current edges (in the build order `order` of the
- * graph's build, which keeps neighbours close in memory), then pruning, reverse edges and traverse-add.
+ * block copy is `vectors`, from `state` (the last build's order and candidate lists): the lists start from
+ * the previous ones (or, without them, the current edges), their distances computed anew; NN-descent then
+ * tries the pairs outside each vertex's old partition block (inside it the old list is only re-ranked), and
+ * pruning, reverse edges and traverse-add follow. Returns the statistics and the state for the next refresh
+ * (`state` itself is left to the caller).
  */
 export async function refreshGraph(
   x: GpuBuffer<"f32">,
   vectors: VectorBlocks,
   graph: GpuGraph,
-  order: Uint32Array,
+  state: RefreshState,
   options: FanngBuildOptions = {},
-): Promise<BuildStats> {
+): Promise<{ stats: BuildStats; state: RefreshState }> {
   const gpu = vectors.gpu, n = vectors.rows;
   const o = resolveBuildOptions({ ...options, maxDegree: graph.maxDegree }, n);
   const rng = new Rng(o.seed + 1);
   const walks = Math.round(o.refreshTraverseAddIters * n);
   const exact = n <= o.exactLimit;
   const phases = new Phases("fanng refresh", (exact ? 2 : 2 + o.refreshDescentIters) * n + walks, o.quiet);
+  const order = state.order;
   let fresh: GpuGraph;
+  let next: RefreshState;
   if (exact) {
     fresh = await exactGraph(x, vectors, o, walks, rng, phases);
+    next = refreshState(n);
   } else {
     const nav = await navigationRows(x, o, rng, phases);
     try {
       using navBlocks = await blocksInBuildOrder(nav, order);
       using lists = KnnLists.empty(gpu, n, o.candidates);
-      {
-        // Seeds: every vertex's current edges, in build ids, their distances computed anew.
-        const r = graph.maxDegree;
-        const [adj, deg] = await Promise.all([graph.adjacency.read(), graph.degrees.read()]);
-        const rank = new Uint32Array(n);
-        order.forEach((v, i) => (rank[v] = i));
-        const seeds = new Uint32Array(n * r).fill(NO_VERTEX);
-        for (let i = 0; i < n; i++) {
-          const v = order[i];
-          for (let e = 0; e < Math.min(deg[v], r); e++) seeds[i * r + e] = rank[adj[v * r + e]];
+      await offerRows(navBlocks, lists, state.lists ?? await graphSeeds(graph, order));
+      phases.bar.tick(n, "seeds");
+      phases.end("seeds");
+      const compared = state.lists ? state.compared : undefined;
+      await runDescent(navBlocks, lists, { ...descent(o, o.refreshDescentIters), compared }, phases);
+      next = refreshState(n, { order, compared, lists: await listHeads(lists.ids, lists.width, true) });
+      try {
+        if (nav === x) {
+          fresh = await graphFromLists(navBlocks, lists, o, walks, rng, phases, true);
+        } else {
+          using trueBlocks = await blocksInBuildOrder(x, order);
+          fresh = await graphFromLists(trueBlocks, lists, o, walks, rng, phases);
         }
-        await offerRows(navBlocks, lists, seeds);
-        phases.bar.tick(n, "seeds");
-        phases.end("seeds");
-      }
-      await runDescent(navBlocks, lists, descent(o, o.refreshDescentIters), phases);
-      if (nav === x) {
-        fresh = await graphFromLists(navBlocks, lists, o, walks, rng, phases, true);
-      } else {
-        using trueBlocks = await blocksInBuildOrder(x, order);
-        fresh = await graphFromLists(trueBlocks, lists, o, walks, rng, phases);
+      } catch (e) {
+        next[Symbol.dispose]();
+        throw e;
       }
     } finally {
       if (nav !== x) nav.destroy();
@@ -639,5 +654,19 @@ export async function refreshGraph(
   batch.copy(fresh.degrees, 0, graph.degrees, 0, fresh.degrees.length);
   await batch.submit();
   phases.bar.done();
-  return phases.stats;
+  return { stats: phases.stats, state: next };
+}
+
+/** Every vertex's current edges as [N x R] rows in build order and build ids (refresh seeds without lists). */
+async function graphSeeds(graph: GpuGraph, order: Uint32Array): Promise<Uint32Array> {
+  const n = graph.vertexCount, r = graph.maxDegree;
+  const [adj, deg] = await Promise.all([graph.adjacency.read(), graph.degrees.read()]);
+  const rank = new Uint32Array(n);
+  order.forEach((v, i) => (rank[v] = i));
+  const seeds = new Uint32Array(n * r).fill(NO_VERTEX);
+  for (let i = 0; i < n; i++) {
+    const v = order[i];
+    for (let e = 0; e < Math.min(deg[v], r); e++) seeds[i * r + e] = rank[adj[v * r + e]];
+  }
+  return seeds;
 }

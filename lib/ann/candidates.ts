@@ -231,10 +231,18 @@ export function homeRanges(part: Partition): Uint32Array {
  * Offers vertex v the vertices in row v of `rows` [n x width] (NO_VERTEX: none), at their distances: each
  * is inserted where the list has room or it is nearer than the list's last entry.
  */
-export async function offerRows(vectors: VectorBlocks, lists: KnnLists, rows: Uint32Array): Promise<void> {
+export async function offerRows(
+  vectors: VectorBlocks,
+  lists: KnnLists,
+  rows: Uint32Array | GpuBuffer<"u32">,
+): Promise<void> {
   const n = lists.n;
   if (n === 0 || rows.length === 0) return;
-  using rowBuf = GpuBuffer.fromArray(vectors.gpu, rows, [n, rows.length / n]);
+  const owned = rows instanceof GpuBuffer
+    ? undefined
+    : GpuBuffer.fromArray(vectors.gpu, rows, [n, rows.length / n]);
+  using _owned = owned;
+  const rowBuf = owned ?? (rows as GpuBuffer<"u32">);
   using identity = GpuBuffer.fromArray(vectors.gpu, Uint32Array.from({ length: n }, (_, i) => i));
   const batch = new CommandBatch(vectors.gpu, "fanng.offer");
   await encodeKnnMerge(batch, vectors, lists, { q0: 0, count: n, results: rowBuf, map: identity });

@@ -35,7 +35,14 @@ import type { Gpu } from "../gpu/device.ts";
 import { CommandBatch } from "../gpu/dispatch.ts";
 import type { HostMatrix } from "../util/matrix.ts";
 import { Rng } from "../util/rng.ts";
-import { buildGraph, type BuildStats, type FanngBuildOptions, refreshGraph } from "./build.ts";
+import {
+  buildGraph,
+  type BuildStats,
+  type FanngBuildOptions,
+  refreshGraph,
+  type RefreshState,
+  refreshState,
+} from "./build.ts";
 import { encodeGraph, loadGraph, saveGraph } from "./file.ts";
 import { type FanngGraph, graphFromPadded, graphProblem, NO_VERTEX, paddedFromGraph } from "./graph.ts";
 import { GpuGraph } from "./gpu_graph.ts";
@@ -111,6 +118,7 @@ function asHostMatrix(data: GpuBuffer<"f32"> | HostMatrix): data is HostMatrix {
 export class FanngIndex implements Disposable {
   #graph: FanngGraph;
   #entryBuf: GpuBuffer<"u32">;
+  #refresh: RefreshState;
   #disposed = false;
 
   private constructor(
@@ -122,10 +130,11 @@ export class FanngIndex implements Disposable {
     readonly buildOptions: FanngBuildOptions,
     /** Timings of the last build or refresh. */
     public stats: BuildStats,
-    /** Build order of the graph (refresh works in it; see lib/ann/build.ts). */
-    readonly buildOrder: Uint32Array,
+    /** What the next refresh starts from (lib/ann/build.ts; the index owns its lists). */
+    refresh: RefreshState,
   ) {
     this.#graph = graph;
+    this.#refresh = refresh;
     this.#entryBuf = GpuBuffer.fromArray(
       gpu,
       graph.entries.length ? graph.entries : new Uint32Array([NO_VERTEX]),
@@ -168,7 +177,7 @@ export class FanngIndex implements Disposable {
       try {
         const built = await buildGraph(x, vectors, options);
         const graph = graphFromPadded(await built.graph.toPadded(), x.cols, built.entries);
-        return new FanngIndex(gpu, vectors, built.graph, graph, { ...options }, built.stats, built.order);
+        return new FanngIndex(gpu, vectors, built.graph, graph, { ...options }, built.stats, built.refresh);
       } catch (e) {
         vectors.destroy();
         throw e;
@@ -198,10 +207,13 @@ export class FanngIndex implements Disposable {
     const batch = new CommandBatch(this.gpu, "fanng.refresh.vectors");
     await this.vectors.encodeCopy(batch, data);
     await batch.submit();
-    this.stats = await refreshGraph(data, this.vectors, this.gpuGraph, this.buildOrder, {
+    const done = await refreshGraph(data, this.vectors, this.gpuGraph, this.#refresh, {
       ...this.buildOptions,
       ...options,
     });
+    this.#refresh[Symbol.dispose]();
+    this.#refresh = done.state;
+    this.stats = done.stats;
     this.#graph = graphFromPadded(await this.gpuGraph.toPadded(), this.dims, this.#graph.entries);
     return this;
   }
@@ -431,8 +443,8 @@ export class FanngIndex implements Disposable {
       clusters: 0,
       blockRecall: -1,
     };
-    const order = Uint32Array.from({ length: graph.vertexCount }, (_, i) => i);
-    return new FanngIndex(gpu, vectors, gpuGraph, graph, { maxDegree: graph.maxDegree }, stats, order);
+    const refresh = refreshState(graph.vertexCount);
+    return new FanngIndex(gpu, vectors, gpuGraph, graph, { maxDegree: graph.maxDegree }, stats, refresh);
   }
 
   #check(): void {
@@ -446,6 +458,7 @@ export class FanngIndex implements Disposable {
     this.vectors.destroy();
     this.gpuGraph.destroy();
     this.#entryBuf.destroy();
+    this.#refresh[Symbol.dispose]();
   }
 }
 
