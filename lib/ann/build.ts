@@ -246,9 +246,9 @@ export function refreshState(n: number, s: Partial<RefreshState> = {}): RefreshS
   };
 }
 
-/** Times phases and drives one progress bar over a build. */
-class Phases {
-  readonly stats: BuildStats = {
+/** Statistics of no build yet (an index loaded from a file). */
+export function emptyStats(): BuildStats {
+  return {
     seconds: {},
     traverseAddFailures: [],
     projectionDims: 0,
@@ -256,6 +256,11 @@ class Phases {
     clusters: 0,
     blockRecall: -1,
   };
+}
+
+/** Times phases and drives one progress bar over a build. */
+class Phases {
+  readonly stats: BuildStats = emptyStats();
   readonly bar: Progress;
   #t = performance.now();
 

@@ -38,6 +38,7 @@ import { Rng } from "../util/rng.ts";
 import {
   buildGraph,
   type BuildStats,
+  emptyStats,
   type FanngBuildOptions,
   refreshGraph,
   type RefreshState,
@@ -435,16 +436,16 @@ export class FanngIndex implements Disposable {
       await batch.submit();
     }
     const gpuGraph = GpuGraph.fromPadded(gpu, paddedFromGraph(graph));
-    const stats: BuildStats = {
-      seconds: {},
-      traverseAddFailures: [],
-      projectionDims: 0,
-      descentUpdates: [],
-      clusters: 0,
-      blockRecall: -1,
-    };
     const refresh = refreshState(graph.vertexCount);
-    return new FanngIndex(gpu, vectors, gpuGraph, graph, { maxDegree: graph.maxDegree }, stats, refresh);
+    return new FanngIndex(
+      gpu,
+      vectors,
+      gpuGraph,
+      graph,
+      { maxDegree: graph.maxDegree },
+      emptyStats(),
+      refresh,
+    );
   }
 
   #check(): void {

@@ -12,42 +12,14 @@ import type { HostMatrix } from "../../lib/util/matrix.ts";
 import { knnSqL2Ref } from "../../lib/ops/knn.ts";
 import { VectorBlocks } from "../../lib/ann/vectors.ts";
 import { GpuGraph } from "../../lib/ann/gpu_graph.ts";
-import { NO_VERTEX, occlusionViolations, type PaddedGraph, validateGraph } from "../../lib/ann/graph.ts";
+import { NO_VERTEX, occlusionViolations, validateGraph } from "../../lib/ann/graph.ts";
 import { prune, pruneRef } from "../../lib/ann/prune.ts";
 import { emptyHostLists, knnMergeRef, NEW } from "../../lib/ann/knn_graph.ts";
 import { partitionRows } from "../../lib/ann/candidates.ts";
 import { type FanngBuildOptions, FanngIndex } from "../../lib/ann/index.ts";
-import { blobs, intMatrix, noGpuErrors, recallAt } from "./helpers.ts";
+import { assertSameGraph, blobs, emptyPadded, intMatrix, noGpuErrors, recallAt } from "./helpers.ts";
 
 const gpu = await getGpu();
-
-function emptyPadded(n: number, r: number): PaddedGraph {
-  return {
-    vertexCount: n,
-    maxDegree: r,
-    adjacency: new Uint32Array(n * r).fill(NO_VERTEX),
-    lengths: new Float32Array(n * r).fill(Infinity),
-    degrees: new Uint32Array(n),
-  };
-}
-
-function sameRows(got: PaddedGraph, want: PaddedGraph, what: string): void {
-  assert.deepEqual(Array.from(got.degrees), Array.from(want.degrees), `${what}: degrees`);
-  const r = want.maxDegree;
-  for (let v = 0; v < want.vertexCount; v++) {
-    const d = want.degrees[v];
-    assert.deepEqual(
-      Array.from(got.adjacency.subarray(v * r, v * r + d)),
-      Array.from(want.adjacency.subarray(v * r, v * r + d)),
-      `${what}: row ${v}`,
-    );
-    assert.deepEqual(
-      Array.from(got.lengths.subarray(v * r, v * r + d)),
-      Array.from(want.lengths.subarray(v * r, v * r + d)),
-      `${what}: lengths of ${v}`,
-    );
-  }
-}
 
 /** Exact kNN lists of width `width` (every other point offered to every row), with NEW flags. */
 function exactLists(data: HostMatrix, width: number) {
@@ -71,13 +43,13 @@ Deno.test("prune: presorted kNN lists give the computed-candidate graph; alpha >
     pruneRef(data, want, plain, c, { merge: false });
     const wantPre = emptyPadded(n, r);
     pruneRef(data, wantPre, lists.ids, c, { merge: false, extraDistances: lists.dists });
-    sameRows(wantPre, want, `reference presorted n=${n}`);
+    assertSameGraph(wantPre, want, `reference presorted n=${n}`);
     using graph = new GpuGraph(gpu, n, r);
     await noGpuErrors(
       gpu,
       () => prune(vectors, graph, ids, { merge: false, extraDistances: dists, checkCap: 5 }),
     );
-    sameRows(await graph.toPadded(), want, `GPU presorted n=${n}`);
+    assertSameGraph(await graph.toPadded(), want, `GPU presorted n=${n}`);
     // Robust pruning keeps at least as many edges, identically on both sides, also when merging.
     for (const alpha of [1.3, 2]) {
       const wantA = emptyPadded(n, r);
@@ -85,13 +57,13 @@ Deno.test("prune: presorted kNN lists give the computed-candidate graph; alpha >
       using g = new GpuGraph(gpu, n, r);
       using plainBuf = GpuBuffer.fromArray(gpu, plain, [n, c]);
       await prune(vectors, g, plainBuf, { merge: false, alpha });
-      sameRows(await g.toPadded(), wantA, `alpha ${alpha} n=${n}`);
+      assertSameGraph(await g.toPadded(), wantA, `alpha ${alpha} n=${n}`);
       for (let v = 0; v < n; v++) assert.ok(wantA.degrees[v] >= Math.min(want.degrees[v], r));
       const extra = Uint32Array.from({ length: n * 3 }, () => rng.int(n + 1));
       using extraBuf = GpuBuffer.fromArray(gpu, extra, [n, 3]);
       await prune(vectors, g, extraBuf, { merge: true, onlyWithExtra: true, alpha });
       pruneRef(data, wantA, extra, 3, { merge: true, onlyWithExtra: true, alpha });
-      sameRows(await g.toPadded(), wantA, `alpha ${alpha} merge n=${n}`);
+      assertSameGraph(await g.toPadded(), wantA, `alpha ${alpha} merge n=${n}`);
     }
   }
   await assert.rejects(
