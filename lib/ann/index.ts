@@ -35,7 +35,15 @@ import type { Gpu } from "../gpu/device.ts";
 import { CommandBatch } from "../gpu/dispatch.ts";
 import type { HostMatrix } from "../util/matrix.ts";
 import { Rng } from "../util/rng.ts";
-import { buildGraph, type BuildStats, type FanngBuildOptions, refreshGraph } from "./build.ts";
+import {
+  buildGraph,
+  type BuildStats,
+  emptyStats,
+  type FanngBuildOptions,
+  refreshGraph,
+  type RefreshState,
+  refreshState,
+} from "./build.ts";
 import { encodeGraph, loadGraph, saveGraph } from "./file.ts";
 import { type FanngGraph, graphFromPadded, graphProblem, NO_VERTEX, paddedFromGraph } from "./graph.ts";
 import { GpuGraph } from "./gpu_graph.ts";
@@ -111,6 +119,7 @@ function asHostMatrix(data: GpuBuffer<"f32"> | HostMatrix): data is HostMatrix {
 export class FanngIndex implements Disposable {
   #graph: FanngGraph;
   #entryBuf: GpuBuffer<"u32">;
+  #refresh: RefreshState;
   #disposed = false;
 
   private constructor(
@@ -122,8 +131,11 @@ export class FanngIndex implements Disposable {
     readonly buildOptions: FanngBuildOptions,
     /** Timings of the last build or refresh. */
     public stats: BuildStats,
+    /** What the next refresh starts from (lib/ann/build.ts; the index owns its lists). */
+    refresh: RefreshState,
   ) {
     this.#graph = graph;
+    this.#refresh = refresh;
     this.#entryBuf = GpuBuffer.fromArray(
       gpu,
       graph.entries.length ? graph.entries : new Uint32Array([NO_VERTEX]),
@@ -167,7 +179,7 @@ export class FanngIndex implements Disposable {
       try {
         const built = await buildGraph(x, vectors, options);
         const graph = graphFromPadded(await built.graph.toPadded(), x.cols, built.entries);
-        return new FanngIndex(gpu, vectors, built.graph, graph, { ...options }, built.stats);
+        return new FanngIndex(gpu, vectors, built.graph, graph, { ...options }, built.stats, built.refresh);
       } catch (e) {
         vectors.destroy();
         throw e;
@@ -187,10 +199,23 @@ export class FanngIndex implements Disposable {
       using x = GpuBuffer.fromArray(this.gpu, data.data, [data.rows, data.cols]);
       return await this.refresh(x, options);
     }
+    if (data.shape.length !== 2 || data.rows !== this.size || data.cols !== this.dims) {
+      throw new ShapeError(
+        `refresh: vectors ${fmtShape(data.shape)} do not match the index's ${
+          fmtShape([this.size, this.dims])
+        }`,
+      );
+    }
     const batch = new CommandBatch(this.gpu, "fanng.refresh.vectors");
     await this.vectors.encodeCopy(batch, data);
     await batch.submit();
-    this.stats = await refreshGraph(this.vectors, this.gpuGraph, { ...this.buildOptions, ...options });
+    const done = await refreshGraph(data, this.vectors, this.gpuGraph, this.#refresh, {
+      ...this.buildOptions,
+      ...options,
+    });
+    this.#refresh[Symbol.dispose]();
+    this.#refresh = done.state;
+    this.stats = done.stats;
     this.#graph = graphFromPadded(await this.gpuGraph.toPadded(), this.dims, this.#graph.entries);
     return this;
   }
@@ -414,8 +439,16 @@ export class FanngIndex implements Disposable {
       await batch.submit();
     }
     const gpuGraph = GpuGraph.fromPadded(gpu, paddedFromGraph(graph));
-    const stats: BuildStats = { seconds: {}, traverseAddFailures: [], projectionDims: 0 };
-    return new FanngIndex(gpu, vectors, gpuGraph, graph, { maxDegree: graph.maxDegree }, stats);
+    const refresh = refreshState(graph.vertexCount);
+    return new FanngIndex(
+      gpu,
+      vectors,
+      gpuGraph,
+      graph,
+      { maxDegree: graph.maxDegree },
+      emptyStats(),
+      refresh,
+    );
   }
 
   #check(): void {
@@ -429,6 +462,7 @@ export class FanngIndex implements Disposable {
     this.vectors.destroy();
     this.gpuGraph.destroy();
     this.#entryBuf.destroy();
+    this.#refresh[Symbol.dispose]();
   }
 }
 

@@ -18,38 +18,9 @@ import { greedyRef, runGreedy } from "../../lib/ann/traverse_add.ts";
 import { runSearch, type SearchKernelOptions } from "../../lib/ann/search.ts";
 import { searchRef } from "../../lib/ann/search_ref.ts";
 import { randomPairs } from "../../lib/ann/edges.ts";
-import { intMatrix, noGpuErrors } from "./helpers.ts";
+import { assertSameGraph, emptyPadded, intMatrix, noGpuErrors } from "./helpers.ts";
 
 const gpu = await getGpu();
-
-function emptyPadded(n: number, r: number): PaddedGraph {
-  return {
-    vertexCount: n,
-    maxDegree: r,
-    adjacency: new Uint32Array(n * r).fill(NO_VERTEX),
-    lengths: new Float32Array(n * r).fill(Infinity),
-    degrees: new Uint32Array(n),
-  };
-}
-
-/** Rows of the graph up to each degree (slots past it are unspecified). */
-function assertSameGraph(got: PaddedGraph, want: PaddedGraph, what: string): void {
-  assert.deepEqual(Array.from(got.degrees), Array.from(want.degrees), `${what}: degrees`);
-  const r = want.maxDegree;
-  for (let v = 0; v < want.vertexCount; v++) {
-    const d = want.degrees[v];
-    assert.deepEqual(
-      Array.from(got.adjacency.subarray(v * r, v * r + d)),
-      Array.from(want.adjacency.subarray(v * r, v * r + d)),
-      `${what}: row ${v}`,
-    );
-    assert.deepEqual(
-      Array.from(got.lengths.subarray(v * r, v * r + d)),
-      Array.from(want.lengths.subarray(v * r, v * r + d)),
-      `${what}: lengths of ${v}`,
-    );
-  }
-}
 
 /** Exact k-nearest candidate lists (self excluded) as [n x k]. */
 function exactCandidates(data: HostMatrix, k: number): Uint32Array {
