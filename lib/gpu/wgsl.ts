@@ -6,6 +6,7 @@
 import distance from "../../kernels/distance.wgsl" with { type: "text" };
 import fanng from "../../kernels/fanng.wgsl" with { type: "text" };
 import fanng_layout from "../../kernels/fanng_layout.wgsl" with { type: "text" };
+import fanng_search from "../../kernels/fanng_search.wgsl" with { type: "text" };
 import gather from "../../kernels/gather.wgsl" with { type: "text" };
 import kmeans from "../../kernels/kmeans.wgsl" with { type: "text" };
 import linear from "../../kernels/linear.wgsl" with { type: "text" };
@@ -20,6 +21,7 @@ export const WGSL_SOURCES: Readonly<Record<string, string>> = {
   distance,
   fanng,
   fanng_layout,
+  fanng_search,
   gather,
   kmeans,
   linear,
