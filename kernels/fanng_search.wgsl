@@ -32,7 +32,7 @@
 //   11 entries read u32 ([E] shared, entry_stride 0, or [queries x E])   12 labels read i32 [N]
 //   13 qlabels read i32 [queries]   14 qmin read f32 [queries]   15 out_idx rw u32 [queries x K]
 //   16 out_dist rw f32 [queries x K]   17 out_any rw u32 [queries]   18 out_any_dist rw f32 [queries]
-//   19 out_evals rw u32 [queries]   20 scratch rw u32 [queries x (2QC + 2KE + 8)]
+//   19 out_evals rw u32 [queries] (adds its count to the value there)   20 scratch rw u32 [queries x (2QC + 2KE + 8)]
 //   21 hash rw atomic u32 [queries x HS]   22 active rw atomic u32 [rounds]
 //   Results: the K best, ascending by (distance, vertex); NO_VERTEX / +Inf where fewer qualified.
 // Entry point ceiling: the scoring-rate ceiling: each team walks `steps` vertices from vertex q % n (next:
@@ -464,7 +464,7 @@ fn end() {
   }
   out_any[q] = g_any_v;
   out_any_dist[q] = g_any_d;
-  out_evals[q] = g_evals;
+  out_evals[q] += g_evals; // accumulates: a second pass adds to the first's count
 }
 
 var<workgroup> t_mode: array<u32, QW>;

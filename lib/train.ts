@@ -218,13 +218,12 @@ class TrainingRun {
     const { mining, seed } = this.config;
     let search: NeighbourSearch;
     if (mining.search === "exact") {
-      search = new ExactSearch(emb, this.trainLabels, mining.neighbours);
+      search = new ExactSearch(emb, this.trainLabels);
     } else {
       this.fanng ??= new FanngSearch(this.trainLabels, {
-        neighbours: mining.neighbours,
         maxDegree: mining.maxDegree,
         budget: mining.searchBudget,
-        stopRatio: mining.searchStop,
+        ef: mining.searchEf,
         seed: seed + epoch,
         quiet: this.config.quiet,
       });

@@ -27,7 +27,7 @@ Every run's config, log and checkpoint, the experiment's figures, table.md and r
   --no-report             skip the figures and report.html
   --no-tsne               report without t-SNE maps
   Any 'deno task train' flag sets what the runs share, e.g. --epochs (default 5; the supplement used 20),
-  --features, --data, --train-limit, --test-limit, --seed, --search, --search-budget, --search-stop, --batch-size, --lr.
+  --features, --data, --train-limit, --test-limit, --seed, --search, --search-budget, --search-ef, --batch-size, --lr.
   -h, --help              this text
 `;
 

@@ -61,6 +61,8 @@ export interface SearchKernelOptions {
   stepCap?: number;
   /** Called after each chunk of queries with the number done. */
   onProgress?: (done: number) => void;
+  /** Add the evaluations to this [Q] buffer (e.g. a first pass's) instead of a new one; it becomes the output's. */
+  evaluationsInto?: GpuBuffer<"u32">;
 }
 
 /** GPU outputs of {@link runSearch} (caller owns them). */
@@ -133,7 +135,7 @@ function isGallivm(gpu: Gpu): boolean {
  * at once), two queries per workgroup; on llvmpipe the shape measured fastest there (docs/ann-search.md).
  */
 export function defaultSearchShape(gpu: Gpu): SearchShape {
-  return isGallivm(gpu) ? { lanes: 8, queriesPerGroup: 1 } : { lanes: 32, queriesPerGroup: 2 };
+  return isGallivm(gpu) ? { lanes: 1, queriesPerGroup: 8 } : { lanes: 32, queriesPerGroup: 2 };
 }
 
 function checkShape(gpu: Gpu, shape: SearchShape, slots: number): void {
@@ -238,6 +240,7 @@ export async function runSearch(
   };
   perQuery(options.queryLabels, "query labels");
   perQuery(options.minDistance, "minimum distances");
+  perQuery(options.evaluationsInto, "evaluation counts");
   if (options.labels && options.labels.length !== n) {
     throw new ShapeError(`search: labels ${fmtShape(options.labels.shape)} must have ${n} entries`);
   }
@@ -254,7 +257,7 @@ export async function runSearch(
     distances: GpuBuffer.zeros(gpu, "f32", [q, k], "fanng distances"),
     nearestAny: GpuBuffer.zeros(gpu, "u32", [q], "fanng nearest any"),
     nearestAnyDistance: GpuBuffer.zeros(gpu, "f32", [q], "fanng nearest any distance"),
-    evaluations: GpuBuffer.zeros(gpu, "u32", [q], "fanng evaluations"),
+    evaluations: options.evaluationsInto ?? GpuBuffer.zeros(gpu, "u32", [q], "fanng evaluations"),
   };
   if (q === 0) return out;
   const pipeline = await gpu.pipelines.get("fanng_search", shape.lanes === 1 ? "search_lane" : "search", {
@@ -273,7 +276,11 @@ export async function runSearch(
   // bindings each fit the binding limit and whose scratch fits CHUNK_MEMORY.
   const rowBytes = Math.max(qv.layout.w4 * 16, k * 4, Math.max(1, stride) * 4, mem.scratch * 4, mem.hash * 4);
   let chunk = options.chunk ??
-    Math.min(16384, Math.floor(gpu.maxBindingBytes / rowBytes), Math.floor(CHUNK_MEMORY / ((mem.scratch + mem.hash) * 4)));
+    Math.min(
+      16384,
+      Math.floor(gpu.maxBindingBytes / rowBytes),
+      Math.floor(CHUNK_MEMORY / ((mem.scratch + mem.hash) * 4)),
+    );
   chunk = Math.max(64, chunk - (chunk % 64));
   const rows = Math.min(chunk, q);
   using scratch = GpuBuffer.zeros(gpu, "u32", [rows * mem.scratch], "fanng search scratch");
@@ -368,12 +375,18 @@ export async function runCeiling(
   const gpu = base.gpu;
   const shape = options.shape ?? defaultSearchShape(gpu);
   checkShape(gpu, shape, 1);
-  if (queries.dims !== base.dims || queries.layout.w4 !== base.layout.w4 || queries.layout.count !== base.layout.count) {
+  if (
+    queries.dims !== base.dims || queries.layout.w4 !== base.layout.w4 ||
+    queries.layout.count !== base.layout.count
+  ) {
     throw new ShapeError(`ceiling: queries of ${queries.dims} columns do not match the base's ${base.dims}`);
   }
   const r = graph.maxDegree, q = queries.rows;
   const trips = distanceLoopTrips(base.layout.count, base.layout.w4);
-  const steps = Math.min(options.steps, Math.floor(loopBudget(gpu) / (2 + Math.ceil(r / shape.lanes) * (1 + trips))));
+  const steps = Math.min(
+    options.steps,
+    Math.floor(loopBudget(gpu) / (2 + Math.ceil(r / shape.lanes) * (1 + trips))),
+  );
   const pipeline = await gpu.pipelines.get("fanng_search", "ceiling", {
     T: shape.lanes,
     QW: shape.queriesPerGroup,

@@ -155,7 +155,9 @@ export function searchRef(
       sources.length = 0;
       if (nextEntry < entryCount) {
         const end = Math.min(entryCount, nextEntry + slots);
-        for (; nextEntry < end; nextEntry++) sources.push(options.entries[qi * options.entryStride + nextEntry]);
+        for (; nextEntry < end; nextEntry++) {
+          sources.push(options.entries[qi * options.entryStride + nextEntry]);
+        }
       } else {
         if (queue.size === 0 || queue.d[0] > bound) break;
         while (sources.length < slots && queue.size > 0 && !(queue.d[0] > bound)) {

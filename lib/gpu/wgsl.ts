@@ -11,6 +11,7 @@ import gather from "../../kernels/gather.wgsl" with { type: "text" };
 import kmeans from "../../kernels/kmeans.wgsl" with { type: "text" };
 import linear from "../../kernels/linear.wgsl" with { type: "text" };
 import losses from "../../kernels/losses.wgsl" with { type: "text" };
+import mining from "../../kernels/mining.wgsl" with { type: "text" };
 import normalize from "../../kernels/normalize.wgsl" with { type: "text" };
 import retrieval from "../../kernels/retrieval.wgsl" with { type: "text" };
 import sgd from "../../kernels/sgd.wgsl" with { type: "text" };
@@ -26,6 +27,7 @@ export const WGSL_SOURCES: Readonly<Record<string, string>> = {
   kmeans,
   linear,
   losses,
+  mining,
   normalize,
   retrieval,
   sgd,

@@ -122,10 +122,22 @@ async function checkCase(c: Case, what: string): Promise<void> {
       },
     };
     const want = searchRef(c.data, c.graph, c.self ? c.data : c.queries, c.k, refOptions);
-    assert.deepEqual(Array.from(await out.evaluations.read()), Array.from(want.evaluations), `${what}: evaluations`);
+    assert.deepEqual(
+      Array.from(await out.evaluations.read()),
+      Array.from(want.evaluations),
+      `${what}: evaluations`,
+    );
     assert.deepEqual(Array.from(await out.indices.read()), Array.from(want.indices), `${what}: indices`);
-    assert.deepEqual(Array.from(await out.distances.read()), Array.from(want.distances), `${what}: distances`);
-    assert.deepEqual(Array.from(await out.nearestAny.read()), Array.from(want.nearestAny), `${what}: nearest any`);
+    assert.deepEqual(
+      Array.from(await out.distances.read()),
+      Array.from(want.distances),
+      `${what}: distances`,
+    );
+    assert.deepEqual(
+      Array.from(await out.nearestAny.read()),
+      Array.from(want.nearestAny),
+      `${what}: nearest any`,
+    );
     assert.deepEqual(
       Array.from(await out.nearestAnyDistance.read()),
       Array.from(want.nearestAnyDistance),
@@ -145,7 +157,11 @@ Deno.test("search: GPU matches the reference on randomized cases (sizes, graphs,
   for (let i = 0; i < 36; i++) {
     const n = pick([1, 2, 5, 97, 131, 353]);
     const dims = pick([1, 3, 11, 33]);
-    const layout = dims === 11 && rng.int(2) ? { count: 3, w4: 1 } : dims === 33 && rng.int(2) ? { count: 3, w4: 3 } : undefined;
+    const layout = dims === 11 && rng.int(2)
+      ? { count: 3, w4: 1 }
+      : dims === 33 && rng.int(2)
+      ? { count: 3, w4: 3 }
+      : undefined;
     const data = intMatrix(rng, n, dims, 5);
     const self = rng.int(2) === 0;
     const queries = self ? data : intMatrix(rng, pick([1, 7, 70, 150]), dims, 5);
@@ -156,13 +172,17 @@ Deno.test("search: GPU matches the reference on randomized cases (sizes, graphs,
     let entries = new Uint32Array(0), entryStride = 0;
     if (entryKind === "shared") {
       // Repeats, out-of-range ids and more entries than one iteration's slots.
-      entries = Uint32Array.from({ length: 1 + rng.int(3 * r + 2) }, () => rng.int(5) ? rng.int(n) : n + rng.int(9));
+      entries = Uint32Array.from(
+        { length: 1 + rng.int(3 * r + 2) },
+        () => rng.int(5) ? rng.int(n) : n + rng.int(9),
+      );
     } else if (entryKind === "perQuery") {
       entryStride = 1 + rng.int(3);
       entries = Uint32Array.from({ length: q * entryStride }, () => rng.int(n));
     }
     const filter = pick(["none", "labels", "min", "both"] as const);
-    const useLabels = filter === "labels" || filter === "both", useMin = filter === "min" || filter === "both";
+    const useLabels = filter === "labels" || filter === "both",
+      useMin = filter === "min" || filter === "both";
     const c: Case = {
       data,
       queries,
@@ -183,7 +203,8 @@ Deno.test("search: GPU matches the reference on randomized cases (sizes, graphs,
       stepCap: pick([undefined, undefined, 1, 2, 5]),
       chunk: q > 64 && rng.int(2) ? 64 : undefined,
     };
-    const what = `case ${i}: n ${n} d ${dims} q ${q} r ${r} self ${self} k ${c.k} budget ${c.budget} ef ${c.ef} ` +
+    const what =
+      `case ${i}: n ${n} d ${dims} q ${q} r ${r} self ${self} k ${c.k} budget ${c.budget} ef ${c.ef} ` +
       `width ${c.width} entries ${entryKind} filter ${filter} shape ${c.shape.lanes}x${c.shape.queriesPerGroup} ` +
       `stepCap ${c.stepCap} chunk ${c.chunk}`;
     await checkCase(c, what);
@@ -239,7 +260,13 @@ Deno.test("search: a NaN row or query counts as +Inf away: sorted after every fi
   const vectors = VectorBlocks.fromHost(gpu, data);
   using g = GpuGraph.fromPadded(gpu, graph);
   using none = GpuBuffer.fromArray(gpu, new Uint32Array([NO_VERTEX]));
-  const out = await runSearch(vectors, g, "self", { k: 120, budget: 400, entries: none, entryStride: 0, self: true });
+  const out = await runSearch(vectors, g, "self", {
+    k: 120,
+    budget: 400,
+    entries: none,
+    entryStride: 0,
+    self: true,
+  });
   const idx = await out.indices.read(), dist = await out.distances.read();
   for (let qi = 0; qi < data.rows; qi++) {
     for (let j = 1; j < 120; j++) {
@@ -263,7 +290,14 @@ Deno.test("search: ef stops early on a good graph, and a larger ef finds more of
   using none = GpuBuffer.fromArray(gpu, new Uint32Array([NO_VERTEX]));
   const truth = knnSqL2Ref(data, data, 10, { excludeSelf: true }).distances;
   const run = async (ef: number) => {
-    const out = await runSearch(vectors, g, "self", { k: 10, budget: 2000, ef, entries: none, entryStride: 0, self: true });
+    const out = await runSearch(vectors, g, "self", {
+      k: 10,
+      budget: 2000,
+      ef,
+      entries: none,
+      entryStride: 0,
+      self: true,
+    });
     const dist = await out.distances.read(), evals = await out.evaluations.read();
     for (const b of Object.values(out)) b.destroy();
     // Recall by distance (ties between equal distances count as found).
@@ -275,8 +309,14 @@ Deno.test("search: ef stops early on a good graph, and a larger ef finds more of
     return { recall: hit / (10 * data.rows), evals: evals.reduce((a, b) => a + b, 0) / data.rows };
   };
   const small = await run(10), big = await run(64), off = await run(0);
-  assert.ok(small.evals < big.evals && big.evals < off.evals, `evaluations ${small.evals} ${big.evals} ${off.evals}`);
-  assert.ok(small.recall <= big.recall && big.recall >= 0.99, `recall ef 10 ${small.recall}, ef 64 ${big.recall}`);
+  assert.ok(
+    small.evals < big.evals && big.evals < off.evals,
+    `evaluations ${small.evals} ${big.evals} ${off.evals}`,
+  );
+  assert.ok(
+    small.recall <= big.recall && big.recall >= 0.99,
+    `recall ef 10 ${small.recall}, ef 64 ${big.recall}`,
+  );
   vectors.destroy();
 });
 
@@ -292,7 +332,11 @@ Deno.test("search ceiling: GPU walk sums and counts match the reference for seve
     const out = await noGpuErrors(gpu, () => runCeiling(vectors, g, qv, { steps: 9, shape }));
     const want = ceilingRef(data, graph, queries, out.steps, shape.lanes);
     assert.equal(out.steps, 9);
-    assert.deepEqual(Array.from(await out.sums.read()), Array.from(want.sums), `sums, ${JSON.stringify(shape)}`);
+    assert.deepEqual(
+      Array.from(await out.sums.read()),
+      Array.from(want.sums),
+      `sums, ${JSON.stringify(shape)}`,
+    );
     assert.deepEqual(Array.from(await out.evaluations.read()), Array.from(want.evaluations));
     out.sums.destroy();
     out.evaluations.destroy();
