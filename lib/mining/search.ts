@@ -8,7 +8,7 @@
  * "filtered").
  * @module
  */
-import { GpuBuffer } from "../gpu/buffer.ts";
+import type { GpuBuffer } from "../gpu/buffer.ts";
 import { CommandBatch } from "../gpu/dispatch.ts";
 import { knnSqL2 } from "../ops/topk.ts";
 import { FanngIndex } from "../ann/index.ts";
