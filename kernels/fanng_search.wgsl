@@ -18,10 +18,11 @@
 // GPU, T = 32 lanes score a vertex's neighbours at once; on llvmpipe a workgroup of 8 invocations is one
 // SIMD vector of one thread, so its barriers are cheap and T = 8 or T = 1 (one query per lane) both work.
 //
-// Memory per query (global): scratch [2QC + 2KE + 8] u32: queue distances and vertices (QC each), result
-// distances and vertices (KE each), state (queue size, result count, evaluations, nearest-any distance and
-// vertex, next entry, status); hash [HS] (vertex + 1, 0 = empty; HS >= 4x the most evaluations, so a probe
-// run is short and the set never fills or forgets).
+// Memory per query (global): scratch [2QC + 2KE + P + 8] u32: queue distances and vertices (QC each),
+// result distances and vertices (KE each), the iteration's sources (P), state (queue size, result count,
+// evaluations, nearest-any distance and vertex, next entry, status); hash [HS] (vertex + 1, 0 = empty;
+// HS >= 2x the most evaluations, so the set never fills or forgets). search_lane interleaves the scratch
+// slots of its queries (slot s of query q at s * queries + q: a SIMD vector's heap tops share cache lines).
 //
 // Bounded work per dispatch (lib/ann/rounds.ts): at most step_cap iterations per dispatch, the same for every
 // team; unfinished queries keep their state in scratch and count themselves in active[round]; the host
@@ -32,7 +33,8 @@
 //   11 entries read u32 ([E] shared, entry_stride 0, or [queries x E])   12 labels read i32 [N]
 //   13 qlabels read i32 [queries]   14 qmin read f32 [queries]   15 out_idx rw u32 [queries x K]
 //   16 out_dist rw f32 [queries x K]   17 out_any rw u32 [queries]   18 out_any_dist rw f32 [queries]
-//   19 out_evals rw u32 [queries] (adds its count to the value there)   20 scratch rw u32 [queries x (2QC + 2KE + 8)]
+//   19 out_evals rw u32 [queries] (adds its count to the value there)
+//   20 scratch rw u32 [queries x (2QC + 2KE + P + 8)]
 //   21 hash rw atomic u32 [queries x HS]   22 active rw atomic u32 [rounds]
 //   Results: the K best, ascending by (distance, vertex); NO_VERTEX / +Inf where fewer qualified.
 // Entry point ceiling: the scoring-rate ceiling: each team walks `steps` vertices from vertex q % n (next:
@@ -41,8 +43,9 @@
 //   (sums[q * T + lane]: the lane's running f32 sum of its distances, for the reference check)
 //   12 evals rw u32 [queries] (distances computed per query).
 // Dispatch: 1-D over workgroups, spilling into y (linear workgroup = wid.y * nwg.x + wid.x).
-// Defines: T, QW, R, P (sources per iteration), QC (queue slots), KE (results kept), K (results written),
-//   HS (hash slots, a power of two). The ceiling reads only T, QW and R (set the others to 1).
+// Defines: T (lanes per query; 1 = search_lane), QW (queries per workgroup), R (maximum degree), P (sources
+//   per iteration). Sizes that vary per call (k, results kept, queue and hash slots) are parameters, so a
+//   new budget or k compiles nothing.
 
 const NO_VERTEX = 0xffffffffu;
 const WG = T * QW;
@@ -153,6 +156,10 @@ struct SearchParams {
   step_cap: u32,         // iterations per dispatch
   first_round: u32,
   round: u32,
+  k: u32,                // results written per query
+  kept: u32,             // results kept: max(ef, k), or k
+  queue_slots: u32,      // candidate queue slots (one per evaluation, and the query's own vertex)
+  hash_slots: u32,       // visited-hash slots, a power of two >= 2x the most evaluations
 }
 
 @group(0) @binding(0) var<uniform> sp: SearchParams;
@@ -171,14 +178,29 @@ struct SearchParams {
 @group(0) @binding(21) var<storage, read_write> s_hash_plain: array<u32>;
 @group(0) @binding(22) var<storage, read_write> s_active: array<atomic<u32>>;
 
-// Scratch layout of one query (offsets from its base word).
+// Scratch layout of one query (slots from its first word; set by layout() from the parameters).
 const QD = 0u;
-const QV = u32(QC);
-const RD = 2u * u32(QC);
-const RV = 2u * u32(QC) + u32(KE);
-const SRC = 2u * u32(QC) + 2u * u32(KE);
-const ST = 2u * u32(QC) + 2u * u32(KE) + u32(P);
-const SW = 2u * u32(QC) + 2u * u32(KE) + u32(P) + 8u;
+var<private> QV: u32;   // queue vertices (queue distances start at QD)
+var<private> RD: u32;   // result distances
+var<private> RV: u32;   // result vertices
+var<private> SRC: u32;  // the sources of the current iteration (P)
+var<private> ST: u32;   // state: queue size, result count, evaluations, nearest-any d and v, next entry, status
+var<private> SW: u32;   // scratch words per query
+var<private> KE: u32;   // results kept
+var<private> HS: u32;   // hash slots (a power of two)
+
+fn layout() {
+  g_w4 = sp.w4;
+  g_nblocks = sp.nblocks;
+  KE = sp.kept;
+  HS = sp.hash_slots;
+  QV = sp.queue_slots;
+  RD = 2u * sp.queue_slots;
+  RV = RD + KE;
+  SRC = RV + KE;
+  ST = SRC + P;
+  SW = ST + 8u;
+}
 
 // What a query does this iteration.
 const IDLE = 0u;
@@ -201,6 +223,8 @@ var<private> g_finished: bool;  // the search ended in this dispatch (its output
 var<private> g_qlabel: i32;
 var<private> g_min_d: f32;
 var<private> g_bound: f32;      // admission bound of the current iteration
+var<private> g_worst_d: f32;    // the worst kept result, once KE are kept
+var<private> g_worst_v: u32;
 var<private> g_count: u32;      // sources (EXPAND) or entries (ENTRIES) of the current iteration
 var<private> g_first: u32;      // first entry of the chunk (ENTRIES)
 
@@ -223,7 +247,7 @@ fn r_set(i: u32, d: f32, v: u32) {
 
 // Candidate queue: a binary min-heap by (d, v).
 fn queue_push(d: f32, v: u32) {
-  if (qn >= QC) { return; } // never: QC covers every evaluation
+  if (qn >= sp.queue_slots) { return; } // never: the queue has a slot for every evaluation
   var i = qn;
   qn++;
   while (i > 0u) {
@@ -294,9 +318,17 @@ fn results_add(d: f32, v: u32) {
       i = p;
     }
     r_set(i, d, v);
-  } else if (before(d, v, rd(0u), rv(0u))) {
+    if (rn == KE) { note_worst(); }
+  } else if (before(d, v, g_worst_d, g_worst_v)) {
     results_sift_down(0u, KE, d, v);
+    note_worst();
   }
+}
+
+// Caches the worst kept result (the root), so most rejections read no memory.
+fn note_worst() {
+  g_worst_d = rd(0u);
+  g_worst_v = rv(0u);
 }
 
 fn hash_u32(x: u32) -> u32 {
@@ -368,6 +400,7 @@ fn begin(q: u32) {
     g_any_d = bitcast<f32>(s_scratch[sw(ST + 3u)]);
     g_any_v = s_scratch[sw(ST + 4u)];
     g_next_entry = s_scratch[sw(ST + 5u)];
+    if (rn == KE) { note_worst(); }
   }
 }
 
@@ -380,7 +413,7 @@ fn self_vertex() -> u32 {
 fn choose() -> u32 {
   if (!g_running) { return IDLE; }
   g_bound = inf();
-  if (sp.ef != 0u && rn >= KE) { g_bound = rd(0u); }
+  if (sp.ef != 0u && rn >= KE) { g_bound = g_worst_d; }
   var mode = IDLE;
   if (g_evals >= sp.budget) {
     g_running = false;
@@ -444,7 +477,7 @@ fn end() {
   }
   if (!g_finished) { return; } // ended in an earlier round
   s_scratch[sw(ST + 6u)] = 2u;
-  // Heap-sort the results ascending, then write the first K.
+  // Heap-sort the results ascending, then write the first k.
   for (var m = rn; m > 1u; m--) {
     let top_d = rd(0u);
     let top_v = rv(0u);
@@ -453,14 +486,15 @@ fn end() {
     r_set(m - 1u, top_d, top_v);
     results_sift_down(0u, m - 1u, last_d, last_v);
   }
-  let kept = min(rn, K);
+  let k = sp.k;
+  let kept = min(rn, k);
   for (var i = 0u; i < kept; i++) {
-    out_idx[q * K + i] = rv(i);
-    out_dist[q * K + i] = rd(i);
+    out_idx[q * k + i] = rv(i);
+    out_dist[q * k + i] = rd(i);
   }
-  for (var i = kept; i < K; i++) {
-    out_idx[q * K + i] = NO_VERTEX;
-    out_dist[q * K + i] = inf();
+  for (var i = kept; i < k; i++) {
+    out_idx[q * k + i] = NO_VERTEX;
+    out_dist[q * k + i] = inf();
   }
   out_any[q] = g_any_v;
   out_any_dist[q] = g_any_d;
@@ -479,8 +513,7 @@ var<workgroup> wg_any: u32;
 @compute @workgroup_size(WG)
 fn search(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
           @builtin(local_invocation_index) lid: u32) {
-  g_w4 = sp.w4;
-  g_nblocks = sp.nblocks;
+  layout();
   let team = lid / T;
   let lane = lid - team * T;
   let q = (wid.y * nwg.x + wid.x) * QW + team;
@@ -558,8 +591,7 @@ fn search(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u
 @compute @workgroup_size(LW)
 fn search_lane(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
                @builtin(local_invocation_index) lid: u32) {
-  g_w4 = sp.w4;
-  g_nblocks = sp.nblocks;
+  layout();
   let q = (wid.y * nwg.x + wid.x) * LW + lid;
   if (q >= sp.queries) { return; }
   let qrow = q + sp.query_row_offset;

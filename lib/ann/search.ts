@@ -92,7 +92,7 @@ export interface SearchMemory {
   queue: number;
   /** Results kept (max(ef, k), or k). */
   kept: number;
-  /** Visited-hash slots: a power of two >= 4x the evaluations, so probe runs stay short. */
+  /** Visited-hash slots: a power of two >= 2x the evaluations (load <= 1/2: short probe runs, never full). */
   hash: number;
   /** Scratch words per query. */
   scratch: number;
@@ -104,7 +104,7 @@ export function searchMemory(budget: number, k: number, ef: number, width: numbe
   const maxEvaluations = budget > 0 ? budget - 1 + slots : 0;
   const queue = nextPow2(maxEvaluations + 1);
   const kept = ef > 0 ? Math.max(ef, k) : k;
-  const hash = Math.max(16, nextPow2(4 * (maxEvaluations + 1)));
+  const hash = Math.max(16, nextPow2(2 * (maxEvaluations + 1)));
   return { slots, maxEvaluations, queue, kept, hash, scratch: 2 * queue + 2 * kept + width + 8 };
 }
 
@@ -167,7 +167,10 @@ function distanceLoopTrips(blocks: number, w4: number): number {
   return blocks * (Math.floor(w4 / 4) + (w4 % 4) + 1);
 }
 
-/** Probe-loop trips allowed per hash visit (runs are ~1.3 long at load 1/4; 64 is never reached in practice). */
+/**
+ * Probe-loop trips counted per hash visit: at load <= 1/2 a probe run averages under 3 slots, so the
+ * iteration's total (its slots x 64) is never approached.
+ */
 const PROBE_ALLOWANCE = 64;
 
 /**
@@ -265,10 +268,6 @@ export async function runSearch(
     QW: shape.queriesPerGroup,
     R: r,
     P: width,
-    QC: mem.queue,
-    KE: mem.kept,
-    K: k,
-    HS: mem.hash,
   });
   const trips = distanceLoopTrips(base.layout.count, base.layout.w4);
   const stepCap = options.stepCap ?? iterationsPerDispatch(gpu, shape, mem, r, k, trips);
@@ -330,6 +329,10 @@ export async function runSearch(
         stepCap,
         round === 0 ? 1 : 0,
         round,
+        k,
+        mem.kept,
+        mem.queue,
+        mem.hash,
       ]);
       batch.dispatch(
         pipeline,
@@ -392,10 +395,6 @@ export async function runCeiling(
     QW: shape.queriesPerGroup,
     R: r,
     P: 1,
-    QC: 1,
-    KE: 1,
-    K: 1,
-    HS: 16,
   });
   const sums = GpuBuffer.zeros(gpu, "f32", [q, shape.lanes], "fanng ceiling sums");
   const evaluations = GpuBuffer.zeros(gpu, "u32", [q], "fanng ceiling evaluations");

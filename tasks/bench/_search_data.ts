@@ -127,3 +127,61 @@ export function recallAt(found: Uint32Array, truth: Uint32Array, rows: number, k
   }
   return hit / Math.max(1, rows * k);
 }
+
+/** hnswlib's answers (M 16, efConstruction 200, 2 threads) at several ef, from tasks/bench/hnswlib_peer.py. */
+export interface HnswlibRun {
+  buildSeconds: number;
+  runs: { ef: number; seconds: number; labels: Uint32Array }[];
+}
+
+/**
+ * Runs the hnswlib peer (Debian's python3-hnswlib through /usr/bin/python3) over `base`, answering `queries`
+ * (k nearest; with `selfIds`, self-search: each query's own id dropped); a string says why it did not run.
+ */
+export async function hnswlibPeer(
+  base: HostMatrix,
+  queries: HostMatrix,
+  k: number,
+  efs: number[],
+  selfIds?: Uint32Array,
+): Promise<HnswlibRun | string> {
+  const python = "/usr/bin/python3";
+  const perm = await Deno.permissions.query({ name: "run", command: python });
+  if (perm.state !== "granted") return `skipped: run with --allow-run=${python}`;
+  const script = new URL("./hnswlib_peer.py", import.meta.url).pathname;
+  try {
+    const child = new Deno.Command(python, { args: [script], stdin: "piped", stdout: "piped", stderr: "piped" })
+      .spawn();
+    const writer = child.stdin.getWriter();
+    const header = {
+      n: base.rows,
+      d: base.cols,
+      q: queries.rows,
+      k,
+      efs,
+      threads: 2,
+      M: 16,
+      ef_construction: 200,
+      self_ids: selfIds ? Array.from(selfIds) : [],
+    };
+    await writer.write(new TextEncoder().encode(JSON.stringify(header) + "\n"));
+    for (const m of [base, queries]) {
+      const bytes = new Uint8Array(m.data.buffer, m.data.byteOffset, m.data.byteLength);
+      for (let o = 0; o < bytes.length; o += 1 << 22) await writer.write(bytes.subarray(o, o + (1 << 22)));
+    }
+    await writer.close();
+    const out = await child.output();
+    if (!out.success) return `failed: ${new TextDecoder().decode(out.stderr).trim().split("\n").pop()}`;
+    const res = JSON.parse(new TextDecoder().decode(out.stdout));
+    return {
+      buildSeconds: res.build_seconds,
+      runs: res.runs.map((r: { ef: number; seconds: number; labels: string }) => ({
+        ef: r.ef,
+        seconds: r.seconds,
+        labels: new Uint32Array(Uint8Array.from(atob(r.labels), (c) => c.charCodeAt(0)).buffer),
+      })),
+    };
+  } catch (e) {
+    return `unavailable: ${(e as Error).message}`;
+  }
+}
