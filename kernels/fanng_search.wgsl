@@ -178,7 +178,7 @@ struct SearchParams {
 @group(0) @binding(21) var<storage, read_write> s_hash_plain: array<u32>;
 @group(0) @binding(22) var<storage, read_write> s_active: array<atomic<u32>>;
 
-// Scratch layout of one query (slots from its first word; set by layout() from the parameters).
+// Scratch layout of one query (slots from its first word; set by set_layout() from the parameters).
 const QD = 0u;
 var<private> QV: u32;   // queue vertices (queue distances start at QD)
 var<private> RD: u32;   // result distances
@@ -189,7 +189,7 @@ var<private> SW: u32;   // scratch words per query
 var<private> KE: u32;   // results kept
 var<private> HS: u32;   // hash slots (a power of two)
 
-fn layout() {
+fn set_layout() {
   g_w4 = sp.w4;
   g_nblocks = sp.nblocks;
   KE = sp.kept;
@@ -513,7 +513,7 @@ var<workgroup> wg_any: u32;
 @compute @workgroup_size(WG)
 fn search(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
           @builtin(local_invocation_index) lid: u32) {
-  layout();
+  set_layout();
   let team = lid / T;
   let lane = lid - team * T;
   let q = (wid.y * nwg.x + wid.x) * QW + team;
@@ -591,7 +591,7 @@ fn search(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u
 @compute @workgroup_size(LW)
 fn search_lane(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
                @builtin(local_invocation_index) lid: u32) {
-  layout();
+  set_layout();
   let q = (wid.y * nwg.x + wid.x) * LW + lid;
   if (q >= sp.queries) { return; }
   let qrow = q + sp.query_row_offset;
