@@ -18,8 +18,8 @@
 // GPU, T = 32 lanes score a vertex's neighbours at once; on llvmpipe a workgroup of 8 invocations is one
 // SIMD vector of one thread, so its barriers are cheap and T = 8 or T = 1 (one query per lane) both work.
 //
-// Memory per query (global): scratch [2QC + 2KE + P + 8] u32: queue distances and vertices (QC each),
-// result distances and vertices (KE each), the iteration's sources (P), state (queue size, result count,
+// Memory per query (global): scratch [2QC + 2KE + P + P * R + 8] u32: queue distances and vertices (QC each),
+// result distances and vertices (KE each), the iteration's sources (P) and new vertices (P * R), state (queue size, result count,
 // evaluations, nearest-any distance and vertex, next entry, status); hash [HS] (vertex + 1, 0 = empty;
 // HS >= 2x the most evaluations, so the set never fills or forgets). search_lane interleaves the scratch
 // slots of its queries (slot s of query q at s * queries + q: a SIMD vector's heap tops share cache lines).
@@ -34,7 +34,7 @@
 //   13 qlabels read i32 [queries]   14 qmin read f32 [queries]   15 out_idx rw u32 [queries x K]
 //   16 out_dist rw f32 [queries x K]   17 out_any rw u32 [queries]   18 out_any_dist rw f32 [queries]
 //   19 out_evals rw u32 [queries] (adds its count to the value there)
-//   20 scratch rw u32 [queries x (2QC + 2KE + P + 8)]
+//   20 scratch rw u32 [queries x (2QC + 2KE + P + P * R + 8)]
 //   21 hash rw atomic u32 [queries x HS]   22 active rw atomic u32 [rounds]
 //   Results: the K best, ascending by (distance, vertex); NO_VERTEX / +Inf where fewer qualified.
 // Entry point ceiling: the scoring-rate ceiling: each team walks `steps` vertices from vertex q % n (next:
@@ -184,6 +184,7 @@ var<private> QV: u32;   // queue vertices (queue distances start at QD)
 var<private> RD: u32;   // result distances
 var<private> RV: u32;   // result vertices
 var<private> SRC: u32;  // the sources of the current iteration (P)
+var<private> NEW: u32;  // search_lane: the unvisited targets of the current iteration (P * R)
 var<private> ST: u32;   // state: queue size, result count, evaluations, nearest-any d and v, next entry, status
 var<private> SW: u32;   // scratch words per query
 var<private> KE: u32;   // results kept
@@ -198,7 +199,8 @@ fn set_layout() {
   RD = 2u * sp.queue_slots;
   RV = RD + KE;
   SRC = RV + KE;
-  ST = SRC + P;
+  NEW = SRC + P;
+  ST = NEW + SLOTS;
   SW = ST + 8u;
 }
 
@@ -615,13 +617,23 @@ fn search_lane(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: 
         if (c < sp.n && visit_own(c)) { merge(dist(qrow, c), c); }
       }
     } else {
+      // Unvisited targets first, then score them: the lanes of a SIMD vector then score side by side
+      // instead of idling through each other's visited edges.
+      var fresh = 0u;
       for (var src = 0u; src < g_count; src++) {
         let v = s_scratch[sw(SRC + src)];
         let deg = min(degrees[v], R);
         for (var e = 0u; e < deg; e++) {
           let c = adj[v * R + e];
-          if (c < sp.n && visit_own(c)) { merge(dist(qrow, c), c); }
+          if (c < sp.n && visit_own(c)) {
+            s_scratch[sw(NEW + fresh)] = c;
+            fresh++;
+          }
         }
+      }
+      for (var i = 0u; i < fresh; i++) {
+        let c = s_scratch[sw(NEW + i)];
+        merge(dist(qrow, c), c);
       }
     }
   }

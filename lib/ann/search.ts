@@ -105,7 +105,7 @@ export function searchMemory(budget: number, k: number, ef: number, width: numbe
   const queue = nextPow2(maxEvaluations + 1);
   const kept = ef > 0 ? Math.max(ef, k) : k;
   const hash = Math.max(16, nextPow2(2 * (maxEvaluations + 1)));
-  return { slots, maxEvaluations, queue, kept, hash, scratch: 2 * queue + 2 * kept + width + 8 };
+  return { slots, maxEvaluations, queue, kept, hash, scratch: 2 * queue + 2 * kept + width + slots + 8 };
 }
 
 /** Checks search parameters; throws a UserError saying which one is out of range. */
