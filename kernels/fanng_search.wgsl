@@ -20,13 +20,15 @@
 //
 // Memory per query (global): scratch [2QC + 2KE + P + P * R + 8] u32: queue distances and vertices (QC each),
 // result distances and vertices (KE each), the iteration's sources (P) and new vertices (P * R), state (queue size, result count,
-// evaluations, nearest-any distance and vertex, next entry, status); hash [HS] (vertex + 1, 0 = empty;
+// evaluations, nearest-any distance and vertex, next entry); hash [HS] (vertex + 1, 0 = empty;
 // HS >= 2x the most evaluations, so the set never fills or forgets). search_lane interleaves the scratch
 // slots of its queries (slot s of query q at s * queries + q: a SIMD vector's heap tops share cache lines).
 //
 // Bounded work per dispatch (lib/ann/rounds.ts): at most step_cap iterations per dispatch, the same for every
-// team; unfinished queries keep their state in scratch and count themselves in active[round]; the host
-// dispatches rounds until none is left. first_round = 1 starts every query.
+// team; unfinished queries keep their state in scratch and append themselves to pending (counted in
+// active[round]); the next round runs just those, packed into its first slots, so short queries never hold
+// a SIMD vector back for more than a round. The host dispatches rounds until none is left. first_round = 1
+// starts every query.
 //
 // Entry point search:
 //   0 params uniform SearchParams   1..8 blocks   9 adj read u32 [N x R]   10 degrees read u32 [N]
@@ -35,7 +37,7 @@
 //   16 out_dist rw f32 [queries x K]   17 out_any rw u32 [queries]   18 out_any_dist rw f32 [queries]
 //   19 out_evals rw u32 [queries] (adds its count to the value there)
 //   20 scratch rw u32 [queries x (2QC + 2KE + P + P * R + 8)]
-//   21 hash rw atomic u32 [queries x HS]   22 active rw atomic u32 [rounds]
+//   21 hash rw atomic u32 [queries x HS]   22 active rw atomic u32 [rounds]   23 pending rw u32 [2 x queries]
 //   Results: the K best, ascending by (distance, vertex); NO_VERTEX / +Inf where fewer qualified.
 // Entry point ceiling: the scoring-rate ceiling: each team walks `steps` vertices from vertex q % n (next:
 //   edge (step % degree)) and scores every neighbour of each against its query row, nothing else.
@@ -126,14 +128,17 @@ fn block_part(b: u32, iq: u32, iv: u32, w: u32) -> vec4f {
   return a0 + a1;
 }
 
-// Squared distance between query row q and base row v; NaN counts as +Inf (tested on the bits: a compiler
-// may assume floats are never NaN).
+// Squared distance between query row q and base row v; NaN counts as +Inf.
 fn dist(q: u32, v: u32) -> f32 {
   let w = g_w4;
   var a = vec4f(0.0);
   for (var b = 0u; b < g_nblocks; b++) { a += block_part(b, q * w, v * w, w); }
-  let d = (a.x + a.y) + (a.z + a.w);
-  return select(d, inf(), (bitcast<u32>(d) & 0x7fffffffu) > 0x7f800000u);
+  return nan_to_inf((a.x + a.y) + (a.z + a.w));
+}
+
+// NaN as +Inf, tested on the bits (a compiler may assume floats are never NaN).
+fn nan_to_inf(x: f32) -> f32 {
+  return select(x, inf(), (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -177,6 +182,7 @@ struct SearchParams {
 @group(0) @binding(21) var<storage, read_write> s_hash: array<atomic<u32>>;
 @group(0) @binding(21) var<storage, read_write> s_hash_plain: array<u32>;
 @group(0) @binding(22) var<storage, read_write> s_active: array<atomic<u32>>;
+@group(0) @binding(23) var<storage, read_write> s_pending: array<u32>;
 
 // Scratch layout of one query (slots from its first word; set by set_layout() from the parameters).
 const QD = 0u;
@@ -185,7 +191,7 @@ var<private> RD: u32;   // result distances
 var<private> RV: u32;   // result vertices
 var<private> SRC: u32;  // the sources of the current iteration (P)
 var<private> NEW: u32;  // search_lane: the unvisited targets of the current iteration (P * R)
-var<private> ST: u32;   // state: queue size, result count, evaluations, nearest-any d and v, next entry, status
+var<private> ST: u32;   // state: queue size, result count, evaluations, nearest-any d and v, next entry
 var<private> SW: u32;   // scratch words per query
 var<private> KE: u32;   // results kept
 var<private> HS: u32;   // hash slots (a power of two)
@@ -376,6 +382,15 @@ fn visit_own(v: u32) -> bool {
   return false; // unreachable: the hash never fills
 }
 
+// The query of dispatch slot i: round 0 runs every query (slot i: query i); a later round runs only the
+// queries the previous round left unfinished, packed into the first slots (so that a SIMD vector's lanes
+// all still have work), or NO_VERTEX.
+fn query_of(i: u32) -> u32 {
+  if (sp.first_round != 0u) { return select(NO_VERTEX, i, i < sp.queries); }
+  if (i >= atomicLoad(&s_active[sp.round - 1u])) { return NO_VERTEX; }
+  return s_pending[((sp.round - 1u) % 2u) * sp.queries + i];
+}
+
 // Loads (or starts) the search of query q; g_running says whether it has work left. A fresh self-search
 // still has to mark and queue its own vertex (the caller, which knows its hash).
 fn begin(q: u32) {
@@ -391,10 +406,10 @@ fn begin(q: u32) {
   g_qlabel = 0;
   g_min_d = 0.0;
   if ((sp.filters & 1u) != 0u) { g_qlabel = s_qlabels[q]; }
-  if ((sp.filters & 2u) != 0u) { g_min_d = sp.min_scale * s_qmin[q]; }
+  if ((sp.filters & 2u) != 0u) { g_min_d = nan_to_inf(sp.min_scale * s_qmin[q]); }
   if (sp.first_round != 0u) {
     g_running = true;
-  } else if (s_scratch[sw(ST + 6u)] == 1u) {
+  } else {
     g_running = true;
     qn = s_scratch[sw(ST)];
     rn = s_scratch[sw(ST + 1u)];
@@ -473,12 +488,11 @@ fn end() {
     s_scratch[sw(ST + 3u)] = bitcast<u32>(g_any_d);
     s_scratch[sw(ST + 4u)] = g_any_v;
     s_scratch[sw(ST + 5u)] = g_next_entry;
-    s_scratch[sw(ST + 6u)] = 1u;
-    atomicAdd(&s_active[sp.round], 1u);
+    let at = atomicAdd(&s_active[sp.round], 1u);
+    s_pending[(sp.round % 2u) * sp.queries + at] = q;
     return;
   }
-  if (!g_finished) { return; } // ended in an earlier round
-  s_scratch[sw(ST + 6u)] = 2u;
+  if (!g_finished) { return; }
   // Heap-sort the results ascending, then write the first k.
   for (var m = rn; m > 1u; m--) {
     let top_d = rd(0u);
@@ -518,8 +532,8 @@ fn search(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u
   set_layout();
   let team = lid / T;
   let lane = lid - team * T;
-  let q = (wid.y * nwg.x + wid.x) * QW + team;
-  let leader = lane == 0u && q < sp.queries;
+  let q = query_of((wid.y * nwg.x + wid.x) * QW + team);
+  let leader = lane == 0u && q != NO_VERTEX;
   let qrow = q + sp.query_row_offset;
   g_running = false;
   // A team's query owns contiguous scratch and hash (its lanes probe the hash side by side).
@@ -594,8 +608,8 @@ fn search(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u
 fn search_lane(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
                @builtin(local_invocation_index) lid: u32) {
   set_layout();
-  let q = (wid.y * nwg.x + wid.x) * LW + lid;
-  if (q >= sp.queries) { return; }
+  let q = query_of((wid.y * nwg.x + wid.x) * LW + lid);
+  if (q == NO_VERTEX) { return; }
   let qrow = q + sp.query_row_offset;
   // Slots interleaved across queries: the lanes of a SIMD vector touch neighbouring words (heap tops,
   // state), which share cache lines.

@@ -193,6 +193,9 @@ function iterationsPerDispatch(
   return Math.max(1, Math.floor((loopBudget(gpu) - reserve) / perIteration));
 }
 
+/** Iterations per round of the one-query-per-lane shape (measured on llvmpipe, docs/ann-search.md). */
+const LANE_ROUND_ITERATIONS = 12;
+
 /** Bytes of GPU scratch a chunk of queries may use (scratch lists and hash together). */
 const CHUNK_MEMORY = 128 * 2 ** 20;
 
@@ -270,7 +273,10 @@ export async function runSearch(
     P: width,
   });
   const trips = distanceLoopTrips(base.layout.count, base.layout.w4);
-  const stepCap = options.stepCap ?? iterationsPerDispatch(gpu, shape, mem, r, k, trips);
+  // One query per lane: short rounds, so that each round's unfinished queries are packed into full SIMD
+  // vectors again (lanes whose query ended idle for at most a round).
+  const cap = iterationsPerDispatch(gpu, shape, mem, r, k, trips);
+  const stepCap = options.stepCap ?? (shape.lanes === 1 ? Math.min(cap, LANE_ROUND_ITERATIONS) : cap);
   // Queries per dispatch: a multiple of 64 (keeps every per-query binding offset 256-byte aligned) whose
   // bindings each fit the binding limit and whose scratch fits CHUNK_MEMORY.
   const rowBytes = Math.max(qv.layout.w4 * 16, k * 4, Math.max(1, stride) * 4, mem.scratch * 4, mem.hash * 4);
@@ -284,6 +290,7 @@ export async function runSearch(
   const rows = Math.min(chunk, q);
   using scratch = GpuBuffer.zeros(gpu, "u32", [rows * mem.scratch], "fanng search scratch");
   using hash = GpuBuffer.zeros(gpu, "u32", [rows * mem.hash], "fanng search hash");
+  using pending = GpuBuffer.zeros(gpu, "u32", [2 * rows], "fanng search pending");
   using dummyI = GpuBuffer.zeros(gpu, "i32", [4]);
   using dummyF = GpuBuffer.zeros(gpu, "f32", [4]);
   const filterBits = (useLabels ? 1 : 0) | (options.minDistance ? 2 : 0);
@@ -336,7 +343,7 @@ export async function runSearch(
       ]);
       batch.dispatch(
         pipeline,
-        [params, ...bindings, active],
+        [params, ...bindings, active, pending],
         grid1d(gpu, Math.ceil(c / shape.queriesPerGroup)),
         "fanng.search",
       );

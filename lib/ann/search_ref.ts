@@ -12,7 +12,7 @@
  *      otherwise stop if the queue is empty or (ef > 0) its closest candidate is farther than the bound, else
  *      take up to `width` closest candidates out of the queue (each no farther than the bound);
  *   3. every source edge (in order) to a vertex not yet visited: mark it visited and evaluate its distance
- *      (a NaN distance counts as +Inf);
+ *      (a NaN distance counts as +Inf, and so does a NaN radius);
  *   4. merge the new vertices: nearest-any (any label, never the query itself) keeps the closest; those that
  *      pass the filter compete for the results; those closer than the bound join the queue.
  * Step 4 reads the bound of step 1 only, so its outcome does not depend on the order of the new vertices
@@ -107,10 +107,11 @@ class MinQueue {
   }
 }
 
+const nanToInf = (x: number) => (Number.isNaN(x) ? Infinity : x);
+
 /** Squared distance as the kernel defines it: NaN counts as +Inf. */
 function searchDistance(a: HostMatrix, i: number, b: HostMatrix, j: number): number {
-  const d = sqDistRows(a, i, b, j);
-  return Number.isNaN(d) ? Infinity : d;
+  return nanToInf(sqDistRows(a, i, b, j));
 }
 
 /** Searches `graph` over `base` for every row of `queries`. */
@@ -140,7 +141,7 @@ export function searchRef(
   for (let qi = 0; qi < q; qi++) {
     const self = options.self ? qi : NO_VERTEX;
     const qlabel = useLabels ? f.queryLabels![qi] : 0;
-    const minD = useMin ? Math.fround(scale * f.minDistance![qi]) : 0;
+    const minD = useMin ? nanToInf(Math.fround(scale * f.minDistance![qi])) : 0;
     const visited = new Set<number>();
     const queue = new MinQueue();
     const resD: number[] = [], resV: number[] = [];

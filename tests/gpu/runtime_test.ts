@@ -65,7 +65,11 @@ Deno.test("withDefines prepends consts; every kernels/*.wgsl file is in the regi
   const files = [...Deno.readDirSync(new URL("../../kernels/", import.meta.url))]
     .filter((e) => e.isFile && e.name.endsWith(".wgsl"))
     .map((e) => e.name.slice(0, -".wgsl".length)).sort();
-  assert.deepEqual(Object.keys(WGSL_SOURCES).sort(), files, "lib/gpu/wgsl.ts must import every kernels/*.wgsl");
+  assert.deepEqual(
+    Object.keys(WGSL_SOURCES).sort(),
+    files,
+    "lib/gpu/wgsl.ts must import every kernels/*.wgsl",
+  );
   for (const name of files) {
     const text = Deno.readTextFileSync(new URL(`../../kernels/${name}.wgsl`, import.meta.url));
     assert.equal(await loadWgsl(name), text, `${name}: the registry serves the file's text`);
