@@ -68,7 +68,9 @@ const SLOTS = P * R;
 var<private> g_w4: u32;
 var<private> g_nblocks: u32;
 
-fn inf() -> f32 { return bitcast<f32>(0x7f800000u); }
+// +Inf through a private variable: WGSL const-evaluates bitcast<f32>(0x7f800000u) and browsers refuse it.
+var<private> INF_BITS: u32 = 0x7f800000u;
+fn inf() -> f32 { return bitcast<f32>(INF_BITS); }
 
 // (d1, v1) orders before (d2, v2).
 fn before(d1: f32, v1: u32, d2: f32, v2: u32) -> bool { return d1 < d2 || (d1 == d2 && v1 < v2); }

@@ -17,6 +17,7 @@ import { fmtShape, ShapeError, UserError } from "../errors.ts";
 import { FanngIndex } from "../ann/index.ts";
 import { NO_VERTEX, paddedFromGraph, type PaddedGraph } from "../ann/graph.ts";
 import { searchRef } from "../ann/search_ref.ts";
+import { searchDefaults } from "../ann/search_defaults.ts";
 import { GpuBuffer } from "../gpu/buffer.ts";
 import { getGpu, type Gpu } from "../gpu/device.ts";
 import { EmbeddingHead } from "../model/head.ts";
@@ -32,6 +33,8 @@ import {
 
 /** Entry vertices of a graph search: FanngIndex.search's default ("fixed", 16 stored entries). */
 const ENTRY_POINTS = 16;
+/** The graph search's ef (hnswlib's stop), the same on the GPU and in the plain-TS fallback. */
+const SEARCH_EF = searchDefaults("search").ef;
 
 /** Options of {@link Retriever.fromBytes} and {@link Retriever.fromUrl}. */
 export interface RetrieverOptions {
@@ -346,7 +349,7 @@ export class Retriever implements Disposable {
   ): Promise<{ indices: Uint32Array; distances: Float32Array; evaluations: number }> {
     if (this.#place.on === "gpu") {
       try {
-        using res = await this.#index.search(q, k, { budget });
+        using res = await this.#index.search(q, k, { budget, ef: SEARCH_EF });
         return {
           indices: await res.indices.read(),
           distances: await res.distances.read(),
@@ -362,6 +365,7 @@ export class Retriever implements Disposable {
     const entries = graph.entries.slice(0, ENTRY_POINTS);
     const res = searchRef(this.contents.embeddings, this.#padded, queries, k, {
       budget,
+      ef: SEARCH_EF,
       entries: entries.length ? entries : new Uint32Array([NO_VERTEX]),
       entryStride: 0,
     });

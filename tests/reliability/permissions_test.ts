@@ -28,6 +28,7 @@ Deno.test("deno.json: every task's permissions are narrow (no blanket write, env
     const allowedRuns: Record<string, string[]> = {
       test: ["deno", "/usr/bin/chromium"],
       bench: ["/usr/bin/python3"],
+      "bench-suite": ["/usr/bin/python3"],
     };
     assert.deepEqual(run ?? [], allowedRuns[name] ?? [], `${name} runs ${run}`);
     const env = flagValues(perms, "--allow-env");
