@@ -64,6 +64,8 @@ export {
 
 // --- ANN index (lib/ann) ---
 export { FanngIndex, type SearchFilter, type SearchOptions, type SearchResult } from "./lib/ann/index.ts";
+export { defaultSearchShape, type SearchOutputs, type SearchShape } from "./lib/ann/search.ts";
+export { type SearchDefaults, searchDefaults, type SearchUse } from "./lib/ann/search_defaults.ts";
 export { type BuildStats, type FanngBuildOptions } from "./lib/ann/build.ts";
 export {
   degreeStats,
@@ -86,6 +88,7 @@ export {
   saveGraph,
 } from "./lib/ann/file.ts";
 export {
+  ceilingRef,
   type SearchFilterRef,
   searchRef,
   type SearchRefOptions,
@@ -172,7 +175,7 @@ export {
   ExactSearch,
   FanngSearch,
   type FanngSearchOptions,
-  type FilteredNearest,
+  type GpuNegatives,
   type NeighbourSearch,
 } from "./lib/mining/search.ts";
 export {

@@ -30,13 +30,16 @@
 //   marked OLD) + extra[v - extra_row0, 0 .. extra_slots) (ids >= n, v itself and repeats skipped; distances
 //   computed), sorted by (d, id) into scratch. only_with_extra: vertices without a new candidate are marked
 //   done (left untouched).
+//   presorted: the candidates are extra's row with their distances (binding 14, f32, same shape), already
+//   sorted by (d, id), distinct and without v (kNN lists; the high bit of ids is ignored): loaded as they are.
 // Entry point prune_occlude: walks the sorted candidates; c is kept unless a kept u with d(v,u) < d(v,c) has
 //   d(u,c) < d(v,c) (the occlusion rule), up to R kept; pairs of two OLD candidates are not re-checked (the
 //   old row already obeys the rule). At most check_cap occlusion checks per dispatch plus those of one
 //   candidate (resumes between candidates); writes the row once all candidates are walked or R are kept.
 //   Both: 0 params uniform PruneParams   1..8 blocks   9 extra read u32 [rows x extra_slots]
 //   10 adj rw u32 [N x R]   11 lengths rw f32 [N x R]   12 degrees rw u32 [N]
-//   13 scratch rw u32 [(2C + 2R + 4) x count]   14 active rw atomic u32 [rounds]
+//   13 scratch rw u32 [(2C + 2R + 4) x count]   14 prune_sort: extra distances read f32 (presorted) or any
+//   buffer; prune_occlude: active rw atomic u32 [rounds]
 //   C >= R + extra_slots when merging, >= extra_slots otherwise.
 // Entry point greedy: walk p = (s, t): from u = s, move to the neighbour of u closest to t (by (d, id))
 //   while it is closer than u; stop[p] = NO_VERTEX once u reaches t, else the vertex where it got stuck.
@@ -200,6 +203,8 @@ struct PruneParams {
   extra_row0: u32,
   check_cap: u32,
   round: u32,
+  presorted: u32,
+  alpha2: f32,     // occlusion scale: u occludes c when alpha2 * d(u,c) < d(v,c) (1: FANNG's rule)
 }
 
 @group(0) @binding(0) var<uniform> pp: PruneParams;
@@ -209,6 +214,7 @@ struct PruneParams {
 @group(0) @binding(12) var<storage, read_write> p_deg: array<u32>;
 @group(0) @binding(13) var<storage, read_write> p_scratch: array<u32>;
 @group(0) @binding(14) var<storage, read_write> p_active: array<atomic<u32>>;
+@group(0) @binding(14) var<storage, read> p_extra_dist: array<f32>;
 
 // Prune scratch: candidate distances [0, C), candidate ids | OLD [C, 2C), kept distances [2C, 2C + R),
 // kept ids | OLD [2C + R, 2C + 2R), then the state: candidate count, next candidate, kept count, done.
@@ -258,6 +264,21 @@ fn prune_sort(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: v
   if (i >= pp.count) { return; }
   let v = pp.v0 + i;
   var n = 0u;
+  if (pp.presorted != 0u) {
+    // Candidates that are already sorted by (d, id) and distinct, with their distances (kNN lists): load.
+    let row = (v - pp.extra_row0) * pp.extra_slots;
+    for (var j = 0u; j < pp.extra_slots && n < C; j++) {
+      let c = p_extra[row + j] & ~OLD;
+      if (c >= pp.n || c == v) { continue; }
+      set_cand(n, p_extra_dist[row + j], c);
+      n++;
+    }
+    p_scratch[slot(P_ST)] = n;
+    p_scratch[slot(P_ST + 1u)] = 0u;
+    p_scratch[slot(P_ST + 2u)] = 0u;
+    p_scratch[slot(P_ST + 3u)] = 0u;
+    return;
+  }
   if (pp.merge != 0u) {
     let deg = min(p_deg[v], R);
     for (var e = 0u; e < deg; e++) {
@@ -313,7 +334,7 @@ fn prune_occlude(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg
         let ku = kept_v(u);
         if ((c & ku & OLD) == 0u) {
           checks_left = max(checks_left, 1u) - 1u;
-          if (dist(ku & ~OLD, c & ~OLD) < dc) {
+          if (pp.alpha2 * dist(ku & ~OLD, c & ~OLD) < dc) {
             occluded = true;
             open = false;
           }
@@ -343,6 +364,158 @@ fn prune_occlude(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg
   }
   p_deg[v] = kept;
   p_scratch[slot(P_ST + 3u)] = 1u;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// knn_merge, nnd_join, list_head: the kNN candidate lists of the build (lib/ann/knn_graph.ts)
+
+struct MergeParams {
+  n: u32,
+  count: u32,      // query rows of the block: vertices q0 .. q0 + count - 1
+  q0: u32,
+  row0: u32,       // list row 0 of the bound list range is vertex row0
+  w4: u32,
+  nblocks: u32,
+  width: u32,      // list length L
+  cols: u32,       // result columns (row stride of m_res)
+  j0: u32,         // result columns j0 .. j1 - 1 in this dispatch
+  j1: u32,
+  base_rows: u32,  // rows of the block's base (its map)
+}
+
+struct JoinParams {
+  n: u32,
+  count: u32,      // vertices v0 .. v0 + count - 1
+  v0: u32,
+  w4: u32,
+  nblocks: u32,
+  width: u32,      // list length L
+  fwd: u32,        // forward hubs S (<= L)
+  rev_width: u32,  // reverse hubs SR
+  per_hub: u32,    // head entries S2 read from each hub
+  rev_offer: u32,  // reverse entries of each hub offered too (<= rev_width)
+  hub0: u32,       // hubs hub0 .. hub1 - 1 in this dispatch (forward first, then reverse)
+  hub1: u32,
+  first: u32,      // 1: clear the NEW flags of the row first
+}
+
+struct HeadParams {
+  count: u32,      // rows of the bound range
+  width: u32,
+  cols: u32,       // head columns copied
+  strip: u32,      // 1: clear the NEW flags
+}
+
+@group(0) @binding(0) var<uniform> mp: MergeParams;
+@group(0) @binding(0) var<uniform> jp: JoinParams;
+@group(0) @binding(0) var<uniform> hp: HeadParams;
+@group(0) @binding(9) var<storage, read> m_res: array<u32>;
+@group(0) @binding(10) var<storage, read> m_map: array<u32>;
+@group(0) @binding(9) var<storage, read> j_heads: array<u32>;
+@group(0) @binding(10) var<storage, read> j_rev: array<u32>;
+@group(0) @binding(13) var<storage, read_write> j_updates: array<atomic<u32>>;
+@group(0) @binding(14) var<storage, read> j_block: array<u32>;
+@group(0) @binding(1) var<storage, read> h_in: array<u32>;
+@group(0) @binding(2) var<storage, read_write> h_out: array<u32>;
+@group(0) @binding(11) var<storage, read_write> l_ids: array<u32>;
+@group(0) @binding(12) var<storage, read_write> l_dists: array<f32>;
+
+const NEW = 0x80000000u;
+
+// Inserts (d, c) (c may carry NEW) into the sorted list at l_ids/l_dists[o .. o + width) unless the list
+// holds c already or (d, c) does not order before its last entry; returns whether it was inserted.
+fn list_insert(o: u32, width: u32, d: f32, c: u32) -> bool {
+  let id = c & ~NEW;
+  let last = width - 1u;
+  if (!before(d, id, l_dists[o + last], l_ids[o + last] & ~NEW)) { return false; }
+  var p = width;
+  for (var j = 0u; j < width; j++) {
+    let e = l_ids[o + j] & ~NEW;
+    if (e == id) { return false; }
+    if (p == width && before(d, id, l_dists[o + j], e)) { p = j; }
+  }
+  for (var j = last; j > p; j--) {
+    l_ids[o + j] = l_ids[o + j - 1u];
+    l_dists[o + j] = l_dists[o + j - 1u];
+  }
+  l_ids[o + p] = c;
+  l_dists[o + p] = d;
+  return true;
+}
+
+@compute @workgroup_size(WG)
+fn knn_merge(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+             @builtin(local_invocation_index) lid: u32) {
+  let i = linear_id(wid, nwg, lid);
+  if (i >= mp.count) { return; }
+  g_w4 = mp.w4;
+  g_nblocks = mp.nblocks;
+  let v = mp.q0 + i;
+  let o = (v - mp.row0) * mp.width;
+  for (var j = mp.j0; j < mp.j1; j++) {
+    let l = m_res[i * mp.cols + j];
+    if (l >= mp.base_rows) { continue; }
+    let c = m_map[l];
+    if (c >= mp.n || c == v) { continue; }
+    list_insert(o, mp.width, dist(v, c), c | NEW);
+  }
+}
+
+@compute @workgroup_size(WG)
+fn nnd_join(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+            @builtin(local_invocation_index) lid: u32) {
+  let i = linear_id(wid, nwg, lid);
+  if (i >= jp.count) { return; }
+  g_w4 = jp.w4;
+  g_nblocks = jp.nblocks;
+  let v = jp.v0 + i;
+  let width = jp.width;
+  let o = i * width;
+  if (jp.first != 0u) {
+    for (var j = 0u; j < width; j++) {
+      let e = l_ids[o + j];
+      l_ids[o + j] = select(e & ~NEW, e, e == NO_VERTEX);
+    }
+  }
+  // Vertices of v's partition block were all compared with v already (lib/ann/candidates.ts): skip them.
+  let block_lo = j_block[2u * i];
+  let block_hi = j_block[2u * i + 1u];
+  var updates = 0u;
+  for (var h = jp.hub0; h < jp.hub1; h++) {
+    var e: u32;
+    if (h < jp.fwd) {
+      e = j_heads[v * jp.per_hub + h];
+    } else {
+      e = j_rev[v * jp.rev_width + (h - jp.fwd)];
+    }
+    let u = e & ~NEW;
+    if (u >= jp.n) { continue; }
+    let hub_new = (e & NEW) != 0u;
+    // The hub's head entries, then its reverse entries.
+    for (var j = 0u; j < jp.per_hub + jp.rev_offer; j++) {
+      var f: u32;
+      if (j < jp.per_hub) {
+        f = j_heads[u * jp.per_hub + j];
+      } else {
+        f = j_rev[u * jp.rev_width + (j - jp.per_hub)];
+      }
+      let w = f & ~NEW;
+      if (w >= jp.n || w == v || (!hub_new && (f & NEW) == 0u) || (w >= block_lo && w < block_hi)) { continue; }
+      if (list_insert(o, width, dist(v, w), w | NEW)) { updates++; }
+    }
+  }
+  if (updates > 0u) { atomicAdd(&j_updates[0], updates); }
+}
+
+@compute @workgroup_size(WG)
+fn list_head(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+             @builtin(local_invocation_index) lid: u32) {
+  let i = linear_id(wid, nwg, lid);
+  if (i >= hp.count) { return; }
+  for (var j = 0u; j < hp.cols; j++) {
+    let e = h_in[i * hp.width + j];
+    h_out[i * hp.cols + j] = select(e, select(e & ~NEW, e, e == NO_VERTEX), hp.strip != 0u);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------

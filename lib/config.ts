@@ -7,6 +7,7 @@
 import { type ControllerConfig, validateControllerConfig } from "./mining/controller.ts";
 import { FASHION_MNIST_DIR } from "./data/idx.ts";
 import { UserError } from "./errors.ts";
+import { MAX_BUDGET, MAX_K } from "./ann/search.ts";
 
 /** Where the training data comes from. */
 export type DatasetConfig =
@@ -41,17 +42,18 @@ export interface TrainConfig {
     miner: MinerKind;
     /** Nearest-neighbour search for smart mining: the FANNG graph or exact GPU brute force. */
     search: "fanng" | "exact";
-    /** K: other-class neighbours searched per anchor outside the exclusion boundary. */
-    neighbours: number;
     /** Fraction of each batch made of mined triplets (the rest random). */
     minedFraction: number;
-    /** FANNG search budget (distance evaluations per query); 0 = the index's default. */
+    /**
+     * Most distance evaluations per anchor of the FANNG negative search; 0 = the default of
+     * lib/ann/search_defaults.ts ("filtered").
+     */
     searchBudget: number;
     /**
-     * Early stop of the FANNG negative search (lib/ann SearchOptions.stopRatio); 0 = off (every query spends
-     * the whole budget, as FANNG's backtracking search does).
+     * ef of the FANNG negative search (it ends once its closest candidate is farther than the ef-th
+     * qualifying result); 0 = the default of lib/ann/search_defaults.ts ("filtered").
      */
-    searchStop: number;
+    searchEf: number;
     /** FANNG maximum out-degree. */
     maxDegree: number;
     /** In-batch miners: classes per batch (batch size / this = samples per class). */
@@ -89,10 +91,9 @@ export function defaultConfig(): TrainConfig {
     mining: {
       miner: "smart",
       search: "fanng",
-      neighbours: 8,
       minedFraction: 1,
       searchBudget: 0,
-      searchStop: 0,
+      searchEf: 0,
       maxDegree: 32,
       classesPerBatch: 8,
     },
@@ -178,12 +179,15 @@ export function validateConfig(c: TrainConfig): void {
     ["fanng", "exact"].includes(c.mining.search),
     `--search must be 'fanng' or 'exact', got '${c.mining.search}'`,
   );
-  need(isPosInt(c.mining.neighbours) && c.mining.neighbours <= 256, `--neighbours must be in 1..256`);
   need(c.mining.minedFraction >= 0 && c.mining.minedFraction <= 1, `--mined-fraction must be in [0, 1]`);
-  need(Number.isInteger(c.mining.searchBudget) && c.mining.searchBudget >= 0, `--search-budget must be >= 0`);
   need(
-    Number.isFinite(c.mining.searchStop) && c.mining.searchStop >= 0,
-    `--search-stop must be 0 (off) or a positive ratio`,
+    Number.isInteger(c.mining.searchBudget) && c.mining.searchBudget >= 0 &&
+      c.mining.searchBudget <= MAX_BUDGET,
+    `--search-budget must be an integer in 0..${MAX_BUDGET} (0 = the default)`,
+  );
+  need(
+    Number.isInteger(c.mining.searchEf) && c.mining.searchEf >= 0 && c.mining.searchEf <= MAX_K,
+    `--search-ef must be an integer in 0..${MAX_K} (0 = the default)`,
   );
   need(isPosInt(c.mining.maxDegree), `--max-degree must be a positive integer`);
   need(
@@ -222,10 +226,9 @@ export const CONFIG_FLAGS: Readonly<Record<string, string>> = {
   "loss.t": "--global-t",
   "mining.miner": "--miner",
   "mining.search": "--search",
-  "mining.neighbours": "--neighbours",
   "mining.minedFraction": "--mined-fraction",
   "mining.searchBudget": "--search-budget",
-  "mining.searchStop": "--search-stop",
+  "mining.searchEf": "--search-ef",
   "mining.maxDegree": "--max-degree",
   "mining.classesPerBatch": "--classes-per-batch",
   "controller.adaptive": "--fixed-kappa",

@@ -366,7 +366,7 @@ class TrainingRun {
     const graph = c.blobs?.fanng;
     if (c.meta.fanng && graph) {
       this.fanng = new FanngSearch(this.trainLabels, { ...c.meta.fanng, quiet: this.config.quiet });
-      this.fanng.restore(graph, `the FANNG graph in ${this.checkpointPath}`);
+      this.fanng.restore(graph, c.blobs?.fanngRefresh, `the FANNG graph in ${this.checkpointPath}`);
     }
     return c.meta.reports;
   }
@@ -441,7 +441,7 @@ class TrainingRun {
 
   /** Writes everything the next epoch depends on, atomically, in one checksummed file. */
   async saveCheckpoint(epoch: number, reports: EpochReport[]): Promise<void> {
-    const graph = this.fanng?.state();
+    const graph = await this.fanng?.state();
     const meta: RunCheckpointMeta = {
       epoch,
       controller: this.controller.state(),
@@ -455,7 +455,7 @@ class TrainingRun {
       this.head,
       this.step,
       meta as unknown as Record<string, unknown>,
-      graph ? { fanng: graph } : undefined,
+      graph ? { fanng: graph.graph, fanngRefresh: graph.refresh } : undefined,
     );
   }
 
@@ -469,13 +469,12 @@ class TrainingRun {
     const { mining, seed } = this.config;
     let search: NeighbourSearch;
     if (mining.search === "exact") {
-      search = new ExactSearch(emb, this.trainLabels, mining.neighbours);
+      search = new ExactSearch(emb, this.trainLabels);
     } else {
       this.fanng ??= new FanngSearch(this.trainLabels, {
-        neighbours: mining.neighbours,
         maxDegree: mining.maxDegree,
         budget: mining.searchBudget,
-        stopRatio: mining.searchStop,
+        ef: mining.searchEf,
         seed: seed + epoch,
         quiet: this.config.quiet,
       });

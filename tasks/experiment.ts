@@ -28,7 +28,7 @@ Every run's config, log and checkpoint, the experiment's figures, table.md and r
   --no-tsne               report without t-SNE maps
   --overwrite             replace the study already in --out (default: an existing study is refused)
   Any 'deno task train' flag sets what the runs share, e.g. --epochs (default 5; the supplement used 20),
-  --features, --data, --train-limit, --test-limit, --seed, --search, --search-budget, --search-stop, --batch-size, --lr.
+  --features, --data, --train-limit, --test-limit, --seed, --search, --search-budget, --search-ef, --batch-size, --lr.
   -h, --help              this text
 `;
 

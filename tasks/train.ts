@@ -7,8 +7,10 @@ import { type DatasetConfig, defaultConfig, type MinerKind, type TrainConfigInpu
 import { type EpochReport, train } from "../lib/train.ts";
 import { UserError } from "../lib/errors.ts";
 import { runTask } from "./cli.ts";
+import { searchDefaults } from "../lib/ann/search_defaults.ts";
 
 const d = defaultConfig();
+const filtered = searchDefaults("filtered");
 
 const HELP = `deno task train [flags]
 
@@ -38,10 +40,10 @@ Losses
 Mining
   --miner smart|random|semihard|batchhard                                               [${d.mining.miner}]
   --search fanng|exact    neighbour search for smart mining: FANNG graph or GPU brute force [${d.mining.search}]
-  --neighbours <k>        other-class neighbours searched per anchor                    [${d.mining.neighbours}]
   --mined-fraction <f>    fraction of each batch that is mined (rest random)            [${d.mining.minedFraction}]
-  --search-budget <n>     FANNG distance evaluations per query (0 = index default)      [0]
-  --search-stop <r>       FANNG early stop ratio for the negative search (0 = off)       [${d.mining.searchStop}]
+  --search-budget <n>     FANNG negative search: most distance evaluations per anchor   [0 = ${filtered.budget}]
+  --search-ef <n>         FANNG negative search: ef, stop once the closest candidate is
+                          beyond the ef-th qualifying result (higher: more thorough)    [0 = ${filtered.ef}]
   --max-degree <n>        FANNG maximum out-degree                                      [${d.mining.maxDegree}]
   --classes-per-batch <n> in-batch miners: classes per batch                            [${d.mining.classesPerBatch}]
 Kappa and the controller
@@ -92,6 +94,7 @@ function list(v: string | undefined, flag: string): number[] | undefined {
 export function parseTrainArgs(
   args: string[],
 ): { input: TrainConfigInput; resume?: string; overwrite: boolean; help: boolean } {
+  refuseRemovedFlags(args);
   const strings = [
     "data",
     "split",
@@ -107,10 +110,9 @@ export function parseTrainArgs(
     "global-t",
     "miner",
     "search",
-    "neighbours",
     "mined-fraction",
     "search-budget",
-    "search-stop",
+    "search-ef",
     "max-degree",
     "classes-per-batch",
     "kappa",
@@ -190,10 +192,9 @@ export function parseTrainArgs(
     mining: {
       miner: s("miner") as MinerKind | undefined,
       search: s("search") as "fanng" | "exact" | undefined,
-      neighbours: n("neighbours"),
       minedFraction: n("mined-fraction"),
       searchBudget: n("search-budget"),
-      searchStop: n("search-stop"),
+      searchEf: n("search-ef"),
       maxDegree: n("max-degree"),
       classesPerBatch: n("classes-per-batch"),
     },
@@ -226,6 +227,27 @@ export function parseTrainArgs(
     overwrite: !!v.overwrite,
     help: !!v.help,
   };
+}
+
+/** Flags that existed once, with what to use instead. */
+const REMOVED_FLAGS: Record<string, string> = {
+  neighbours:
+    "smart mining uses only the nearest qualifying negative (docs/method.md section 3, step 5), so " +
+    "the other results were never used; to make the FANNG search look harder for that negative, raise " +
+    `--search-ef (default ${searchDefaults("filtered").ef}) or --search-budget`,
+  "search-stop": `the FANNG search now stops by hnswlib's rule; use --search-ef (default ${
+    searchDefaults("filtered").ef
+  }: higher searches longer) and --search-budget`,
+};
+
+/** Throws one UserError for a removed flag, saying what to use instead. */
+function refuseRemovedFlags(args: string[]): void {
+  for (const a of args) {
+    const name = /^--([^=]+)/.exec(a)?.[1];
+    if (name && Object.hasOwn(REMOVED_FLAGS, name)) {
+      throw new UserError(`--${name} was removed: ${REMOVED_FLAGS[name]}`);
+    }
+  }
 }
 
 /** Removes undefined fields (recursively one level) so they do not override defaults. */

@@ -198,8 +198,8 @@ Deno.test("the command line maps every flag onto the config", () => {
     "semihard",
     "--search",
     "exact",
-    "--search-stop",
-    "1.5",
+    "--search-ef",
+    "24",
     "--kappa",
     "4",
     "--fixed-kappa",
@@ -219,13 +219,16 @@ Deno.test("the command line maps every flag onto the config", () => {
   ]);
   assert.deepEqual(input.dataset, { kind: "features", dir: "/f", views: "centre" });
   assert.deepEqual(input.head, { hidden: [256, 128], normalize: false });
-  assert.deepEqual(input.mining, { miner: "semihard", search: "exact", searchStop: 1.5, minedFraction: 0.5 });
+  assert.deepEqual(input.mining, { miner: "semihard", search: "exact", searchEf: 24, minedFraction: 0.5 });
   assert.deepEqual(input.controller, { adaptive: false, initialKappa: 4 });
   assert.equal(input.loss!.globalWeight, 0);
   assert.deepEqual(input.eval, { recallKs: [1, 5], mapAtR: true });
   assert.equal(resume, "runs/x");
   assert.throws(() => parseTrainArgs(["--lr", "fast"]), /--lr expects a number/);
   assert.throws(() => parseTrainArgs(["--no-such-flag"]));
+  // Removed flags say what to use instead.
+  assert.throws(() => parseTrainArgs(["--neighbours", "8"]), /--neighbours was removed: .*--search-ef/);
+  assert.throws(() => parseTrainArgs(["--search-stop=1.5"]), /--search-stop was removed: .*--search-ef/);
 });
 
 Deno.test("features with NaNs or mismatched widths are refused, naming the row and column", () => {

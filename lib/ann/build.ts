@@ -1,39 +1,50 @@
 /**
- * FANNG construction (method.md section 5) on the GPU:
+ * FANNG construction (method.md section 5) on the GPU: a kNN candidate graph, occlusion pruning over a
+ * large candidate pool, reverse edges through the same rule, optional traverse-add.
  *
- * 1. Candidates. Small sets (N <= `exactLimit`): the exact `candidates` nearest neighbours from the fused
- *    distance + top-k kernel (lib/ops/knn.ts). Larger sets: incremental insertion through the graph itself
- *    on a navigation copy of the data, in a random order: the first `exactLimit` points get exact
- *    candidates, then each batch (`growth` times the points inserted so far) searches the graph built so
- *    far for its candidates, is pruned in, and offers itself to its new neighbours as reverse edges; a
- *    optional refinement pass re-searches every point. For high-dimensional data (D > `projectAbove`) the
- *    navigation copy is a PCA projection to `projectionDims` (lib/ann/pca.ts), where distances are ~25x
- *    cheaper on a CPU adapter, and the candidates are the `candidates` nearest found there, re-ranked and
- *    pruned by true distance.
- * 2. Occlusion pruning of every vertex's candidates (kernels/fanng.wgsl `prune`) in the true space, then
- *    reverse edges: each vertex merges its `reverseEdges` shortest incoming edges under the same rule.
- * 3. Traverse-add (lib/ann/traverse_add.ts): `traverseAddIters * N` greedy walks between random vertices;
+ * 1. Candidates: every vertex's `candidates` nearest found (lib/ann/candidates.ts, lib/ann/knn_graph.ts).
+ *    Small sets (N <= `exactLimit`): exact, from the fused distance + top-k kernel (lib/ops/knn.ts). Larger:
+ *    k-means partition into overlapping clusters of about `clusterSize` points, exact kNN inside each
+ *    cluster (the same fused kernel), then NN-descent iterations. The build works in "build order" (points
+ *    grouped by cluster, for memory locality) and relabels the graph at the end. For high-dimensional data
+ *    (D > `projectAbove`) the candidates are found in a PCA projection to `projectionDims` (lib/ann/pca.ts),
+ *    where distances are much cheaper, and ranked again by true distance when pruned.
+ * 2. Occlusion pruning of each vertex's candidates (kernels/fanng.wgsl `prune`), in the true space: v -> c
+ *    is dropped when a kept v -> u has d(v,u) < d(v,c) and d(u,c) < d(v,c); at most `maxDegree` kept.
+ * 3. Reverse edges: each vertex merges its `reverseEdges` shortest incoming edges under the same rule.
+ * 4. Traverse-add (lib/ann/traverse_add.ts): `traverseAddIters * N` greedy walks between random vertices;
  *    where a walk stops short, the missing edge is added under the occlusion rule.
  *
- * `refreshGraph` starts from an existing graph instead (embeddings that moved a little): every vertex
- * searches the old graph over the new vectors for its candidates, then steps 2 and 3 run (with
- * `refreshTraverseAddIters`). It skips candidate generation from scratch, the costly part.
+ * `refreshGraph` (the same points, moved a little): the lists start from the current graph's edges (their
+ * distances recomputed), NN-descent runs `refreshDescentIters` iterations, then steps 2-4. No partition
+ * and no blocks: the old graph's neighbourhoods are already close.
  * @module
  */
 import { UserError } from "../errors.ts";
 import { GpuBuffer } from "../gpu/buffer.ts";
 import type { Gpu } from "../gpu/device.ts";
 import { CommandBatch } from "../gpu/dispatch.ts";
-import { gatherRows } from "../ops/gather.ts";
+import { encodeGatherRows, gatherRows } from "../ops/gather.ts";
 import { knnSqL2 } from "../ops/knn.ts";
 import { Progress } from "../util/progress.ts";
 import { Rng } from "../util/rng.ts";
-import { reverseCandidates, unpermuteLists } from "./edges.ts";
+import {
+  blockCandidates,
+  choosePartition,
+  type DescentSettings,
+  homeRanges,
+  offerRows,
+  randomSeeds,
+  refineLists,
+  sampleIds,
+  sampleNeighbours,
+} from "./candidates.ts";
+import { reverseCandidates } from "./edges.ts";
 import { NO_VERTEX, type PaddedGraph } from "./graph.ts";
 import { GpuGraph } from "./gpu_graph.ts";
+import { KnnLists, listHeads } from "./knn_graph.ts";
 import { principalSubspace, projectRows } from "./pca.ts";
-import { prune } from "./prune.ts";
-import { runSearch } from "./search.ts";
+import { type Presorted, prune, type PruneOptions } from "./prune.ts";
 import { traverseAdd } from "./traverse_add.ts";
 import { VectorBlocks } from "./vectors.ts";
 
@@ -41,37 +52,65 @@ import { VectorBlocks } from "./vectors.ts";
 export interface FanngBuildOptions {
   /** Maximum out-degree R (default 32). */
   maxDegree?: number;
-  /** Candidates per vertex offered to the occlusion rule (default maxDegree; at most 128). */
+  /** Candidates per vertex: the kNN list length and the pool offered to the occlusion rule (default maxDegree; 1..128). */
   candidates?: number;
   /** Reverse-edge candidates merged per vertex after pruning (default maxDegree; 0 disables). */
   reverseEdges?: number;
   /**
-   * Traverse-add walks, as a multiple of N (default 1, or 0.25 on the PCA path, where each walk costs
-   * high-dimensional distances and Fashion-MNIST's recall did not change with more).
+   * Occlusion scale (default 1: FANNG's rule, method.md section 5). Above 1, DiskANN/Vamana's robust pruning:
+   * c is occluded by a kept u only when alpha * d(u,c) < d(v,c), which keeps more, longer edges; such a
+   * graph no longer obeys FANNG's rule.
    */
+  alpha?: number;
+  /** Traverse-add walks after pruning, as a multiple of N (default 0). */
   traverseAddIters?: number;
-  /** Traverse-add walks of `refresh`, as a multiple of N (default 0.5). */
+  /** Traverse-add walks of `refresh`, as a multiple of N (default 0). */
   refreshTraverseAddIters?: number;
-  /** N at or below which candidates come from exact GPU kNN (default 4096; also the first insertion block). */
+  /** N at or below which candidates are exact (one fused kNN over all points; default 4096). */
   exactLimit?: number;
-  /** Dimension of the PCA navigation copy (default 32; 0 = never project). */
+  /**
+   * When the partition's blocks would find fewer than this fraction of the true 10 nearest (estimated on
+   * 256 points; default 0.5: data without cluster structure, e.g. random 64-d vectors) and N <=
+   * `exactFallback`, the candidates are exact instead.
+   */
+  minBlockRecall?: number;
+  /** Largest N of the exact fallback (default 200,000; exact kNN costs N^2 distances). */
+  exactFallback?: number;
+  /**
+   * Smallest points per partition cluster (default 1024): exact kNN runs within clusters of about this size.
+   * The partition starts at `maxClusterSize` and halves the size while the estimated block recall stays at
+   * or above `blockRecallTarget`.
+   */
+  clusterSize?: number;
+  /** Largest points per partition cluster (default 8192). */
+  maxClusterSize?: number;
+  /**
+   * Estimated recall@10 of the blocks the partition must keep (default 0.8; estimated on 256 points: the
+   * fraction of their true 10 nearest that are members of their home cluster).
+   */
+  blockRecallTarget?: number;
+  /** Clusters each point is a member of (default 2): its nearest centroids; more finds more border neighbours. */
+  clusterOverlap?: number;
+  /** Rows of the k-means sample, per cluster (default 32). */
+  clusterSample?: number;
+  /** NN-descent iterations at most after the partition blocks (default 3; 0 skips them). */
+  descentIters?: number;
+  /** NN-descent iterations at most in `refresh` (default 1). */
+  refreshDescentIters?: number;
+  /** NN-descent forward hubs: a vertex's nearest listed points whose lists it reads (default 12, at most descentPerHub). */
+  descentForward?: number;
+  /** NN-descent reverse hubs: points listing the vertex near their top (default 12). */
+  descentReverse?: number;
+  /** NN-descent: entries of a hub's list offered to the vertex (default 12 or candidates if fewer; >= descentForward). */
+  descentPerHub?: number;
+  /** NN-descent stops once an iteration changes fewer than this fraction of list entries (default 0.002). */
+  descentStop?: number;
+  /** Dimension of the PCA copy candidates are found in (default 32; 0 = never project). */
   projectionDims?: number;
-  /** Build through a PCA copy only when D exceeds this (default 128; lower dims navigate on the data itself). */
+  /** Find candidates in a PCA copy only when D exceeds this (default 128). */
   projectAbove?: number;
   /** Rows of the sample the PCA basis is computed from (default 2048). */
   projectionSample?: number;
-  /** Distance evaluations per search while inserting and refreshing (default 4 * candidates). */
-  insertBudget?: number;
-  /** Each insertion batch holds `growth` times the points inserted so far (default 1: doubling). */
-  growth?: number;
-  /**
-   * Refinement passes after insertion: every point re-searches the graph and merges what it finds, which
-   * links points inserted in the same batch (default 1, or 0 on the PCA path, whose final candidate search
-   * plays that part).
-   */
-  refineIters?: number;
-  /** Entry vertices used by searches while inserting (default 32). */
-  insertEntries?: number;
   /** Fixed entry vertices stored with the graph for outside queries (default 64). */
   entryCount?: number;
   /** Seed of every random choice (default 1): equal seeds and inputs give equal graphs. */
@@ -83,24 +122,34 @@ export interface FanngBuildOptions {
 /** Resolved build options. */
 export type ResolvedBuildOptions = Required<FanngBuildOptions>;
 
-/** Fills in the defaults for N points of dimension `dims` and checks ranges. */
-export function resolveBuildOptions(o: FanngBuildOptions, n: number, dims: number): ResolvedBuildOptions {
-  const maxDegree = o.maxDegree ?? 32;
-  const candidates = o.candidates ?? maxDegree;
+/** Fills in the defaults for N points and checks ranges. */
+export function resolveBuildOptions(o: FanngBuildOptions, n: number): ResolvedBuildOptions {
+  const maxDegree = o.maxDegree ?? 32, candidates = o.candidates ?? maxDegree;
+  const perHub = o.descentPerHub ?? Math.min(12, candidates);
   const r: ResolvedBuildOptions = {
     maxDegree,
     candidates,
     reverseEdges: o.reverseEdges ?? maxDegree,
-    traverseAddIters: o.traverseAddIters ?? 1,
-    refreshTraverseAddIters: o.refreshTraverseAddIters ?? 0.5,
+    alpha: o.alpha ?? 1,
+    traverseAddIters: o.traverseAddIters ?? 0.5,
+    refreshTraverseAddIters: o.refreshTraverseAddIters ?? 0.25,
     exactLimit: o.exactLimit ?? 4096,
+    minBlockRecall: o.minBlockRecall ?? 0.5,
+    exactFallback: o.exactFallback ?? 200000,
+    clusterSize: o.clusterSize ?? 1024,
+    maxClusterSize: o.maxClusterSize ?? 8192,
+    blockRecallTarget: o.blockRecallTarget ?? 0.8,
+    clusterOverlap: o.clusterOverlap ?? 2,
+    clusterSample: o.clusterSample ?? 32,
+    descentIters: o.descentIters ?? 3,
+    refreshDescentIters: o.refreshDescentIters ?? 1,
+    descentForward: o.descentForward ?? Math.min(12, perHub),
+    descentReverse: o.descentReverse ?? 12,
+    descentPerHub: perHub,
+    descentStop: o.descentStop ?? 0.002,
     projectionDims: o.projectionDims ?? 32,
     projectAbove: o.projectAbove ?? 128,
     projectionSample: o.projectionSample ?? 2048,
-    insertBudget: o.insertBudget ?? 4 * candidates,
-    growth: o.growth ?? 1,
-    refineIters: o.refineIters ?? 1,
-    insertEntries: o.insertEntries ?? 32,
     entryCount: o.entryCount ?? 64,
     seed: o.seed ?? 1,
     quiet: o.quiet ?? n < 20000,
@@ -115,51 +164,103 @@ export function resolveBuildOptions(o: FanngBuildOptions, n: number, dims: numbe
   int("candidates", 1, 128);
   int("reverseEdges", 0, 64);
   int("exactLimit", 1, 1 << 20);
+  int("exactFallback", 0, 1 << 30);
+  int("clusterSize", 16, 1 << 20);
+  int("maxClusterSize", 16, 1 << 20);
+  int("clusterOverlap", 1, 8);
+  int("clusterSample", 1, 1024);
+  int("descentIters", 0, 64);
+  int("refreshDescentIters", 0, 64);
+  int("descentForward", 0, 128);
+  int("descentReverse", 0, 128);
+  int("descentPerHub", Math.max(1, r.descentForward), r.candidates);
   int("projectionDims", 0, 256);
   int("projectAbove", 0, 1 << 20);
   int("projectionSample", 1, 1 << 20);
-  int("insertBudget", 1, 4000);
-  int("refineIters", 0, 16);
-  int("insertEntries", 1, 1024);
   int("entryCount", 1, 1024);
-  for (const name of ["traverseAddIters", "refreshTraverseAddIters", "growth"] as const) {
-    if (!(r[name] >= 0) || !Number.isFinite(r[name]) || (name === "growth" && r.growth <= 0)) {
+  if (!(r.alpha >= 1) || !Number.isFinite(r.alpha)) {
+    throw new UserError(`FANNG build option alpha must be a finite number >= 1, got ${r.alpha}`);
+  }
+  const fractions = [
+    "traverseAddIters",
+    "refreshTraverseAddIters",
+    "descentStop",
+    "minBlockRecall",
+    "blockRecallTarget",
+  ] as const;
+  for (const name of fractions) {
+    if (!(r[name] >= 0) || !Number.isFinite(r[name])) {
       throw new UserError(`FANNG build option ${name} must be a finite number >= 0, got ${r[name]}`);
     }
-  }
-  // On the PCA path the final candidate search does the refinement's job, and walks cost
-  // high-dimensional distances.
-  if (usesProjection(r, n, dims)) {
-    r.refineIters = o.refineIters ?? 0;
-    r.traverseAddIters = o.traverseAddIters ?? 0.25;
   }
   return r;
 }
 
-/** Whether a build of N points of `dims` dimensions goes through the PCA navigation copy. */
+/** Whether candidates for N points of `dims` dimensions are found in a PCA projection. */
 export function usesProjection(o: ResolvedBuildOptions, n: number, dims: number): boolean {
   return n > o.exactLimit && o.projectionDims > 0 && dims > Math.max(o.projectAbove, o.projectionDims);
 }
 
-/** Seconds spent per build phase, and traverse-add outcomes. */
+/** Seconds spent per build phase, and what the candidate search did. */
 export interface BuildStats {
   seconds: Record<string, number>;
   /** Walks that stopped short of their target, per traverse-add round. */
   traverseAddFailures: number[];
-  /** Whether the candidates came from a PCA navigation copy, and its dimension. */
+  /** Dimension of the PCA copy the candidates were found in (0: the data itself). */
   projectionDims: number;
+  /** List entries changed by each NN-descent iteration (empty for exact candidates). */
+  descentUpdates: number[];
+  /** Partition clusters (0 for exact candidates and refresh). */
+  clusters: number;
+  /** Estimated recall@10 of the partition's blocks (-1 when no partition was made). */
+  blockRecall: number;
 }
 
-/** A built graph with its fixed entry points. */
+/** A built graph with its fixed entry points and its build order (see FanngIndex.refresh). */
 export interface BuiltGraph {
   graph: GpuGraph;
   entries: Uint32Array;
   stats: BuildStats;
+  /** What a later refresh starts from. */
+  refresh: RefreshState;
+}
+
+/** What `refreshGraph` starts from; owned by the index (dispose frees the lists). */
+export interface RefreshState extends Disposable {
+  /** order[i]: the caller's id of build vertex i (identity for exact builds). */
+  order: Uint32Array;
+  /** The candidate lists of the last build or refresh, [N x candidates] build ids (absent: seed from the graph). */
+  lists?: GpuBuffer<"u32">;
+  /** Per build vertex, the partition block its list was computed exactly in ([N x 2], lib/ann/knn_graph.ts). */
+  compared?: Uint32Array;
+}
+
+/** A refresh state (the identity order when none is given). */
+export function refreshState(n: number, s: Partial<RefreshState> = {}): RefreshState {
+  const lists = s.lists;
+  return {
+    order: s.order ?? Uint32Array.from({ length: n }, (_, i) => i),
+    lists,
+    compared: s.compared,
+    [Symbol.dispose]: () => lists?.destroy(),
+  };
+}
+
+/** Statistics of no build yet (an index loaded from a file). */
+export function emptyStats(): BuildStats {
+  return {
+    seconds: {},
+    traverseAddFailures: [],
+    projectionDims: 0,
+    descentUpdates: [],
+    clusters: 0,
+    blockRecall: -1,
+  };
 }
 
 /** Times phases and drives one progress bar over a build. */
 class Phases {
-  readonly stats: BuildStats = { seconds: {}, traverseAddFailures: [], projectionDims: 0 };
+  readonly stats: BuildStats = emptyStats();
   readonly bar: Progress;
   #t = performance.now();
 
@@ -173,6 +274,16 @@ class Phases {
     this.stats.seconds[name] = (this.stats.seconds[name] ?? 0) + (now - this.#t) / 1000;
     this.#t = now;
   }
+
+  /** A callback that ticks the bar to `done` of `total` units of the current phase, as they complete. */
+  ticker(phase: string): (done: number) => void {
+    this.bar.status(phase);
+    let last = 0;
+    return (done) => {
+      this.bar.tick(done - last, phase);
+      last = done;
+    };
+  }
 }
 
 const CHUNK = 8192; // vertices per submission, so progress moves and no submission runs for minutes
@@ -182,314 +293,385 @@ async function pruneChunked(
   vectors: VectorBlocks,
   graph: GpuGraph,
   extra: GpuBuffer<"u32">,
-  opts: { merge: boolean; onlyWithExtra?: boolean; start: number; count: number; extraRow0?: number },
+  opts: PruneOptions & Presorted<GpuBuffer<"f32">> & { start: number; count: number },
   tick?: (n: number) => void,
 ): Promise<void> {
   for (let s = opts.start; s < opts.start + opts.count; s += CHUNK) {
     const c = Math.min(CHUNK, opts.start + opts.count - s);
     await prune(vectors, graph, extra, { ...opts, start: s, count: c });
-    tick?.(c);
+    tick?.(s + c - opts.start);
   }
 }
 
-/**
- * Self-searches vertices [start, start + count) for k candidates each; returns [count x k] (caller owns it).
- * Entry points: `entries` shared by all (may be empty).
- */
-async function searchCandidates(
-  vectors: VectorBlocks,
-  graph: GpuGraph,
-  start: number,
-  count: number,
-  k: number,
-  budget: number,
-  entries: Uint32Array,
-  tick?: (n: number) => void,
-): Promise<GpuBuffer<"u32">> {
-  const gpu = vectors.gpu;
-  const out = GpuBuffer.zeros(gpu, "u32", [count, k], "fanng candidates");
-  using entryBuf = GpuBuffer.fromArray(gpu, entries.length ? entries : new Uint32Array([NO_VERTEX]));
-  for (let s = 0; s < count; s += CHUNK) {
-    const c = Math.min(CHUNK, count - s);
-    const res = await runSearch(vectors, graph, "self", {
-      k,
-      budget,
-      entries: entryBuf,
-      entryStride: 0,
-      self: true,
-      selfStart: start + s,
-      selfCount: c,
-    });
-    const batch = new CommandBatch(gpu, "fanng.candidates");
-    batch.copy(res.indices, 0, out, s * k, c * k);
-    for (const b of Object.values(res)) batch.release(b);
-    await batch.submit();
-    tick?.(c);
-  }
-  return out;
-}
-
-/** Distinct random vertices from [0, n) (all of them when n <= count). */
-function sampleVertices(rng: Rng, n: number, count: number): Uint32Array {
-  if (n <= count) return Uint32Array.from({ length: n }, (_, i) => i);
-  const picked = new Set<number>();
-  while (picked.size < count) picked.add(rng.int(n));
-  return Uint32Array.from(picked);
-}
-
-/** Merges every vertex's shortest incoming edges from rows [rowStart, rowStart + rows) into the graph. */
+/** Merges every vertex's shortest incoming edges into the graph (reverse edges, under the occlusion rule). */
 async function mergeReverseEdges(
   vectors: VectorBlocks,
   graph: GpuGraph,
   slots: number,
-  rowStart: number,
-  rows: number,
-  limit: number,
+  alpha: number,
 ): Promise<void> {
-  if (slots === 0 || rows === 0) return;
+  const n = graph.vertexCount;
+  if (slots === 0 || n < 2) return;
   const r = graph.maxDegree;
   const [adj, len, deg] = await Promise.all([
-    graph.adjacency.read(rowStart * r, rows * r),
-    graph.lengths.read(rowStart * r, rows * r),
-    graph.degrees.read(rowStart, rows),
+    graph.adjacency.read(),
+    graph.lengths.read(),
+    graph.degrees.read(),
   ]);
-  const extra = reverseCandidates(limit, r, adj, len, deg, rowStart, slots);
-  using extraBuf = GpuBuffer.fromArray(vectors.gpu, extra, [limit, slots]);
-  await pruneChunked(vectors, graph, extraBuf, { merge: true, onlyWithExtra: true, start: 0, count: limit });
+  const extra = reverseCandidates(n, r, adj, len, deg, 0, slots);
+  using extraBuf = GpuBuffer.fromArray(vectors.gpu, extra, [n, slots]);
+  await pruneChunked(vectors, graph, extraBuf, {
+    merge: true,
+    onlyWithExtra: true,
+    start: 0,
+    count: n,
+    alpha,
+  });
 }
 
-/** Random permutation of 0..n-1. */
-function permutation(rng: Rng, n: number): Uint32Array {
-  return rng.shuffle(Uint32Array.from({ length: n }, (_, i) => i));
-}
-
-/** Builds a graph over `vectors` by exact candidates (small N). */
-async function buildExact(
-  x: GpuBuffer<"f32">,
-  vectors: VectorBlocks,
-  o: ResolvedBuildOptions,
-  phases: Phases,
-): Promise<GpuGraph> {
-  const n = vectors.rows;
-  const graph = new GpuGraph(vectors.gpu, n, o.maxDegree);
-  if (n < 2) return graph;
-  const k = Math.min(o.candidates, n - 1);
-  using knn = await knnSqL2(x, x, k, { excludeSelf: true });
-  phases.end("candidates");
-  await pruneChunked(vectors, graph, knn.indices, { merge: false, start: 0, count: n });
-  phases.bar.tick(n);
-  phases.end("prune");
-  await mergeReverseEdges(vectors, graph, o.reverseEdges, 0, n, n);
-  phases.end("reverse edges");
-  return graph;
-}
-
-/**
- * Builds a graph over `nav` (vectors in insertion order, `navRows` the same rows row-major) by incremental
- * insertion: an exact first block, then batches that search the graph built so far, then refinement.
- */
-async function buildByInsertion(
-  nav: VectorBlocks,
-  navRows: GpuBuffer<"f32">,
-  o: ResolvedBuildOptions,
-  rng: Rng,
-  phases: Phases,
-): Promise<GpuGraph> {
-  const gpu = nav.gpu, n = nav.rows, c = o.candidates;
-  const tick = (m: number) => phases.bar.tick(m);
-  const graph = new GpuGraph(gpu, n, o.maxDegree);
-  // The first block: exact candidates.
-  const n0 = Math.min(n, o.exactLimit);
-  {
-    using first = GpuBuffer.zeros(gpu, "f32", [n0, navRows.cols], "fanng first block");
-    const copy = new CommandBatch(gpu);
-    copy.copy(navRows, 0, first, 0, n0 * navRows.cols);
-    await copy.submit();
-    using knn = await knnSqL2(first, first, Math.min(c, Math.max(1, n0 - 1)), { excludeSelf: true });
-    await pruneChunked(nav, graph, knn.indices, { merge: false, start: 0, count: n0 }, tick);
-    await mergeReverseEdges(nav, graph, o.reverseEdges, 0, n0, n0);
-  }
-  phases.end("insert");
-  // Batches through the graph.
-  for (let inserted = n0; inserted < n;) {
-    const b = Math.min(n - inserted, Math.max(64, Math.floor(inserted * o.growth)));
-    const entries = sampleVertices(rng, inserted, o.insertEntries);
-    using cand = await searchCandidates(nav, graph, inserted, b, c, o.insertBudget, entries);
-    await pruneChunked(
-      nav,
-      graph,
-      cand,
-      { merge: false, start: inserted, count: b, extraRow0: inserted },
-      tick,
-    );
-    await mergeReverseEdges(nav, graph, o.reverseEdges, inserted, b, inserted + b);
-    inserted += b;
-  }
-  phases.end("insert");
-  for (let it = 0; it < o.refineIters; it++) {
-    const entries = sampleVertices(rng, n, o.insertEntries);
-    using cand = await searchCandidates(nav, graph, 0, n, c, o.insertBudget, entries, tick);
-    await pruneChunked(nav, graph, cand, { merge: true, start: 0, count: n });
-    await mergeReverseEdges(nav, graph, o.reverseEdges, 0, n, n);
-    phases.end("refine");
-  }
-  return graph;
-}
-
-/** Reorders a padded graph from build ids to caller ids (perm[i] = caller id of build vertex i). */
-function unpermuteGraph(p: PaddedGraph, perm: Uint32Array): PaddedGraph {
+/** Reorders a padded graph from build ids to caller ids (order[i] = caller id of build vertex i). */
+function unpermuteGraph(p: PaddedGraph, order: Uint32Array): PaddedGraph {
   const r = p.maxDegree, n = p.vertexCount;
-  const adjacency = unpermuteLists(p.adjacency, r, perm);
-  const lengths = new Float32Array(n * r), degrees = new Uint32Array(n);
+  const adjacency = new Uint32Array(n * r).fill(NO_VERTEX);
+  const lengths = new Float32Array(n * r).fill(Infinity), degrees = new Uint32Array(n);
+  const idx: number[] = [];
   for (let i = 0; i < n; i++) {
-    const v = perm[i];
-    degrees[v] = p.degrees[i];
-    lengths.set(p.lengths.subarray(i * r, (i + 1) * r), v * r);
-    // Equal lengths were ordered by build id: restore (length, id) order (equal lengths never occlude).
-    const row = Array.from({ length: p.degrees[i] }, (_, e) => [lengths[v * r + e], adjacency[v * r + e]]);
-    row.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
-    row.forEach(([d, c], e) => {
-      lengths[v * r + e] = d;
-      adjacency[v * r + e] = c;
-    });
+    const v = order[i], deg = p.degrees[i], o = i * r;
+    degrees[v] = deg;
+    // Equal lengths were ordered by build id: restore (length, caller id) order (equal lengths never occlude).
+    idx.length = deg;
+    for (let e = 0; e < deg; e++) idx[e] = e;
+    idx.sort((a, b) =>
+      p.lengths[o + a] - p.lengths[o + b] || order[p.adjacency[o + a]] - order[p.adjacency[o + b]]
+    );
+    for (let e = 0; e < deg; e++) {
+      adjacency[v * r + e] = order[p.adjacency[o + idx[e]]];
+      lengths[v * r + e] = p.lengths[o + idx[e]];
+    }
   }
   return { vertexCount: n, maxDegree: r, adjacency, lengths, degrees };
 }
 
+/** The caller-order graph of a build-order one (the identity order keeps it). */
+async function toCallerOrder(graph: GpuGraph, order: Uint32Array | undefined): Promise<GpuGraph> {
+  if (!order) return graph;
+  try {
+    return GpuGraph.fromPadded(graph.gpu, unpermuteGraph(await graph.toPadded(), order));
+  } finally {
+    graph.destroy();
+  }
+}
+
+/**
+ * Steps 2-4: prune the candidates, merge reverse edges, traverse-add; in the order of `vectors`. The
+ * candidates are kNN lists (their heads; `trueDistances`: the lists were found over `vectors` themselves,
+ * so their sorted order and distances are taken as they are) or a plain [N x k] id buffer.
+ */
+async function graphFromLists(
+  vectors: VectorBlocks,
+  lists: KnnLists | GpuBuffer<"u32">,
+  o: ResolvedBuildOptions,
+  walks: number,
+  rng: Rng,
+  phases: Phases,
+  trueDistances = false,
+): Promise<GpuGraph> {
+  const n = vectors.rows;
+  const graph = new GpuGraph(vectors.gpu, n, o.maxDegree);
+  try {
+    if (n < 2) return graph;
+    const tick = phases.ticker("prune");
+    if (lists instanceof KnnLists) {
+      const cols = Math.min(o.candidates, lists.width);
+      using cand = await listHeads(lists.ids, cols, true);
+      using dists = trueDistances ? await listHeads(lists.dists, cols, false) : undefined;
+      await pruneChunked(
+        vectors,
+        graph,
+        cand,
+        { merge: false, start: 0, count: n, extraDistances: dists, alpha: o.alpha },
+        tick,
+      );
+    } else {
+      await pruneChunked(vectors, graph, lists, { merge: false, start: 0, count: n, alpha: o.alpha }, tick);
+    }
+    phases.end("prune");
+    phases.bar.status("reverse edges");
+    await mergeReverseEdges(vectors, graph, o.reverseEdges, o.alpha);
+    phases.end("reverse edges");
+    if (walks > 0) {
+      const tick = phases.ticker("traverse-add");
+      const ta = await traverseAdd(vectors, graph, rng, walks, {
+        perRound: Math.max(1024, Math.ceil(n / 4)),
+        onRound: (done) => tick(done),
+      });
+      phases.stats.traverseAddFailures.push(...ta.failuresPerRound);
+      phases.end("traverse-add");
+    }
+    return graph;
+  } catch (e) {
+    graph.destroy();
+    throw e;
+  }
+}
+
+/** The rows candidates are found in: `x` itself, or its PCA projection (caller owns a new buffer). */
+async function navigationRows(
+  x: GpuBuffer<"f32">,
+  o: ResolvedBuildOptions,
+  rng: Rng,
+  phases: Phases,
+): Promise<GpuBuffer<"f32">> {
+  if (!usesProjection(o, x.rows, x.cols)) return x;
+  const p = o.projectionDims;
+  using idx = GpuBuffer.fromArray(x.gpu, sampleIds(rng, x.rows, o.projectionSample));
+  using sampleRows = await gatherRows(x, idx);
+  const sample = { rows: idx.length, cols: x.cols, data: await sampleRows.read() };
+  const projected = await projectRows(x, principalSubspace(sample, p, rng), p);
+  phases.stats.projectionDims = p;
+  phases.end("projection");
+  return projected;
+}
+
+/**
+ * `rows` permuted to build order, as a row-major matrix and as blocks (caller owns both). Gathered in row
+ * chunks that each fit one binding (the whole matrix may not).
+ */
+async function inBuildOrder(
+  rows: GpuBuffer<"f32">,
+  order: Uint32Array,
+): Promise<{ rows: GpuBuffer<"f32">; blocks: VectorBlocks }> {
+  const gpu = rows.gpu;
+  const permuted = GpuBuffer.zeros(gpu, "f32", [order.length, rows.cols], "fanng build order rows");
+  try {
+    for (const chunk of permuted.rowChunks()) {
+      using idx = GpuBuffer.fromArray(gpu, order.subarray(chunk.rowStart, chunk.rowStart + chunk.rows));
+      const batch = new CommandBatch(gpu, "fanng.build order");
+      const part = await encodeGatherRows(batch, rows, idx);
+      batch.copy(part, 0, permuted, chunk.rowStart * rows.cols, chunk.rows * rows.cols);
+      batch.release(part);
+      await batch.submit();
+    }
+    const batch = new CommandBatch(gpu, "fanng.build order");
+    const blocks = await VectorBlocks.encodeFrom(batch, permuted);
+    await batch.submit();
+    return { rows: permuted, blocks };
+  } catch (e) {
+    permuted.destroy();
+    throw e;
+  }
+}
+
+/** `rows` permuted to build order, as blocks only (caller owns them). */
+async function blocksInBuildOrder(rows: GpuBuffer<"f32">, order: Uint32Array): Promise<VectorBlocks> {
+  const b = await inBuildOrder(rows, order);
+  b.rows.destroy();
+  return b.blocks;
+}
+
+/** NN-descent settings from the options. */
+function descent(o: ResolvedBuildOptions, iterations: number): DescentSettings {
+  return {
+    iterations,
+    stop: o.descentStop,
+    forward: o.descentForward,
+    reverse: o.descentReverse,
+    perHub: Math.min(o.descentPerHub, o.candidates),
+  };
+}
+
+/** Runs NN-descent with progress and statistics. */
+async function runDescent(
+  vectors: VectorBlocks,
+  lists: KnnLists,
+  settings: DescentSettings,
+  phases: Phases,
+): Promise<void> {
+  let last = 0;
+  const updates = await refineLists(vectors, lists, settings, (it, done) => {
+    phases.bar.tick(done - last, `nn-descent ${it + 1}/${settings.iterations}`);
+    last = done === lists.n ? 0 : done;
+  });
+  // Iterations skipped by convergence count as done, so the bar's total stays the plan.
+  phases.bar.tick(lists.n * (settings.iterations - updates.length));
+  phases.stats.descentUpdates.push(...updates);
+  phases.end("nn-descent");
+}
+
+/** The graph from exact candidates (small N), in caller order. */
+async function exactGraph(
+  x: GpuBuffer<"f32">,
+  vectors: VectorBlocks,
+  o: ResolvedBuildOptions,
+  walks: number,
+  rng: Rng,
+  phases: Phases,
+  /** Progress units per point of the candidate search. */
+  units = 1,
+): Promise<GpuGraph> {
+  const n = x.rows;
+  if (n < 2) return new GpuGraph(vectors.gpu, n, o.maxDegree);
+  const tick = phases.ticker("exact candidates");
+  const knn = await knnSqL2(x, x, Math.min(o.candidates, n - 1), { excludeSelf: true }, {
+    onProgress: (rows) => tick(rows * units),
+  });
+  knn.distances.destroy();
+  using cand = knn.indices;
+  phases.end("candidates");
+  return await graphFromLists(vectors, cand, o, walks, rng, phases);
+}
+
 /**
  * Builds a FANNG graph over `x` [N x D] (row-major on the GPU) whose block copy is `vectors`.
- * Returns the graph on the GPU, its fixed entry points and per-phase timings.
+ * Returns the graph on the GPU (caller order), its fixed entry points, per-phase timings and the build order.
  */
 export async function buildGraph(
   x: GpuBuffer<"f32">,
   vectors: VectorBlocks,
   options: FanngBuildOptions = {},
 ): Promise<BuiltGraph> {
-  const gpu: Gpu = vectors.gpu, n = vectors.rows, d = vectors.dims;
-  const o = resolveBuildOptions(options, n, d);
+  const gpu: Gpu = vectors.gpu, n = vectors.rows;
+  const o = resolveBuildOptions(options, n);
   const rng = new Rng(o.seed);
   const walks = Math.round(o.traverseAddIters * n);
   const exact = n <= o.exactLimit;
-  const project = usesProjection(o, n, d);
-  // Progress units: points through each pass (insertion + refinement + final prune + walks).
-  const units = exact ? n : n * (1 + o.refineIters + (project ? 2 : 0)) + walks;
+  // Progress units: points through each pass (blocks, NN-descent iterations, prune) and walks.
+  const units = (exact ? 2 : 2 + o.descentIters) * n + walks;
   const phases = new Phases("fanng build", units, o.quiet);
   let graph: GpuGraph;
+  let order: Uint32Array | undefined;
+  let kept: Partial<RefreshState> = {};
   if (exact) {
-    graph = await buildExact(x, vectors, o, phases);
+    graph = await exactGraph(x, vectors, o, walks, rng, phases);
   } else {
-    const perm = permutation(rng, n);
-    let navRows: GpuBuffer<"f32">;
-    using permBuf = GpuBuffer.fromArray(gpu, perm);
-    if (project) {
-      const p = o.projectionDims;
-      const sampleIdx = sampleVertices(rng, n, o.projectionSample);
-      using idx = GpuBuffer.fromArray(gpu, sampleIdx);
-      using sampleRows = await gatherRows(x, idx);
-      const sample = { rows: sampleIdx.length, cols: d, data: await sampleRows.read() };
-      const basis = principalSubspace(sample, p, rng);
-      using projected = await projectRows(x, basis, p);
-      navRows = await gatherRows(projected, permBuf);
-      phases.stats.projectionDims = p;
-    } else {
-      navRows = await gatherRows(x, permBuf);
-    }
-    using _navRows = navRows;
-    const batch = new CommandBatch(gpu, "fanng.nav");
-    using nav = await VectorBlocks.encodeFrom(batch, navRows);
-    await batch.submit();
-    phases.end("projection");
-    using navGraph = await buildByInsertion(nav, navRows, o, rng, phases);
-    if (project) {
-      // Candidates: the nearest found in the projection, re-ranked and pruned by true distance.
-      using cand = await searchCandidates(
+    const nav = await navigationRows(x, o, rng, phases);
+    let fallback = false;
+    try {
+      phases.bar.status("partition");
+      const truth = await sampleNeighbours(nav, sampleIds(rng, n, 256), 10);
+      const chosen = await choosePartition(
         nav,
-        navGraph,
-        0,
-        n,
-        o.candidates,
-        o.insertBudget,
-        new Uint32Array(),
-        (m) => phases.bar.tick(m),
+        { minSize: o.clusterSize, maxSize: o.maxClusterSize },
+        o.clusterOverlap,
+        o.clusterSample,
+        o.blockRecallTarget,
+        truth,
+        rng,
       );
-      const lists = unpermuteLists(await cand.read(), o.candidates, perm);
-      phases.end("candidates");
-      using candBuf = GpuBuffer.fromArray(gpu, lists, [n, o.candidates]);
-      graph = new GpuGraph(gpu, n, o.maxDegree);
-      await pruneChunked(
-        vectors,
-        graph,
-        candBuf,
-        { merge: false, start: 0, count: n },
-        (m) => phases.bar.tick(m),
-      );
-      phases.end("prune");
-      await mergeReverseEdges(vectors, graph, o.reverseEdges, 0, n, n);
-      phases.end("reverse edges");
-    } else {
-      graph = GpuGraph.fromPadded(gpu, unpermuteGraph(await navGraph.toPadded(), perm));
-      phases.end("relabel");
+      const part = chosen.part;
+      phases.stats.clusters = chosen.clusters;
+      phases.stats.blockRecall = chosen.recall;
+      phases.end("partition");
+      fallback = phases.stats.blockRecall < o.minBlockRecall && n <= o.exactFallback;
+      if (fallback) {
+        graph = await exactGraph(x, vectors, o, walks, rng, phases, 1 + o.descentIters);
+      } else {
+        order = part.order;
+        const b = await inBuildOrder(nav, order);
+        using _rows = b.rows;
+        using navBlocks = b.blocks;
+        using lists = KnnLists.empty(gpu, n, o.candidates);
+        await blockCandidates(b.rows, navBlocks, lists, part, phases.ticker("blocks"));
+        await randomSeeds(navBlocks, lists, 2, rng);
+        phases.end("blocks");
+        const compared = homeRanges(part);
+        await runDescent(navBlocks, lists, { ...descent(o, o.descentIters), compared }, phases);
+        kept = { lists: await listHeads(lists.ids, lists.width, true), compared };
+        if (nav === x) {
+          graph = await graphFromLists(navBlocks, lists, o, walks, rng, phases, true);
+        } else {
+          using trueBlocks = await blocksInBuildOrder(x, order);
+          graph = await graphFromLists(trueBlocks, lists, o, walks, rng, phases);
+        }
+      }
+    } finally {
+      if (nav !== x) nav.destroy();
     }
+    phases.bar.status("relabel");
+    graph = await toCallerOrder(graph, order);
+    phases.end("relabel");
   }
-  await runTraverseAdd(vectors, graph, rng, walks, phases);
-  const entries = sampleVertices(rng, n, o.entryCount);
+  const entries = sampleIds(rng, n, o.entryCount);
   phases.bar.done();
-  return { graph, entries, stats: phases.stats };
-}
-
-async function runTraverseAdd(
-  vectors: VectorBlocks,
-  graph: GpuGraph,
-  rng: Rng,
-  walks: number,
-  phases: Phases,
-): Promise<void> {
-  if (walks <= 0) return;
-  let last = 0;
-  const ta = await traverseAdd(vectors, graph, rng, walks, {
-    perRound: Math.max(1024, Math.ceil(vectors.rows / 4)),
-    onRound: (done) => {
-      phases.bar.tick(done - last);
-      last = done;
-    },
-  });
-  phases.stats.traverseAddFailures.push(...ta.failuresPerRound);
-  phases.end("traverse-add");
+  return { graph, entries, stats: phases.stats, refresh: refreshState(n, { ...kept, order }) };
 }
 
 /**
- * Rebuilds `graph` in place for `vectors` (the same points, moved): candidates from searching the old graph
- * over the new vectors, then pruning, reverse edges and traverse-add.
+ * Rebuilds `graph` (caller order, updated in place) for `x` [N x D], the same points moved a little, whose
+ * block copy is `vectors`, from `state` (the last build's order and candidate lists): the lists start from
+ * the previous ones (or, without them, the current edges), their distances computed anew; NN-descent then
+ * tries the pairs outside each vertex's old partition block (inside it the old list is only re-ranked), and
+ * pruning, reverse edges and traverse-add follow. Returns the statistics and the state for the next refresh
+ * (`state` itself is left to the caller).
  */
 export async function refreshGraph(
+  x: GpuBuffer<"f32">,
   vectors: VectorBlocks,
   graph: GpuGraph,
+  state: RefreshState,
   options: FanngBuildOptions = {},
-): Promise<BuildStats> {
-  const n = vectors.rows;
-  const o = resolveBuildOptions(options, n, vectors.dims);
+): Promise<{ stats: BuildStats; state: RefreshState }> {
+  const gpu = vectors.gpu, n = vectors.rows;
+  const o = resolveBuildOptions({ ...options, maxDegree: graph.maxDegree }, n);
   const rng = new Rng(o.seed + 1);
   const walks = Math.round(o.refreshTraverseAddIters * n);
-  const phases = new Phases("fanng refresh", 2 * n + walks, o.quiet);
-  if (n >= 2) {
-    const k = Math.min(o.candidates, n - 1);
-    using cand = await searchCandidates(
-      vectors,
-      graph,
-      0,
-      n,
-      k,
-      o.insertBudget,
-      new Uint32Array(),
-      (m) => phases.bar.tick(m),
-    );
-    phases.end("candidates");
-    await pruneChunked(vectors, graph, cand, { merge: false, start: 0, count: n }, (m) => phases.bar.tick(m));
-    phases.end("prune");
-    await mergeReverseEdges(vectors, graph, o.reverseEdges, 0, n, n);
-    phases.end("reverse edges");
-    await runTraverseAdd(vectors, graph, rng, walks, phases);
+  const exact = n <= o.exactLimit;
+  const phases = new Phases("fanng refresh", (exact ? 2 : 2 + o.refreshDescentIters) * n + walks, o.quiet);
+  const order = state.order;
+  let fresh: GpuGraph;
+  let next: RefreshState;
+  if (exact) {
+    fresh = await exactGraph(x, vectors, o, walks, rng, phases);
+    next = refreshState(n);
+  } else {
+    const nav = await navigationRows(x, o, rng, phases);
+    try {
+      using navBlocks = await blocksInBuildOrder(nav, order);
+      using lists = KnnLists.empty(gpu, n, o.candidates);
+      await offerRows(navBlocks, lists, state.lists ?? await graphSeeds(graph, order));
+      phases.bar.tick(n, "seeds");
+      phases.end("seeds");
+      const compared = state.lists ? state.compared : undefined;
+      await runDescent(navBlocks, lists, { ...descent(o, o.refreshDescentIters), compared }, phases);
+      next = refreshState(n, { order, compared, lists: await listHeads(lists.ids, lists.width, true) });
+      try {
+        if (nav === x) {
+          fresh = await graphFromLists(navBlocks, lists, o, walks, rng, phases, true);
+        } else {
+          using trueBlocks = await blocksInBuildOrder(x, order);
+          fresh = await graphFromLists(trueBlocks, lists, o, walks, rng, phases);
+        }
+      } catch (e) {
+        next[Symbol.dispose]();
+        throw e;
+      }
+    } finally {
+      if (nav !== x) nav.destroy();
+    }
+    phases.bar.status("relabel");
+    fresh = await toCallerOrder(fresh, order);
+    phases.end("relabel");
   }
+  using _fresh = fresh;
+  const batch = new CommandBatch(gpu, "fanng.refresh copy");
+  batch.copy(fresh.adjacency, 0, graph.adjacency, 0, fresh.adjacency.length);
+  batch.copy(fresh.lengths, 0, graph.lengths, 0, fresh.lengths.length);
+  batch.copy(fresh.degrees, 0, graph.degrees, 0, fresh.degrees.length);
+  await batch.submit();
   phases.bar.done();
-  return phases.stats;
+  return { stats: phases.stats, state: next };
+}
+
+/** Every vertex's current edges as [N x R] rows in build order and build ids (refresh seeds without lists). */
+async function graphSeeds(graph: GpuGraph, order: Uint32Array): Promise<Uint32Array> {
+  const n = graph.vertexCount, r = graph.maxDegree;
+  const [adj, deg] = await Promise.all([graph.adjacency.read(), graph.degrees.read()]);
+  const rank = new Uint32Array(n);
+  order.forEach((v, i) => (rank[v] = i));
+  const seeds = new Uint32Array(n * r).fill(NO_VERTEX);
+  for (let i = 0; i < n; i++) {
+    const v = order[i];
+    for (let e = 0; e < Math.min(deg[v], r); e++) seeds[i * r + e] = rank[adj[v * r + e]];
+  }
+  return seeds;
 }

@@ -4,15 +4,17 @@
  * and 5). The index keeps its own copy of the vectors on the GPU (column blocks, lib/ann/vectors.ts) and
  * the graph (padded on the GPU, CSR on the host as `graph`).
  *
- * Search: backtracking best-first search per query, all queries of a call at once (one per GPU
- * invocation), stopped after `budget` distance evaluations. `selfSearch` finds each point's nearest
- * other points by starting each search at the point itself.
+ * Search: best-first graph search, all queries of a call at once, a team of GPU lanes per query
+ * (lib/ann/search.ts, docs/ann-search.md): it ends when the closest unexpanded candidate is farther than the
+ * max(ef, k)-th result (hnswlib's rule), or after `budget` distance evaluations. `selfSearch` finds each
+ * point's nearest other points by starting each search at the point itself. Defaults per use come from
+ * lib/ann/search_defaults.ts.
  *
- * Mining's two questions (eps_a, then the nearest other-class points outside kappa * eps_a) take two calls:
- * either `selfSearch(1)` then a filtered `selfSearch(K, {filter: {..., minDistance: first.nearestAnyDistance,
- * minDistanceScale: kappa}})` (the radius never leaves the GPU), or one call with `minDistanceScale` and no
- * `minDistance`, which runs the cheap first pass itself (`nearestBudget` evaluations; a point's nearest
- * neighbour is its first edge, found within the first few evaluations).
+ * Mining's two questions (eps_a, then the nearest other-class points outside kappa * eps_a) take two
+ * passes: either `selfSearch(1)` then a filtered `selfSearch(K, {filter: {..., minDistance:
+ * first.nearestAnyDistance, minDistanceScale: kappa}})` (the radius never leaves the GPU), or one call with
+ * `minDistanceScale` and no `minDistance`, which runs the cheap first pass itself. `run` returns the GPU
+ * outputs without reading anything back.
  *
  * Files: `save` writes the graph (not the vectors) in the format documented in lib/ann/file.ts; `load`
  * takes the vectors again and checks their shape.
@@ -35,11 +37,21 @@ import type { Gpu } from "../gpu/device.ts";
 import { CommandBatch } from "../gpu/dispatch.ts";
 import type { HostMatrix } from "../util/matrix.ts";
 import { Rng } from "../util/rng.ts";
-import { buildGraph, type BuildStats, type FanngBuildOptions, refreshGraph } from "./build.ts";
+import {
+  buildGraph,
+  type BuildStats,
+  emptyStats,
+  type FanngBuildOptions,
+  refreshGraph,
+  type RefreshState,
+  refreshState,
+} from "./build.ts";
+import { decodeRefreshState, encodeRefreshState } from "./refresh_state.ts";
 import { encodeGraph, loadGraph, saveGraph } from "./file.ts";
 import { type FanngGraph, graphFromPadded, graphProblem, NO_VERTEX, paddedFromGraph } from "./graph.ts";
 import { GpuGraph } from "./gpu_graph.ts";
-import { runSearch, type SearchOutputs } from "./search.ts";
+import { runSearch, type SearchOutputs, type SearchShape } from "./search.ts";
+import { searchDefaults, type SearchUse } from "./search_defaults.ts";
 import { VectorBlocks } from "./vectors.ts";
 
 export type { FanngBuildOptions } from "./build.ts";
@@ -62,10 +74,18 @@ export interface SearchFilter {
 /** Options of {@link FanngIndex.search} and {@link FanngIndex.selfSearch}. */
 export interface SearchOptions {
   /**
-   * Distance evaluations per query (default 256 for search, 128 for selfSearch; 1,024 for both with a
-   * filter, which walks through the vertices it rejects).
+   * Most distance evaluations per query (the last iteration may pass it by up to maxDegree - 1). Default
+   * per use from lib/ann/search_defaults.ts (search, self; filtered when a filter is given).
    */
   budget?: number;
+  /**
+   * hnswlib's ef: the search ends once its closest unexpanded candidate is farther than the max(ef, k)-th
+   * result (with a filter: the max(ef, k)-th result that passes it). 0: no natural stop, the budget ends it.
+   * Default per use (lib/ann/search_defaults.ts).
+   */
+  ef?: number;
+  /** Candidates expanded per iteration (default 1; CAGRA's search width). */
+  width?: number;
   /**
    * Where searches start besides the query itself (selfSearch): "fixed" (the entry vertices stored with
    * the graph), "sampled" (`entryCount` random vertices per call, seeded by `seed`), or explicit vertices.
@@ -77,15 +97,10 @@ export interface SearchOptions {
   /** Seed of "sampled" entry points (default 1). */
   seed?: number;
   filter?: SearchFilter;
-  /** Budget of the first pass of a `minDistanceScale`-only filter (default 64). */
+  /** Budget of the first pass of a `minDistanceScale`-only filter (default: the "nearest" use's). */
   nearestBudget?: number;
-  /**
-   * Early stop (default 0: off, every query spends its budget, as in FANNG's backtracking search): once k
-   * results are held, stop when the closest vertex with edges left is farther than `stopRatio` times the
-   * k-th result (squared distances). On trained Fashion-MNIST embeddings, filtered (mining) searches with
-   * k = 1 and 1.5 spent 25-40% fewer evaluations; with k = 8 it rarely fires.
-   */
-  stopRatio?: number;
+  /** GPU team shape (default per adapter, lib/ann/search.ts); changes the speed, never the results. */
+  shape?: SearchShape;
 }
 
 /** Search results on the GPU; dispose frees them. */
@@ -111,6 +126,7 @@ function asHostMatrix(data: GpuBuffer<"f32"> | HostMatrix): data is HostMatrix {
 export class FanngIndex implements Disposable {
   #graph: FanngGraph;
   #entryBuf: GpuBuffer<"u32">;
+  #refresh: RefreshState;
   #disposed = false;
 
   private constructor(
@@ -122,8 +138,11 @@ export class FanngIndex implements Disposable {
     readonly buildOptions: FanngBuildOptions,
     /** Timings of the last build or refresh. */
     public stats: BuildStats,
+    /** What the next refresh starts from (lib/ann/build.ts; the index owns its lists). */
+    refresh: RefreshState,
   ) {
     this.#graph = graph;
+    this.#refresh = refresh;
     this.#entryBuf = GpuBuffer.fromArray(
       gpu,
       graph.entries.length ? graph.entries : new Uint32Array([NO_VERTEX]),
@@ -167,7 +186,7 @@ export class FanngIndex implements Disposable {
       try {
         const built = await buildGraph(x, vectors, options);
         const graph = graphFromPadded(await built.graph.toPadded(), x.cols, built.entries);
-        return new FanngIndex(gpu, vectors, built.graph, graph, { ...options }, built.stats);
+        return new FanngIndex(gpu, vectors, built.graph, graph, { ...options }, built.stats, built.refresh);
       } catch (e) {
         vectors.destroy();
         throw e;
@@ -187,10 +206,23 @@ export class FanngIndex implements Disposable {
       using x = GpuBuffer.fromArray(this.gpu, data.data, [data.rows, data.cols]);
       return await this.refresh(x, options);
     }
+    if (data.shape.length !== 2 || data.rows !== this.size || data.cols !== this.dims) {
+      throw new ShapeError(
+        `refresh: vectors ${fmtShape(data.shape)} do not match the index's ${
+          fmtShape([this.size, this.dims])
+        }`,
+      );
+    }
     const batch = new CommandBatch(this.gpu, "fanng.refresh.vectors");
     await this.vectors.encodeCopy(batch, data);
     await batch.submit();
-    this.stats = await refreshGraph(this.vectors, this.gpuGraph, { ...this.buildOptions, ...options });
+    const done = await refreshGraph(data, this.vectors, this.gpuGraph, this.#refresh, {
+      ...this.buildOptions,
+      ...options,
+    });
+    this.#refresh[Symbol.dispose]();
+    this.#refresh = done.state;
+    this.stats = done.stats;
     this.#graph = graphFromPadded(await this.gpuGraph.toPadded(), this.dims, this.#graph.entries);
     return this;
   }
@@ -216,27 +248,30 @@ export class FanngIndex implements Disposable {
       await batch.submit();
     }
     using _blocks = blocks;
-    return await this.#run(blocks, k, {
-      entryPoints: "fixed",
-      budget: options.filter ? 1024 : 256,
-      ...options,
-    });
+    return withMeanEvaluations(k, await this.#run(blocks, k, options));
   }
 
   /** Each indexed point's k nearest other points (optionally filtered). */
   async selfSearch(k: number, options: SearchOptions = {}): Promise<SearchResult> {
     this.#check();
-    return await this.#run("self", k, {
-      entryPoints: "none",
-      budget: options.filter ? 1024 : 128,
-      ...options,
-    });
+    return withMeanEvaluations(k, await this.#run("self", k, options));
   }
 
-  async #run(queries: VectorBlocks | "self", k: number, options: SearchOptions): Promise<SearchResult> {
+  /**
+   * {@link selfSearch} without any readback: the GPU outputs, evaluations per query included (both passes
+   * of a two-pass filter summed). The caller owns the buffers.
+   */
+  async selfSearchOutputs(k: number, options: SearchOptions = {}): Promise<SearchOutputs> {
+    this.#check();
+    return await this.#run("self", k, options);
+  }
+
+  async #run(queries: VectorBlocks | "self", k: number, options: SearchOptions): Promise<SearchOutputs> {
     const gpu = this.gpu;
-    const q = queries === "self" ? this.size : queries.rows;
+    const self = queries === "self";
+    const q = self ? this.size : queries.rows;
     const f = options.filter;
+    const use: SearchUse = f ? "filtered" : self ? "self" : "search";
     const temps: GpuBuffer[] = [];
     const upload = <T extends GpuBuffer<"i32"> | GpuBuffer<"f32">>(
       a: T | Int32Array | Float32Array | undefined,
@@ -259,92 +294,54 @@ export class FanngIndex implements Disposable {
       if (!!labels !== !!queryLabels) {
         throw new UserError("search: a label filter needs both filter.labels and filter.queryLabels");
       }
-      const { entries, stride } = this.#entries(options);
+      const { entries, stride } = this.#entries(options.entryPoints ?? (self ? "none" : "fixed"), options);
       if (entries !== this.#entryBuf) temps.push(entries);
-      let evaluations = 0;
+      const pass = (k: number, use: SearchUse, budget?: number) => ({
+        k,
+        budget: budget ?? options.budget ?? searchDefaults(use).budget,
+        ef: use === "nearest" ? searchDefaults(use).ef : options.ef ?? searchDefaults(use).ef,
+        width: options.width,
+        entries,
+        entryStride: stride,
+        self,
+        shape: options.shape,
+      });
       let first: SearchOutputs | undefined;
       if (f?.minDistanceScale !== undefined && !minDistance) {
-        first = await this.#dispatch(
-          queries,
-          1,
-          { ...options, budget: options.nearestBudget ?? 64, stopRatio: 0 },
-          entries,
-          stride,
-          {},
-        );
-        evaluations += await meanOf(first.evaluations);
+        const nearest = options.nearestBudget ?? searchDefaults("nearest").budget;
+        first = await runSearch(this.vectors, this.gpuGraph, queries, pass(1, "nearest", nearest));
         minDistance = first.nearestAnyDistance;
       }
-      let out: SearchOutputs;
       try {
-        out = await this.#dispatch(queries, k, options, entries, stride, {
+        const out = await runSearch(this.vectors, this.gpuGraph, queries, {
+          ...pass(k, use),
           labels,
           queryLabels,
           minDistance,
           minDistanceScale: f?.minDistanceScale,
+          evaluationsInto: first?.evaluations,
         });
-      } catch (e) {
-        if (first) Object.values(first).forEach((b) => b.destroy());
-        throw e;
-      }
-      evaluations += await meanOf(out.evaluations);
-      out.evaluations.destroy();
-      if (first) {
+        if (!first) return out;
+        // The first pass's nearest point of any label is the better eps (a search for k = 1).
         out.nearestAny.destroy();
         out.nearestAnyDistance.destroy();
         first.indices.destroy();
         first.distances.destroy();
-        first.evaluations.destroy();
+        return { ...out, nearestAny: first.nearestAny, nearestAnyDistance: first.nearestAnyDistance };
+      } catch (e) {
+        if (first) Object.values(first).forEach((b) => b.destroy());
+        throw e;
       }
-      const result = {
-        k,
-        indices: out.indices,
-        distances: out.distances,
-        nearestAny: first?.nearestAny ?? out.nearestAny,
-        nearestAnyDistance: first?.nearestAnyDistance ?? out.nearestAnyDistance,
-        evaluations,
-      };
-      return {
-        ...result,
-        [Symbol.dispose]() {
-          result.indices.destroy();
-          result.distances.destroy();
-          result.nearestAny.destroy();
-          result.nearestAnyDistance.destroy();
-        },
-      };
     } finally {
       temps.forEach((t) => t.destroy());
     }
   }
 
-  async #dispatch(
-    queries: VectorBlocks | "self",
-    k: number,
-    options: SearchOptions,
-    entries: GpuBuffer<"u32">,
-    stride: number,
-    filter: {
-      labels?: GpuBuffer<"i32">;
-      queryLabels?: GpuBuffer<"i32">;
-      minDistance?: GpuBuffer<"f32">;
-      minDistanceScale?: number;
-    },
-  ): Promise<SearchOutputs> {
-    return await runSearch(this.vectors, this.gpuGraph, queries, {
-      k,
-      budget: options.budget ?? 256,
-      entries,
-      entryStride: stride,
-      self: queries === "self",
-      stopRatio: options.stopRatio,
-      ...filter,
-    });
-  }
-
   /** The entry list of a search: the stored buffer, or a new one (the caller frees it). */
-  #entries(options: SearchOptions): { entries: GpuBuffer<"u32">; stride: number } {
-    const mode = options.entryPoints ?? "fixed";
+  #entries(
+    mode: NonNullable<SearchOptions["entryPoints"]>,
+    options: SearchOptions,
+  ): { entries: GpuBuffer<"u32">; stride: number } {
     const count = options.entryCount ?? 16;
     let list: Uint32Array;
     if (mode === "none") list = new Uint32Array([NO_VERTEX]);
@@ -379,6 +376,15 @@ export class FanngIndex implements Disposable {
     return encodeGraph(this.#graph);
   }
 
+  /**
+   * What the next {@link refresh} starts from (build order, candidate lists), as bytes for
+   * {@link fromGraph}: with the graph, it makes a restored index refresh exactly as this one would.
+   */
+  async refreshStateBytes(): Promise<Uint8Array> {
+    this.#check();
+    return await encodeRefreshState(this.#refresh);
+  }
+
   /** Loads a graph saved by {@link save} over `data`, the same [N x D] vectors it was built on. */
   static async load(gpu: Gpu, path: string, data: GpuBuffer<"f32"> | HostMatrix): Promise<FanngIndex> {
     return await FanngIndex.fromGraph(gpu, await loadGraph(path), data, path);
@@ -387,12 +393,15 @@ export class FanngIndex implements Disposable {
   /**
    * An index over `data` [N x D] with a given graph (decoded from {@link toBytes} output by
    * `decodeGraph`, or built elsewhere); `source` names where the graph came from in error messages.
+   * `refreshBytes` ({@link refreshStateBytes} of the index the graph came from) lets the next refresh start
+   * from that index's candidate lists; without it, refresh starts from the graph's edges.
    */
   static async fromGraph(
     gpu: Gpu,
     graph: FanngGraph,
     data: GpuBuffer<"f32"> | HostMatrix,
     source = "the graph",
+    refreshBytes?: Uint8Array,
   ): Promise<FanngIndex> {
     const problem = graphProblem(graph);
     if (problem) throw new UserError(`${source} is not a valid FANNG graph: ${problem}`);
@@ -413,9 +422,19 @@ export class FanngIndex implements Disposable {
       vectors = await VectorBlocks.encodeFrom(batch, data);
       await batch.submit();
     }
+    const refresh = refreshBytes
+      ? decodeRefreshState(gpu, refreshBytes, graph.vertexCount, source)
+      : refreshState(graph.vertexCount);
     const gpuGraph = GpuGraph.fromPadded(gpu, paddedFromGraph(graph));
-    const stats: BuildStats = { seconds: {}, traverseAddFailures: [], projectionDims: 0 };
-    return new FanngIndex(gpu, vectors, gpuGraph, graph, { maxDegree: graph.maxDegree }, stats);
+    return new FanngIndex(
+      gpu,
+      vectors,
+      gpuGraph,
+      graph,
+      { maxDegree: graph.maxDegree },
+      emptyStats(),
+      refresh,
+    );
   }
 
   #check(): void {
@@ -429,6 +448,7 @@ export class FanngIndex implements Disposable {
     this.vectors.destroy();
     this.gpuGraph.destroy();
     this.#entryBuf.destroy();
+    this.#refresh[Symbol.dispose]();
   }
 }
 
@@ -451,9 +471,25 @@ function checkHostMatrix(m: HostMatrix, what: string): void {
   }
 }
 
-async function meanOf(evals: GpuBuffer<"u32">): Promise<number> {
-  const a = await evals.read();
+/** A SearchResult over GPU outputs: reads the evaluations back for their mean and frees them. */
+async function withMeanEvaluations(k: number, out: SearchOutputs): Promise<SearchResult> {
+  const a = await out.evaluations.read();
+  out.evaluations.destroy();
   let s = 0;
   for (const v of a) s += v;
-  return a.length ? s / a.length : 0;
+  const { indices, distances, nearestAny, nearestAnyDistance } = out;
+  return {
+    k,
+    indices,
+    distances,
+    nearestAny,
+    nearestAnyDistance,
+    evaluations: a.length ? s / a.length : 0,
+    [Symbol.dispose]() {
+      indices.destroy();
+      distances.destroy();
+      nearestAny.destroy();
+      nearestAnyDistance.destroy();
+    },
+  };
 }

@@ -17,6 +17,7 @@ import { before, sqDistRows } from "./distance_ref.ts";
 import { NO_VERTEX, type PaddedGraph } from "./graph.ts";
 import type { GpuGraph } from "./gpu_graph.ts";
 import { distanceTrips, loopBudget, runRounds } from "./rounds.ts";
+import { alignedRow } from "./knn_graph.ts";
 import type { VectorBlocks } from "./vectors.ts";
 
 /** Which vertices are pruned and how. */
@@ -33,9 +34,32 @@ export interface PruneOptions {
   extraRow0?: number;
   /** Occlusion checks per vertex per dispatch (default: from the adapter's loop budget; tests lower it). */
   checkCap?: number;
+  /**
+   * Robust-pruning factor (DiskANN/Vamana's alpha, >= 1; default 1, FANNG's rule): c is occluded by a kept u
+   * when alpha * d(u,c) < d(v,c) (on distances; alpha^2 on the squared distances compared here).
+   */
+  alpha?: number;
+}
+
+/**
+ * Distances of presorted candidates (kNN lists; only without `merge`): `extra`'s rows are then taken as they
+ * are, already sorted by (distance, id), distinct and without the vertex itself, with these distances
+ * ([rows x slots], same layout); the high bit of an id is ignored (lib/ann/knn_graph.ts NEW). Saves
+ * computing and sorting the candidates' distances.
+ */
+export interface Presorted<D> {
+  extraDistances?: D;
 }
 
 const WG = 64;
+
+/** alpha^2 as the kernel compares it (f32), after checking alpha. */
+function occlusionScale(alpha = 1): number {
+  if (!(alpha >= 1) || !Number.isFinite(alpha)) {
+    throw new UserError(`prune: alpha must be a finite number >= 1, got ${alpha}`);
+  }
+  return Math.fround(alpha * alpha);
+}
 
 /** Candidate slots of the kernel's scratch list for `slots` extra candidates. */
 function capacity(maxDegree: number, slots: number, merge: boolean): number {
@@ -55,7 +79,7 @@ export async function prune(
   vectors: VectorBlocks,
   graph: GpuGraph,
   extra: GpuBuffer<"u32">,
-  options: PruneOptions,
+  options: PruneOptions & Presorted<GpuBuffer<"f32">>,
 ): Promise<void> {
   const gpu = vectors.gpu;
   const n = graph.vertexCount, r = graph.maxDegree;
@@ -65,6 +89,13 @@ export async function prune(
   const slots = extra.shape.length === 2 ? extra.cols : 0;
   const start = options.start ?? 0, count = options.count ?? n - start, row0 = options.extraRow0 ?? 0;
   if (count <= 0) return;
+  const dists = options.extraDistances;
+  const alpha2 = occlusionScale(options.alpha);
+  if (dists && (options.merge || dists.length !== extra.length)) {
+    throw new ShapeError(
+      `prune: presorted candidate distances need merge off and extra's ${extra.length} entries`,
+    );
+  }
   if (extra.shape.length !== 2 || start < row0 || start + count - row0 > extra.rows || start + count > n) {
     throw new ShapeError(
       `prune: candidates ${fmtShape(extra.shape)} (first vertex ${row0}) do not cover vertices ` +
@@ -93,6 +124,10 @@ export async function prune(
   const blocks = vectors.bindings();
   for (let s0 = start; s0 < start + count; s0 += per) {
     const m = Math.min(per, start + count - s0);
+    // Bind only the candidate rows of this dispatch (from an aligned row a), so `extra` may exceed a binding.
+    const a = slots ? alignedRow(gpu, s0 - row0, slots) : 0;
+    const rows = slots ? s0 - row0 + m - a : extra.rows;
+    const extraRows = extra.binding(a * slots, rows * slots);
     const params = (batch: CommandBatch, round: number) =>
       batch.uniform([
         n,
@@ -103,9 +138,11 @@ export async function prune(
         slots,
         options.merge ? 1 : 0,
         options.onlyWithExtra ? 1 : 0,
-        row0,
+        row0 + a,
         checkCap,
         round,
+        dists ? 1 : 0,
+        { f32: alpha2 },
       ]);
     const groups = grid1d(gpu, Math.ceil(m / WG));
     await runRounds(gpu, "fanng.prune", (batch, round, active) => {
@@ -113,15 +150,18 @@ export async function prune(
         params(batch, round),
         ...blocks,
         ...blocks,
-        extra,
+        extraRows,
         graph.adjacency,
         graph.lengths,
         graph.degrees,
         scratch,
         active,
       ];
-      // prune_sort does not use the active counter (the last binding).
-      if (round === 0) batch.dispatch(sortPipe, bind.slice(0, -1), groups, "fanng.prune_sort");
+      // prune_sort binds the presorted distances (any buffer when unused) where prune_occlude binds `active`.
+      if (round === 0) {
+        const distRows = dists ? dists.binding(a * slots, rows * slots) : extraRows;
+        batch.dispatch(sortPipe, [...bind.slice(0, -1), distRows], groups, "fanng.prune_sort");
+      }
       batch.dispatch(occludePipe, bind, groups, "fanng.prune_occlude");
       return Promise.resolve();
     }, { perSubmit: 2 });
@@ -134,10 +174,11 @@ export function pruneRef(
   graph: PaddedGraph,
   extra: Uint32Array,
   slots: number,
-  options: PruneOptions,
+  options: PruneOptions & Presorted<Float32Array>,
 ): void {
   const n = graph.vertexCount, r = graph.maxDegree;
   const cap = capacity(r, slots, options.merge);
+  const alpha2 = occlusionScale(options.alpha);
   const start = options.start ?? 0, count = options.count ?? n - start, row0 = options.extraRow0 ?? 0;
   for (let v = start; v < start + count; v++) {
     const cd: number[] = [], cv: number[] = [], old: boolean[] = [];
@@ -156,7 +197,16 @@ export function pruneRef(
     }
     const nOld = cd.length;
     for (let j = 0; j < slots; j++) {
-      const c = extra[(v - row0) * slots + j];
+      const row = (v - row0) * slots;
+      if (options.extraDistances) {
+        const c = (extra[row + j] & 0x7fffffff) >>> 0;
+        if (c >= n || c === v || cd.length >= cap) continue;
+        cd.push(options.extraDistances[row + j]);
+        cv.push(c);
+        old.push(false);
+        continue;
+      }
+      const c = extra[row + j];
       if (c >= n || c === v || cv.includes(c)) continue;
       insert(sqDistRows(data, v, data, c), c, false);
     }
@@ -167,7 +217,7 @@ export function pruneRef(
       for (let u = 0; u < kv.length; u++) {
         if (!(kd[u] < cd[i])) break;
         if (old[i] && kold[u]) continue;
-        if (sqDistRows(data, kv[u], data, cv[i]) < cd[i]) {
+        if (Math.fround(alpha2 * sqDistRows(data, kv[u], data, cv[i])) < cd[i]) {
           occluded = true;
           break;
         }

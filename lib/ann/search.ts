@@ -1,26 +1,44 @@
 /**
- * Batched FANNG search on the GPU (kernels/fanng.wgsl `search`): one query per invocation, every query of
- * a chunk at once (chunks fit the adapter's bindings), resumed in rounds of bounded work (lib/ann/rounds.ts).
- * Semantics: lib/ann/search_ref.ts.
+ * The batched FANNG graph search on the GPU (kernels/fanng_search.wgsl `search`; semantics and reference in
+ * lib/ann/search_ref.ts, design in docs/ann-search.md): a team of lanes per query scores the neighbours of
+ * the expanded candidates side by side, with a visited hash, a candidate queue and the results in GPU memory;
+ * it stops on the budget, an empty queue or (ef > 0) hnswlib's rule. Label and radius filters choose results
+ * only: rejected vertices are still walked through.
+ *
+ * Also the scoring ceiling (`runCeiling`): the same distance arithmetic walking the graph with nothing else,
+ * the rate a search could at best reach on the adapter.
  * @module
  */
 import { fmtShape, ShapeError, UserError } from "../errors.ts";
 import { GpuBuffer } from "../gpu/buffer.ts";
-import { type Bindable, grid1d } from "../gpu/dispatch.ts";
+import type { Gpu } from "../gpu/device.ts";
+import { type Bindable, CommandBatch, grid1d } from "../gpu/dispatch.ts";
 import type { GpuGraph } from "./gpu_graph.ts";
-import { distanceTrips, loopBudget, runRounds } from "./rounds.ts";
+import { loopBudget, runRounds } from "./rounds.ts";
 import type { VectorBlocks } from "./vectors.ts";
 
-/** Largest visited-set size (slots); bounds the budget at about half of it. */
-export const MAX_HASH_SLOTS = 1 << 13;
-/** Largest k the kernel accepts. */
+/** Largest k (and ef) the kernel accepts. */
 export const MAX_K = 1024;
+/** Largest budget (distance evaluations per query). */
+export const MAX_BUDGET = 1 << 16;
+/** Largest number of candidates expanded per iteration. */
+export const MAX_WIDTH = 8;
+
+/** How queries map onto the GPU: `lanes` per query (a team), `queriesPerGroup` teams per workgroup. */
+export interface SearchShape {
+  lanes: number;
+  queriesPerGroup: number;
+}
 
 /** Parameters of one batched search. */
 export interface SearchKernelOptions {
   k: number;
-  /** Distance evaluations per query. */
+  /** No iteration starts once this many distances are evaluated (the last may pass it by width * R - 1). */
   budget: number;
+  /** hnswlib's ef: stop once the closest candidate is farther than the max(ef, k)-th result (0 = off). */
+  ef?: number;
+  /** Candidates expanded per iteration (default 1). */
+  width?: number;
   /** Entry vertices: [E] shared by all queries (`entryStride` 0) or [Q x entryStride]. */
   entries: GpuBuffer<"u32">;
   entryStride: number;
@@ -35,17 +53,19 @@ export interface SearchKernelOptions {
   queryLabels?: GpuBuffer<"i32">;
   minDistance?: GpuBuffer<"f32">;
   minDistanceScale?: number;
-  /** Early stop: 0 (off) or > 0, see {@link SearchOptions.stopRatio}. */
-  stopRatio?: number;
-  /** Queries per dispatch (a multiple of 64; default chosen from the binding limit). */
+  /** Team shape (default: {@link defaultSearchShape}); it changes the speed, never the results. */
+  shape?: SearchShape;
+  /** Queries per dispatch (a multiple of 64; default chosen from the binding and memory limits). */
   chunk?: number;
-  /** Steps per query per dispatch (default: from the adapter's loop budget; tests lower it). */
+  /** Iterations per query per dispatch (default: from the adapter's loop budget; tests lower it). */
   stepCap?: number;
   /** Called after each chunk of queries with the number done. */
   onProgress?: (done: number) => void;
+  /** Add the evaluations to this [Q] buffer (e.g. a first pass's) instead of a new one; it becomes the output's. */
+  evaluationsInto?: GpuBuffer<"u32">;
 }
 
-/** GPU outputs of {@link encodeSearch} (caller owns them). */
+/** GPU outputs of {@link runSearch} (caller owns them). */
 export interface SearchOutputs {
   indices: GpuBuffer<"u32">;
   distances: GpuBuffer<"f32">;
@@ -54,44 +74,130 @@ export interface SearchOutputs {
   evaluations: GpuBuffer<"u32">;
 }
 
-const WG = 64;
-
 function nextPow2(x: number): number {
   let p = 1;
   while (p < x) p *= 2;
   return p;
 }
 
-/** Heap slots for a budget and entry count: every evaluated vertex is pushed at most once (power of two). */
-export function heapSlots(budget: number, entryCount: number): number {
-  return Math.max(8, nextPow2(budget + entryCount + 2));
+const log2ceil = (x: number) => Math.ceil(Math.log2(Math.max(2, x)));
+
+/** Per-query memory of a search: queue slots, results kept, hash slots, scratch words. */
+export interface SearchMemory {
+  /** Source slots per iteration (width x R). */
+  slots: number;
+  /** Most distances one query evaluates. */
+  maxEvaluations: number;
+  /** Candidate queue slots (every evaluated vertex plus the query's own fits). */
+  queue: number;
+  /** Results kept (max(ef, k), or k). */
+  kept: number;
+  /** Visited-hash slots: a power of two >= 2x the evaluations (load <= 1/2: short probe runs, never full). */
+  hash: number;
+  /** Scratch words per query. */
+  scratch: number;
 }
 
-/** Visited-set slots (load factor at most 1/2, so it never fills). */
-export function hashSlots(budget: number, entryCount: number): number {
-  return 2 * heapSlots(budget, entryCount);
-}
-
-/** Largest budget allowed with `entryCount` entry points. */
-export function maxBudget(entryCount: number): number {
-  return MAX_HASH_SLOTS / 2 - entryCount - 2;
+/** The per-query memory for a budget, k, ef, width and maximum degree R. */
+export function searchMemory(budget: number, k: number, ef: number, width: number, r: number): SearchMemory {
+  const slots = width * r;
+  const maxEvaluations = budget > 0 ? budget - 1 + slots : 0;
+  const queue = nextPow2(maxEvaluations + 1);
+  const kept = ef > 0 ? Math.max(ef, k) : k;
+  const hash = Math.max(16, nextPow2(2 * (maxEvaluations + 1)));
+  return { slots, maxEvaluations, queue, kept, hash, scratch: 2 * queue + 2 * kept + width + slots + 8 };
 }
 
 /** Checks search parameters; throws a UserError saying which one is out of range. */
-export function checkSearchParams(k: number, budget: number, entryCount: number, stopRatio = 0): void {
+export function checkSearchParams(k: number, budget: number, ef = 0, width = 1): void {
   if (!Number.isInteger(k) || k < 1 || k > MAX_K) {
     throw new UserError(`search: k must be an integer in 1..${MAX_K}, got ${k}`);
   }
-  if (!Number.isInteger(budget) || budget < 0 || budget > maxBudget(entryCount)) {
-    throw new UserError(
-      `search: budget must be an integer in 0..${maxBudget(entryCount)} (with ${entryCount} entry points), ` +
-        `got ${budget}`,
-    );
+  if (!Number.isInteger(budget) || budget < 0 || budget > MAX_BUDGET) {
+    throw new UserError(`search: budget must be an integer in 0..${MAX_BUDGET}, got ${budget}`);
   }
-  if (!Number.isFinite(stopRatio) || stopRatio < 0) {
-    throw new UserError(`search: stopRatio must be 0 (no early stop) or a positive number, got ${stopRatio}`);
+  if (!Number.isInteger(ef) || ef < 0 || ef > MAX_K) {
+    throw new UserError(`search: ef must be 0 (no natural stop) or an integer in 1..${MAX_K}, got ${ef}`);
+  }
+  if (!Number.isInteger(width) || width < 1 || width > MAX_WIDTH) {
+    throw new UserError(`search: width must be an integer in 1..${MAX_WIDTH}, got ${width}`);
   }
 }
+
+/** Mesa's llvmpipe/lavapipe: a CPU adapter that runs a workgroup's invocations as SIMD lanes of one thread. */
+function isGallivm(gpu: Gpu): boolean {
+  const r = gpu.report;
+  return r.isSoftware && /llvmpipe|lavapipe/i.test(`${r.name} ${r.vendor} ${r.architecture}`);
+}
+
+/**
+ * The team shape for an adapter: on hardware a team of 32 lanes per query (the neighbours of a vertex scored
+ * at once), two queries per workgroup; on llvmpipe the shape measured fastest there (docs/ann-search.md).
+ */
+export function defaultSearchShape(gpu: Gpu): SearchShape {
+  return isGallivm(gpu) ? { lanes: 1, queriesPerGroup: 8 } : { lanes: 32, queriesPerGroup: 2 };
+}
+
+function checkShape(gpu: Gpu, shape: SearchShape, slots: number): void {
+  const { lanes, queriesPerGroup } = shape;
+  const pow2 = (x: number) => Number.isInteger(x) && x >= 1 && (x & (x - 1)) === 0;
+  if (!pow2(lanes) || !pow2(queriesPerGroup) || queriesPerGroup > 64) {
+    throw new UserError(
+      `search: shape lanes (${lanes}) and queriesPerGroup (${queriesPerGroup}, at most 64) must be powers of two`,
+    );
+  }
+  const limits = gpu.report.limits;
+  if (lanes * queriesPerGroup > limits.maxComputeInvocationsPerWorkgroup) {
+    throw new UserError(
+      `search: a workgroup of ${lanes} x ${queriesPerGroup} invocations is over this adapter's ` +
+        `${limits.maxComputeInvocationsPerWorkgroup}`,
+    );
+  }
+  const shared = queriesPerGroup * (3 + 8 + 8 * slots) + 4;
+  if (shared > limits.maxComputeWorkgroupStorageSize) {
+    throw new UserError(
+      `search: ${queriesPerGroup} queries per workgroup need ${shared} bytes of workgroup memory, over this ` +
+        `adapter's ${limits.maxComputeWorkgroupStorageSize}; use fewer queries per workgroup or a lower width`,
+    );
+  }
+}
+
+/** Loop trips of one distance over `blocks` blocks of `w4` vec4 (4 per trip, plus the block loop). */
+function distanceLoopTrips(blocks: number, w4: number): number {
+  return blocks * (Math.floor(w4 / 4) + (w4 % 4) + 1);
+}
+
+/**
+ * Probe-loop trips counted per hash visit: at load <= 1/2 a probe run averages under 3 slots, so the
+ * iteration's total (its slots x 64) is never approached.
+ */
+const PROBE_ALLOWANCE = 64;
+
+/**
+ * Iterations per dispatch that keep every SIMD group under the adapter's loop budget: each loop counted at
+ * its worst case per lane (a SIMD group takes the most trips of its lanes in each loop).
+ */
+function iterationsPerDispatch(
+  gpu: Gpu,
+  shape: SearchShape,
+  mem: SearchMemory,
+  r: number,
+  k: number,
+  trips: number,
+): number {
+  const width = mem.slots / r;
+  const perIteration = 2 + shape.queriesPerGroup + width * (log2ceil(mem.queue) + 3) +
+    Math.ceil(mem.slots / shape.lanes) * (2 + PROBE_ALLOWANCE + trips) +
+    mem.slots * (3 + log2ceil(mem.queue) + log2ceil(mem.kept));
+  const reserve = 64 + PROBE_ALLOWANCE + log2ceil(mem.queue) + mem.kept * (log2ceil(mem.kept) + 2) + k;
+  return Math.max(1, Math.floor((loopBudget(gpu) - reserve) / perIteration));
+}
+
+/** Iterations per round of the one-query-per-lane shape (measured on llvmpipe, docs/ann-search.md). */
+const LANE_ROUND_ITERATIONS = 12;
+
+/** Bytes of GPU scratch a chunk of queries may use (scratch lists and hash together). */
+const CHUNK_MEMORY = 128 * 2 ** 20;
 
 /**
  * Searches `queries` (or the base itself with `self`) on the GPU; submits its own work, in rounds (see
@@ -108,6 +214,7 @@ export async function runSearch(
   const qv = self ? base : queries;
   const selfStart = self ? options.selfStart ?? 0 : 0;
   const q = self ? options.selfCount ?? base.rows - selfStart : qv.rows, n = base.rows, k = options.k;
+  const ef = options.ef ?? 0, width = options.width ?? 1;
   if (self && (selfStart < 0 || selfStart + q > n)) {
     throw new ShapeError(
       `search: self-search of vertices ${selfStart}..${selfStart + q - 1} outside 0..${n - 1}`,
@@ -131,7 +238,7 @@ export async function runSearch(
       `search: per-query entries ${fmtShape(options.entries.shape)} must be [${q} x ${stride}]`,
     );
   }
-  checkSearchParams(k, options.budget, entryCount, options.stopRatio);
+  checkSearchParams(k, options.budget, ef, width);
   const perQuery = (b: GpuBuffer | undefined, what: string) => {
     if (b && b.length !== q) {
       throw new ShapeError(`search: ${what} ${fmtShape(b.shape)} must have ${q} entries`);
@@ -139,51 +246,56 @@ export async function runSearch(
   };
   perQuery(options.queryLabels, "query labels");
   perQuery(options.minDistance, "minimum distances");
+  perQuery(options.evaluationsInto, "evaluation counts");
   if (options.labels && options.labels.length !== n) {
     throw new ShapeError(`search: labels ${fmtShape(options.labels.shape)} must have ${n} entries`);
   }
-  const useLabels = !!(options.labels && options.queryLabels);
   if (!!options.labels !== !!options.queryLabels) {
     throw new UserError("search: a label filter needs both labels (of the base) and queryLabels");
   }
+  const useLabels = !!options.labels;
+  const r = graph.maxDegree;
+  const mem = searchMemory(options.budget, k, ef, width, r);
+  const shape = options.shape ?? defaultSearchShape(gpu);
+  checkShape(gpu, shape, mem.slots);
   const out: SearchOutputs = {
     indices: GpuBuffer.zeros(gpu, "u32", [q, k], "fanng indices"),
     distances: GpuBuffer.zeros(gpu, "f32", [q, k], "fanng distances"),
     nearestAny: GpuBuffer.zeros(gpu, "u32", [q], "fanng nearest any"),
     nearestAnyDistance: GpuBuffer.zeros(gpu, "f32", [q], "fanng nearest any distance"),
-    evaluations: GpuBuffer.zeros(gpu, "u32", [q], "fanng evaluations"),
+    evaluations: options.evaluationsInto ?? GpuBuffer.zeros(gpu, "u32", [q], "fanng evaluations"),
   };
-  const heap = heapSlots(options.budget, entryCount), hash = hashSlots(options.budget, entryCount);
-  const pipeline = await gpu.pipelines.get("fanng", "search", {
-    WG,
-    R: graph.maxDegree,
-    C: 1,
-    Q: heap,
-    K: k,
-    H: hash,
+  if (q === 0) return out;
+  const pipeline = await gpu.pipelines.get("fanng_search", shape.lanes === 1 ? "search_lane" : "search", {
+    T: shape.lanes,
+    QW: shape.queriesPerGroup,
+    R: r,
+    P: width,
   });
-  // Steps per query per dispatch (see lib/ann/rounds.ts): a step's loop trips are at most one distance, a
-  // few hash probes, a heap sift each way and a results shift; the first round also clears the hash.
-  const trips = distanceTrips(base.layout.count, base.layout.w4);
-  const perStep = 8 + trips + 2 * Math.ceil(Math.log2(heap)) + k;
-  const stepCap = options.stepCap ?? Math.max(1, Math.floor((loopBudget(gpu) - hash - 2 * k - 64) / perStep));
+  const trips = distanceLoopTrips(base.layout.count, base.layout.w4);
+  // One query per lane: short rounds, so that each round's unfinished queries are packed into full SIMD
+  // vectors again (lanes whose query ended idle for at most a round).
+  const cap = iterationsPerDispatch(gpu, shape, mem, r, k, trips);
+  const stepCap = options.stepCap ?? (shape.lanes === 1 ? Math.min(cap, LANE_ROUND_ITERATIONS) : cap);
   // Queries per dispatch: a multiple of 64 (keeps every per-query binding offset 256-byte aligned) whose
-  // bindings, the scratch lists included, each fit the adapter's binding limit.
-  const scratchWords = 3 * heap + hash + 2 * k + 8;
-  const rowBytes = Math.max(qv.layout.w4 * 16, k * 4, Math.max(1, stride) * 4, scratchWords * 4);
-  let chunk = options.chunk ?? Math.min(16384, Math.floor(gpu.maxBindingBytes / rowBytes));
+  // bindings each fit the binding limit and whose scratch fits CHUNK_MEMORY.
+  const rowBytes = Math.max(qv.layout.w4 * 16, k * 4, Math.max(1, stride) * 4, mem.scratch * 4, mem.hash * 4);
+  let chunk = options.chunk ??
+    Math.min(
+      16384,
+      Math.floor(gpu.maxBindingBytes / rowBytes),
+      Math.floor(CHUNK_MEMORY / ((mem.scratch + mem.hash) * 4)),
+    );
   chunk = Math.max(64, chunk - (chunk % 64));
-  using scratch = GpuBuffer.zeros(
-    gpu,
-    "u32",
-    [Math.min(chunk, Math.max(1, q)) * scratchWords],
-    "fanng scratch",
-  );
+  const rows = Math.min(chunk, q);
+  using scratch = GpuBuffer.zeros(gpu, "u32", [rows * mem.scratch], "fanng search scratch");
+  using hash = GpuBuffer.zeros(gpu, "u32", [rows * mem.hash], "fanng search hash");
+  using pending = GpuBuffer.zeros(gpu, "u32", [2 * rows], "fanng search pending");
   using dummyI = GpuBuffer.zeros(gpu, "i32", [4]);
   using dummyF = GpuBuffer.zeros(gpu, "f32", [4]);
   const filterBits = (useLabels ? 1 : 0) | (options.minDistance ? 2 : 0);
-  // Rounds per submission: enough for the budget when about half the steps evaluate.
-  const perSubmit = Math.max(1, Math.ceil((2 * (options.budget + entryCount)) / stepCap));
+  // Rounds per submission: enough for the whole search when each iteration evaluates a few vertices.
+  const perSubmit = Math.max(1, Math.ceil((options.budget + entryCount) / 4 / stepCap));
   for (let q0 = 0; q0 < q; q0 += chunk) {
     const c = Math.min(chunk, q - q0);
     const slice = (b: GpuBuffer | undefined, per: number, dummy: GpuBuffer): Bindable =>
@@ -203,14 +315,17 @@ export async function runSearch(
       out.nearestAnyDistance.binding(q0, c),
       out.evaluations.binding(q0, c),
       scratch,
+      hash,
     ];
     await runRounds(gpu, "fanng.search", (batch, round, active) => {
+      if (round === 0) batch.encoder.clearBuffer(hash.buffer, 0, c * mem.hash * 4);
       const params = batch.uniform([
         c,
         n,
         base.layout.w4,
         base.layout.count,
         options.budget,
+        ef,
         entryCount,
         stride,
         self ? 1 : 0,
@@ -221,12 +336,84 @@ export async function runSearch(
         stepCap,
         round === 0 ? 1 : 0,
         round,
-        { f32: options.stopRatio ?? 0 },
+        k,
+        mem.kept,
+        mem.queue,
+        mem.hash,
       ]);
-      batch.dispatch(pipeline, [params, ...bindings, active], grid1d(gpu, Math.ceil(c / WG)), "fanng.search");
+      batch.dispatch(
+        pipeline,
+        [params, ...bindings, active, pending],
+        grid1d(gpu, Math.ceil(c / shape.queriesPerGroup)),
+        "fanng.search",
+      );
       return Promise.resolve();
-    }, { perSubmit, maxRounds: 65536 });
+    }, { perSubmit, maxRounds: 1 << 20 });
     options.onProgress?.(q0 + c);
   }
   return out;
+}
+
+/** Options of {@link runCeiling}. */
+export interface CeilingOptions {
+  /** Vertices walked per query (each scores all its neighbours); capped by the adapter's loop budget. */
+  steps: number;
+  shape?: SearchShape;
+}
+
+/** Outputs of {@link runCeiling} (caller owns them). */
+export interface CeilingOutputs {
+  /** [queries x lanes]: each lane's f32 running sum of the distances it computed. */
+  sums: GpuBuffer<"f32">;
+  /** [queries]: distances computed per query. */
+  evaluations: GpuBuffer<"u32">;
+  /** Steps walked per query (options.steps, or fewer where the loop budget demands it). */
+  steps: number;
+}
+
+/**
+ * The scoring ceiling: query row q walks `steps` vertices of the graph from vertex q mod N (next: edge
+ * step mod degree; stops at a vertex without edges), scoring each vertex's neighbours against itself and
+ * doing nothing else. Its rate (distances per second) bounds what a search over the same graph can reach.
+ */
+export async function runCeiling(
+  base: VectorBlocks,
+  graph: GpuGraph,
+  queries: VectorBlocks,
+  options: CeilingOptions,
+): Promise<CeilingOutputs> {
+  const gpu = base.gpu;
+  const shape = options.shape ?? defaultSearchShape(gpu);
+  checkShape(gpu, shape, 1);
+  if (
+    queries.dims !== base.dims || queries.layout.w4 !== base.layout.w4 ||
+    queries.layout.count !== base.layout.count
+  ) {
+    throw new ShapeError(`ceiling: queries of ${queries.dims} columns do not match the base's ${base.dims}`);
+  }
+  const r = graph.maxDegree, q = queries.rows;
+  const trips = distanceLoopTrips(base.layout.count, base.layout.w4);
+  const steps = Math.min(
+    options.steps,
+    Math.floor(loopBudget(gpu) / (2 + Math.ceil(r / shape.lanes) * (1 + trips))),
+  );
+  const pipeline = await gpu.pipelines.get("fanng_search", "ceiling", {
+    T: shape.lanes,
+    QW: shape.queriesPerGroup,
+    R: r,
+    P: 1,
+  });
+  const sums = GpuBuffer.zeros(gpu, "f32", [q, shape.lanes], "fanng ceiling sums");
+  const evaluations = GpuBuffer.zeros(gpu, "u32", [q], "fanng ceiling evaluations");
+  if (q === 0) return { sums, evaluations, steps };
+  const batch = new CommandBatch(gpu, "fanng.ceiling");
+  const params = batch.uniform([q, base.rows, base.layout.w4, base.layout.count, steps]);
+  batch.dispatch(
+    pipeline,
+    [params, ...base.bindings(), ...queries.bindings(), graph.adjacency, graph.degrees, sums, evaluations],
+    grid1d(gpu, Math.ceil(q / shape.queriesPerGroup)),
+    "fanng.ceiling",
+  );
+  await batch.submit();
+  return { sums, evaluations, steps };
 }

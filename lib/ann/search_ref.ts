@@ -1,14 +1,23 @@
 /**
- * Plain-TS reference of the batched FANNG search (kernels/fanng.wgsl `search`), step for step: the test
- * oracle for the GPU kernel and a no-GPU fallback for small inputs.
+ * Plain-TS reference of the batched FANNG graph search (kernels/fanng_search.wgsl `search`), iteration for
+ * iteration: the test oracle of the GPU kernel and a no-GPU fallback for small inputs. docs/ann-search.md
+ * describes the algorithm; in short (method.md section 5, with hnswlib's stopping rule):
  *
- * Backtracking best-first search (method.md section 5): a priority queue of (distance, vertex, next edge)
- * ordered by (distance, vertex); each step takes the first entry with edges left, advances its edge index
- * and evaluates that edge's target unless already visited; every evaluated vertex enters the queue. It
- * stops after `budget` distance evaluations, when no entry has edges left, or (with `stopRatio` r > 0) when k
- * results are held and the first entry with edges left is farther than r times the k-th. Results are the k best
- * evaluated vertices that pass the filter; vertices that fail it are still walked through. (The kernel keeps
- * the queue as a binary heap; the order of expansions is the same, since (distance, vertex) keys are unique.)
+ * Per query: a visited set, a min-queue of candidates keyed by (distance, vertex), and the results, the
+ * `max(ef, k)` best evaluated vertices that pass the filter (ef 0: k). Self-search starts with the query's own
+ * vertex queued at distance 0 (never evaluated, never a result). Each iteration, while fewer than `budget`
+ * distances have been evaluated:
+ *   1. bound = the max(ef, k)-th result's distance when ef > 0 and that many results are held, else +Inf;
+ *   2. sources: the next `width * R` entry vertices while entries are left (R = the graph's maximum degree);
+ *      otherwise stop if the queue is empty or (ef > 0) its closest candidate is farther than the bound, else
+ *      take up to `width` closest candidates out of the queue (each no farther than the bound);
+ *   3. every source edge (in order) to a vertex not yet visited: mark it visited and evaluate its distance
+ *      (a NaN distance counts as +Inf, and so does a NaN radius);
+ *   4. merge the new vertices: nearest-any (any label, never the query itself) keeps the closest; those that
+ *      pass the filter compete for the results; those closer than the bound join the queue.
+ * Step 4 reads the bound of step 1 only, so its outcome does not depend on the order of the new vertices
+ * (the GPU merges them in any order). The last iteration may pass the budget by up to width * R - 1.
+ * Ties are broken by vertex id everywhere: every list is ordered by (distance, vertex).
  * @module
  */
 import type { HostMatrix } from "../util/matrix.ts";
@@ -21,7 +30,7 @@ export interface SearchFilterRef {
   labels?: Int32Array;
   /** Query labels [Q]. */
   queryLabels?: Int32Array;
-  /** Per-query radius [Q]: keep results with d > minDistanceScale * minDistance[q]. */
+  /** Per-query radius [Q]: keep results with d > minDistanceScale * minDistance[q] (f32 product). */
   minDistance?: Float32Array;
   /** Multiplier of `minDistance` (default 1). */
   minDistanceScale?: number;
@@ -29,16 +38,18 @@ export interface SearchFilterRef {
 
 /** Parameters of {@link searchRef}, the same as the GPU kernel's. */
 export interface SearchRefOptions {
-  /** Distance evaluations per query. */
+  /** No iteration starts once this many distances have been evaluated. */
   budget: number;
+  /** hnswlib's ef: the natural stop (0 = off: the budget or an empty queue ends the search). */
+  ef?: number;
+  /** Candidates expanded per iteration (default 1). */
+  width?: number;
   /** Entry vertices: shared (`entryStride` 0) or [Q x entryStride]. */
   entries: Uint32Array;
   entryStride: number;
-  /** Self-search: query q is base vertex q (pushed at distance 0, never a result). Queries must be the base. */
+  /** Self-search: query q is base vertex q (queued at distance 0, never a result). Queries must be the base. */
   self?: boolean;
   filter?: SearchFilterRef;
-  /** Early stop ratio (0 or absent: off); see SearchOptions.stopRatio in lib/ann/index.ts. */
-  stopRatio?: number;
 }
 
 /** Host search results: [Q x k] ascending, NO_VERTEX / +Inf where missing. */
@@ -49,6 +60,58 @@ export interface SearchRefResult {
   nearestAnyDistance: Float32Array;
   /** Distance evaluations per query. */
   evaluations: Uint32Array;
+}
+
+/** A binary min-heap of (distance, vertex) under {@link before}. */
+class MinQueue {
+  readonly d: number[] = [];
+  readonly v: number[] = [];
+
+  get size(): number {
+    return this.d.length;
+  }
+
+  push(d: number, v: number): void {
+    let i = this.d.length;
+    this.d.push(d);
+    this.v.push(v);
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (!before(d, v, this.d[p], this.v[p])) break;
+      this.d[i] = this.d[p];
+      this.v[i] = this.v[p];
+      i = p;
+    }
+    this.d[i] = d;
+    this.v[i] = v;
+  }
+
+  pop(): number {
+    const top = this.v[0];
+    const d = this.d.pop()!, v = this.v.pop()!;
+    const n = this.d.length;
+    if (n === 0) return top;
+    let i = 0;
+    for (;;) {
+      let c = 2 * i + 1;
+      if (c >= n) break;
+      if (c + 1 < n && before(this.d[c + 1], this.v[c + 1], this.d[c], this.v[c])) c++;
+      if (!before(this.d[c], this.v[c], d, v)) break;
+      this.d[i] = this.d[c];
+      this.v[i] = this.v[c];
+      i = c;
+    }
+    this.d[i] = d;
+    this.v[i] = v;
+    return top;
+  }
+}
+
+const nanToInf = (x: number) => (Number.isNaN(x) ? Infinity : x);
+
+/** Squared distance as the kernel defines it: NaN counts as +Inf. */
+function searchDistance(a: HostMatrix, i: number, b: HostMatrix, j: number): number {
+  return nanToInf(sqDistRows(a, i, b, j));
 }
 
 /** Searches `graph` over `base` for every row of `queries`. */
@@ -70,72 +133,61 @@ export function searchRef(
   };
   const f = options.filter ?? {};
   const useLabels = !!(f.labels && f.queryLabels), useMin = !!f.minDistance;
-  const scale = f.minDistanceScale ?? 1;
-  const stop = Math.fround(options.stopRatio ?? 0);
-  const EXHAUSTED = NO_VERTEX;
+  const scale = Math.fround(f.minDistanceScale ?? 1);
+  const ef = options.ef ?? 0, width = options.width ?? 1;
+  const keep = ef > 0 ? Math.max(ef, k) : k;
+  const slots = width * r;
   const entryCount = options.entryStride > 0 ? options.entryStride : options.entries.length;
   for (let qi = 0; qi < q; qi++) {
     const self = options.self ? qi : NO_VERTEX;
     const qlabel = useLabels ? f.queryLabels![qi] : 0;
-    const minD = useMin ? Math.fround(scale * f.minDistance![qi]) : 0;
+    const minD = useMin ? nanToInf(Math.fround(scale * f.minDistance![qi])) : 0;
     const visited = new Set<number>();
-    // The queue: entries sorted by (distance, vertex); `head` is the first with edges left.
-    const qd: number[] = [], qv: number[] = [], qe: number[] = [];
-    let head = 0, evals = 0, anyD = Infinity, anyV = NO_VERTEX;
+    const queue = new MinQueue();
     const resD: number[] = [], resV: number[] = [];
-    const enqueue = (d: number, v: number) => {
-      if (degrees[v] === 0) return; // nothing to follow from it
-      let i = qd.length;
-      while (i > 0 && before(d, v, qd[i - 1], qv[i - 1])) i--;
-      qd.splice(i, 0, d);
-      qv.splice(i, 0, v);
-      qe.splice(i, 0, 0);
-      if (i <= head) head = i;
-    };
-    const consider = (d: number, v: number) => {
-      if (v === self) return;
-      if (before(d, v, anyD, anyV)) [anyD, anyV] = [d, v];
-      if (useLabels && f.labels![v] === qlabel) return;
-      if (useMin && !(d > minD)) return;
-      let i = 0;
-      while (i < resD.length && !before(d, v, resD[i], resV[i])) i++;
-      if (i >= k) return;
-      resD.splice(i, 0, d);
-      resV.splice(i, 0, v);
-      if (resD.length > k) {
-        resD.pop();
-        resV.pop();
-      }
-    };
-    const evaluate = (v: number) => {
-      const d = options.self ? sqDistRows(base, qi, base, v) : sqDistRows(queries, qi, base, v);
-      evals++;
-      consider(d, v);
-      enqueue(d, v);
-    };
+    let evals = 0, anyD = Infinity, anyV = NO_VERTEX, nextEntry = 0;
     if (self < n) {
       visited.add(self);
-      enqueue(0, self);
+      queue.push(0, self);
     }
-    for (let e = 0; e < entryCount && evals < options.budget; e++) {
-      const v = options.entries[qi * options.entryStride + e];
-      if (v >= n || visited.has(v)) continue;
-      visited.add(v);
-      evaluate(v);
-    }
+    const sources: number[] = [];
     while (evals < options.budget) {
-      while (head < qd.length && qe[head] === EXHAUSTED) head++;
-      if (head >= qd.length) break;
-      if (stop > 0 && resD.length === k && qd[head] > Math.fround(stop * resD[k - 1])) break;
-      const v = qv[head], e = qe[head];
-      const deg = Math.min(degrees[v], r);
-      qe[head] = e + 1 >= deg ? EXHAUSTED : e + 1;
-      const c = adjacency[v * r + e];
-      if (c >= n || visited.has(c)) continue;
-      visited.add(c);
-      evaluate(c);
+      const bound = ef > 0 && resD.length >= keep ? resD[keep - 1] : Infinity;
+      sources.length = 0;
+      if (nextEntry < entryCount) {
+        const end = Math.min(entryCount, nextEntry + slots);
+        for (; nextEntry < end; nextEntry++) {
+          sources.push(options.entries[qi * options.entryStride + nextEntry]);
+        }
+      } else {
+        if (queue.size === 0 || queue.d[0] > bound) break;
+        while (sources.length < slots && queue.size > 0 && !(queue.d[0] > bound)) {
+          const v = queue.pop();
+          for (let e = 0; e < r; e++) sources.push(e < degrees[v] ? adjacency[v * r + e] : NO_VERTEX);
+        }
+      }
+      for (const c of sources) {
+        if (c >= n || visited.has(c)) continue;
+        visited.add(c);
+        const d = options.self ? searchDistance(base, qi, base, c) : searchDistance(queries, qi, base, c);
+        evals++;
+        if (before(d, c, anyD, anyV)) [anyD, anyV] = [d, c];
+        if ((!useLabels || f.labels![c] !== qlabel) && (!useMin || d > minD)) {
+          let i = resD.length;
+          while (i > 0 && before(d, c, resD[i - 1], resV[i - 1])) i--;
+          if (i < keep) {
+            resD.splice(i, 0, d);
+            resV.splice(i, 0, c);
+            if (resD.length > keep) {
+              resD.pop();
+              resV.pop();
+            }
+          }
+        }
+        if (d < bound) queue.push(d, c);
+      }
     }
-    for (let i = 0; i < resD.length; i++) {
+    for (let i = 0; i < Math.min(k, resD.length); i++) {
       out.indices[qi * k + i] = resV[i];
       out.distances[qi * k + i] = resD[i];
     }
@@ -144,4 +196,35 @@ export function searchRef(
     out.evaluations[qi] = evals;
   }
   return out;
+}
+
+/**
+ * Reference of the scoring ceiling (kernels/fanng_search.wgsl `ceiling`): query row q walks `steps` vertices
+ * from vertex q mod N (next: edge step mod degree; stops at a vertex without edges), scoring every neighbour
+ * of each; lane l of a team of `lanes` scores edges l, l + lanes, ... and sums its distances in f32. Returns
+ * the sums [queries x lanes] and the distances computed per query.
+ */
+export function ceilingRef(
+  base: HostMatrix,
+  graph: PaddedGraph,
+  queries: HostMatrix,
+  steps: number,
+  lanes: number,
+): { sums: Float32Array; evaluations: Uint32Array } {
+  const n = graph.vertexCount, r = graph.maxDegree;
+  const sums = new Float32Array(queries.rows * lanes), evaluations = new Uint32Array(queries.rows);
+  for (let q = 0; q < queries.rows && n > 0; q++) {
+    let v = q % n;
+    for (let s = 0; s < steps; s++) {
+      const deg = Math.min(graph.degrees[v], r);
+      if (deg === 0) break;
+      for (let e = 0; e < deg; e++) {
+        const i = q * lanes + (e % lanes);
+        sums[i] = Math.fround(sums[i] + searchDistance(queries, q, base, graph.adjacency[v * r + e]));
+      }
+      evaluations[q] += deg;
+      v = graph.adjacency[v * r + (s % deg)];
+    }
+  }
+  return { sums, evaluations };
 }

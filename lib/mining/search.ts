@@ -1,77 +1,83 @@
 /**
- * The two neighbour questions smart mining asks, answered on the GPU either by exact brute force
- * (fused distance + top-k, O(N^2 D)) or by the FANNG graph (method.md section 5).
+ * The neighbour questions smart mining asks (method.md section 3), answered on the GPU either by exact brute
+ * force (fused distance + top-k, O(N^2 D)) or by the FANNG graph (method.md section 5). Both answer in GPU
+ * buffers: eps_a, the radius kappa * eps_a and the filtered search never pass through the host.
+ *
+ * Only the nearest qualifying negative is used (method.md section 3 step 5), so the filtered search asks for
+ * one result; how thoroughly the graph search looks for it is its ef and budget (lib/ann/search_defaults.ts,
+ * "filtered").
  * @module
  */
-import { GpuBuffer } from "../gpu/buffer.ts";
+import type { GpuBuffer } from "../gpu/buffer.ts";
+import { CommandBatch } from "../gpu/dispatch.ts";
 import { knnSqL2 } from "../ops/topk.ts";
 import { FanngIndex } from "../ann/index.ts";
 import { decodeGraph } from "../ann/file.ts";
 import type { FanngGraph } from "../ann/graph.ts";
+import { encodeRadius } from "./radius.ts";
 
-/** Nearest result of the filtered search per anchor (0xFFFFFFFF / +Inf where none qualified). */
-export interface FilteredNearest {
-  index: Uint32Array;
-  distance: Float32Array;
-  /** Mean distance evaluations per query, for graph search. */
-  evaluations?: number;
+/** Each anchor's eps and negative, on the GPU (the owner frees them with dispose). */
+export interface GpuNegatives extends Disposable {
+  /** [N] eps_a: squared distance to the nearest other sample, any class. */
+  eps: GpuBuffer<"f32">;
+  /** [N] the nearest sample of another class with squared distance > kappa * eps_a (0xFFFFFFFF: none). */
+  negative: GpuBuffer<"u32">;
+  /** [N] its squared distance (+Inf: none). */
+  dan: GpuBuffer<"f32">;
+  /** [N] distance evaluations per anchor, both passes (graph search only). */
+  evaluations?: GpuBuffer<"u32">;
 }
 
 /** What smart mining needs to know about the embeddings of the training set. */
 export interface NeighbourSearch {
-  /** Squared distance from each row to its nearest other row, any class (eps_a). */
-  nearestOtherDistance(): Promise<Float32Array>;
-  /** For each row a, the nearest row of another class with squared distance > radius[a]. */
-  nearestOtherClassOutside(radius: Float32Array): Promise<FilteredNearest>;
+  /** eps_a and the negative of every anchor at exclusion scale `kappa` (f32), computed on the GPU. */
+  negatives(kappa: number): Promise<GpuNegatives>;
 }
 
-/** Reads column 0 of a [rows x k] top-k result. */
-async function firstColumn(
-  res: { k: number; indices: GpuBuffer<"u32">; distances: GpuBuffer<"f32"> },
-): Promise<{ index: Uint32Array; distance: Float32Array }> {
-  const [idx, dist] = await Promise.all([res.indices.read(), res.distances.read()]);
-  const rows = idx.length / res.k;
-  const index = new Uint32Array(rows), distance = new Float32Array(rows);
-  for (let i = 0; i < rows; i++) {
-    index[i] = idx[i * res.k];
-    distance[i] = dist[i * res.k];
-  }
-  return { index, distance };
+function owned(parts: Omit<GpuNegatives, typeof Symbol.dispose>): GpuNegatives {
+  return {
+    ...parts,
+    [Symbol.dispose]() {
+      parts.eps.destroy();
+      parts.negative.destroy();
+      parts.dan.destroy();
+      parts.evaluations?.destroy();
+    },
+  };
 }
 
 /** Exact answers by GPU brute force over all pairs, streamed in blocks (no N x N matrix). */
 export class ExactSearch implements NeighbourSearch {
-  constructor(
-    readonly emb: GpuBuffer<"f32">,
-    readonly labels: GpuBuffer<"i32">,
-    readonly neighbours: number,
-  ) {}
+  constructor(readonly emb: GpuBuffer<"f32">, readonly labels: GpuBuffer<"i32">) {}
 
-  async nearestOtherDistance(): Promise<Float32Array> {
-    using res = await knnSqL2(this.emb, this.emb, 1, { excludeSelf: true, selfOffset: 0 });
-    return (await firstColumn(res)).distance;
-  }
-
-  async nearestOtherClassOutside(radius: Float32Array): Promise<FilteredNearest> {
-    using r = GpuBuffer.fromArray(this.emb.gpu, radius);
-    using res = await knnSqL2(this.emb, this.emb, this.neighbours, {
-      rowLabels: this.labels,
-      colLabels: this.labels,
-      labelMode: "different",
-      rowMinDistance: r,
-    });
-    return firstColumn(res);
+  async negatives(kappa: number): Promise<GpuNegatives> {
+    const nearest = await knnSqL2(this.emb, this.emb, 1, { excludeSelf: true, selfOffset: 0 });
+    nearest.indices.destroy();
+    try {
+      const batch = new CommandBatch(this.emb.gpu, "mining.radius");
+      using radius = await encodeRadius(batch, nearest.distances, kappa);
+      await batch.submit();
+      const neg = await knnSqL2(this.emb, this.emb, 1, {
+        rowLabels: this.labels,
+        colLabels: this.labels,
+        labelMode: "different",
+        rowMinDistance: radius,
+      });
+      return owned({ eps: nearest.distances, negative: neg.indices, dan: neg.distances });
+    } catch (e) {
+      nearest.distances.destroy();
+      throw e;
+    }
   }
 }
 
-/** Options of the graph search used for mining. */
+/** Options of the graph search used for mining (0 = the default of lib/ann/search_defaults.ts). */
 export interface FanngSearchOptions {
-  neighbours: number;
   maxDegree: number;
-  /** Distance evaluations per query; 0 = the index's default. */
+  /** Distance evaluations per anchor in the filtered search; 0 = the default. */
   budget: number;
-  /** Early stop of the filtered (negative) search; 0 = off. */
-  stopRatio?: number;
+  /** ef of the filtered search; 0 = the default. */
+  ef?: number;
   seed: number;
   /** No progress bar while the graph is built. */
   quiet?: boolean;
@@ -84,9 +90,8 @@ export interface FanngSearchOptions {
  */
 export class FanngSearch implements NeighbourSearch, Disposable {
   #index: FanngIndex | undefined;
-  #emb: GpuBuffer<"f32"> | undefined;
-  /** A graph from `restore()`, waiting for the next `update()`. */
-  #restored: FanngGraph | undefined;
+  /** A graph and refresh state from `restore()`, waiting for the next `update()`. */
+  #restored: { graph: FanngGraph; refresh?: Uint8Array; source: string } | undefined;
 
   constructor(readonly labels: GpuBuffer<"i32">, readonly options: FanngSearchOptions) {}
 
@@ -99,10 +104,10 @@ export class FanngSearch implements NeighbourSearch, Disposable {
   /** Builds or refreshes the graph over `emb`; returns the seconds it took. */
   async update(emb: GpuBuffer<"f32">): Promise<number> {
     const t0 = performance.now();
-    this.#emb = emb;
     const { maxDegree, seed, quiet } = this.options;
     if (this.#restored) {
-      this.#index = await FanngIndex.fromGraph(emb.gpu, this.#restored, emb, "the saved FANNG graph");
+      const { graph, refresh, source } = this.#restored;
+      this.#index = await FanngIndex.fromGraph(emb.gpu, graph, emb, source, refresh);
       this.#restored = undefined;
     }
     if (!this.#index) {
@@ -114,41 +119,43 @@ export class FanngSearch implements NeighbourSearch, Disposable {
     return (performance.now() - t0) / 1000;
   }
 
-  /** The graph in the `.fanng` format (lib/ann/file.ts), for a checkpoint; undefined before any update. */
-  state(): Uint8Array | undefined {
-    return this.#index?.toBytes();
+  /**
+   * The graph in the `.fanng` format (lib/ann/file.ts) and what its next refresh starts from, for a
+   * checkpoint; undefined before any update.
+   */
+  async state(): Promise<{ graph: Uint8Array; refresh: Uint8Array } | undefined> {
+    if (!this.#index) return undefined;
+    return { graph: this.#index.toBytes(), refresh: await this.#index.refreshStateBytes() };
   }
 
   /**
-   * Takes back a graph saved by `state()` (checked; a UserError names `source` when it is damaged): the
-   * next `update()` refreshes it, exactly as this search would have refreshed its own.
+   * Takes back a graph and refresh state saved by `state()` (checked; a UserError names `source` when they
+   * are damaged): the next `update()` refreshes them, exactly as this search would have refreshed its own.
    */
-  restore(bytes: Uint8Array, source = "the saved FANNG graph"): void {
-    this.#restored = decodeGraph(bytes, source);
+  restore(graph: Uint8Array, refresh?: Uint8Array, source = "the saved FANNG graph"): void {
+    this.#restored = { graph: decodeGraph(graph, source), refresh, source };
     this.#index?.[Symbol.dispose]();
     this.#index = undefined;
   }
 
-  #budget(): { budget?: number } {
-    return this.options.budget > 0 ? { budget: this.options.budget } : {};
-  }
-
-  async nearestOtherDistance(): Promise<Float32Array> {
-    using res = await this.index.selfSearch(1, this.#budget());
-    return (await firstColumn({ k: 1, indices: res.indices, distances: res.distances })).distance;
-  }
-
-  async nearestOtherClassOutside(radius: Float32Array): Promise<FilteredNearest> {
-    if (!this.#emb) throw new Error("FanngSearch.update() must run first");
-    using r = GpuBuffer.fromArray(this.#emb.gpu, radius);
-    const k = this.options.neighbours;
-    using res = await this.index.selfSearch(k, {
-      ...this.#budget(),
-      stopRatio: this.options.stopRatio ?? 0,
-      filter: { labels: this.labels, queryLabels: this.labels, minDistance: r },
+  /**
+   * Two GPU passes over the graph: each anchor's nearest point of any label (eps_a), then the filtered
+   * search (other label, beyond kappa * eps_a, the radius read from the first pass's output on the GPU).
+   */
+  async negatives(kappa: number): Promise<GpuNegatives> {
+    const { budget, ef } = this.options;
+    const out = await this.index.selfSearchOutputs(1, {
+      ...(budget > 0 ? { budget } : {}),
+      ...(ef ? { ef } : {}),
+      filter: { labels: this.labels, queryLabels: this.labels, minDistanceScale: kappa },
     });
-    const first = await firstColumn({ k, indices: res.indices, distances: res.distances });
-    return { ...first, evaluations: res.evaluations };
+    out.nearestAny.destroy();
+    return owned({
+      eps: out.nearestAnyDistance,
+      negative: out.indices,
+      dan: out.distances,
+      evaluations: out.evaluations,
+    });
   }
 
   [Symbol.dispose](): void {

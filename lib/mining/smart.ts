@@ -7,14 +7,17 @@
  *           than the negative).
  * Anchors with no qualifying n or p get -1 and fall back to random triplets when batches are assembled.
  *
- * The neighbour searches run on the GPU through a {@link NeighbourSearch} (FANNG graph or exact brute
- * force); positives are found per class with the fused distance + top-k kernel (k = 1, radius filter
- * d > d(a, n)). `mineSmartRef` is the plain-TS exact reference.
+ * Everything runs on the GPU without a host round trip between steps: the neighbour searches through a
+ * {@link NeighbourSearch} (FANNG graph or exact brute force; eps_a, the radius and the filtered search stay
+ * on the GPU), then the positives per class with the fused distance + top-k kernel (k = 1, radius filter
+ * d > d(a, n), read from the GPU's dan); one readback at the end. `mineSmartRef` is the plain-TS exact
+ * reference (kappa taken in f32, like the GPU).
  * @module
  */
 import { GpuBuffer } from "../gpu/buffer.ts";
-import { gatherRows } from "../ops/gather.ts";
-import { knnSqL2 } from "../ops/topk.ts";
+import { CommandBatch } from "../gpu/dispatch.ts";
+import { encodeGatherRows } from "../ops/gather.ts";
+import { encodeKnnSqL2 } from "../ops/knn.ts";
 import type { HostMatrix } from "../util/matrix.ts";
 import type { ClassIndex } from "./classes.ts";
 import type { NeighbourSearch } from "./search.ts";
@@ -57,7 +60,7 @@ export function mineSmartRef(emb: HostMatrix, classes: ClassIndex, kappa: number
     let eps = Infinity;
     for (let j = 0; j < n; j++) if (j !== a && d[j] < eps) eps = d[j];
     out.eps[a] = eps;
-    const radius = Math.fround(kappa * eps);
+    const radius = Math.fround(Math.fround(kappa) * eps); // kappa in f32, as on the GPU
     let neg = -1;
     for (let j = 0; j < n; j++) {
       if (classes.labels[j] !== classes.labels[a] && d[j] > radius && (neg < 0 || d[j] < d[neg])) neg = j;
@@ -79,7 +82,8 @@ export function mineSmartRef(emb: HostMatrix, classes: ClassIndex, kappa: number
 
 /**
  * Smart mining on the GPU over all rows of `emb` ([N x D], the current embeddings of the training set).
- * `search` answers the nearest-neighbour questions; its radius is kappa * eps per anchor.
+ * `search` answers eps_a and the negatives (radius kappa * eps_a, in f32) on the GPU; the positives are
+ * found class by class on the GPU from its dan; then one readback brings what the triplet assembly needs.
  */
 export async function mineSmart(
   emb: GpuBuffer<"f32">,
@@ -87,26 +91,112 @@ export async function mineSmart(
   kappa: number,
   search: NeighbourSearch,
 ): Promise<SmartMining> {
+  const gpu = emb.gpu;
   const n = emb.rows;
-  const eps = await search.nearestOtherDistance();
-  const radius = new Float32Array(n);
-  for (let i = 0; i < n; i++) radius[i] = kappa * eps[i];
-  const neg = await search.nearestOtherClassOutside(radius);
+  using neg = await search.negatives(kappa);
+  const batch = new CommandBatch(gpu, "mining.positives");
+  using pos = await encodePositives(batch, emb, classes, neg.dan);
+  // One readback: eps, negative, dan, the positives in class order, their distances, the evaluations.
+  const parts: GpuBuffer[] = [neg.eps, neg.negative, neg.dan, pos.local, pos.dap];
+  if (neg.evaluations) parts.push(neg.evaluations);
+  using all = GpuBuffer.zeros(gpu, "u32", [Math.max(1, parts.length * n)], "mining readback");
+  parts.forEach((b, i) => batch.copy(b, 0, all, i * n, n));
+  await batch.submit();
+  const words = await all.read();
+  const f32 = new Float32Array(words.buffer);
+  const eps = f32.slice(0, n), negIndex = words.subarray(n, 2 * n), danRaw = f32.subarray(2 * n, 3 * n);
   const negative = new Int32Array(n).fill(-1);
   const dan = new Float32Array(n).fill(Infinity);
   for (let i = 0; i < n; i++) {
-    if (neg.index[i] !== NONE && Number.isFinite(neg.distance[i])) {
-      negative[i] = neg.index[i];
-      dan[i] = neg.distance[i];
+    if (negIndex[i] !== NONE && Number.isFinite(danRaw[i])) {
+      negative[i] = negIndex[i];
+      dan[i] = danRaw[i];
     }
   }
-  const { positive, dap } = await softestHarderPositives(emb, classes, dan);
-  return { eps, negative, dan, positive, dap, evaluations: neg.evaluations };
+  const { positive, dap } = positivesFromClassOrder(
+    classes,
+    words.subarray(3 * n, 4 * n),
+    f32.subarray(4 * n, 5 * n),
+  );
+  let evaluations: number | undefined;
+  if (neg.evaluations) {
+    let sum = 0;
+    for (let i = 5 * n; i < 6 * n; i++) sum += words[i];
+    evaluations = n ? sum / n : 0;
+  }
+  return { eps, negative, dan, positive, dap, evaluations };
+}
+
+/** Positives on the GPU in class order (members of class 0, then class 1, ...): local index and distance. */
+interface ClassOrderPositives extends Disposable {
+  /** [N] index of the positive within its anchor's class (0xFFFFFFFF: none). */
+  local: GpuBuffer<"u32">;
+  /** [N] its squared distance (+Inf: none). */
+  dap: GpuBuffer<"f32">;
 }
 
 /**
- * For each anchor, the nearest same-class sample with d(a, p) > dan[a], class by class: the class's
- * rows are gathered into one block and searched against themselves with the radius filter.
+ * Encodes, for each anchor, the nearest same-class sample with d(a, p) > dan[a] (exact, class by class: the
+ * class's rows and their dan are gathered into blocks and searched against themselves with the radius
+ * filter), into `batch`. Results are in class order (see {@link positivesFromClassOrder}).
+ */
+async function encodePositives(
+  batch: CommandBatch,
+  emb: GpuBuffer<"f32">,
+  classes: ClassIndex,
+  dan: GpuBuffer<"f32">,
+): Promise<ClassOrderPositives> {
+  const gpu = emb.gpu, n = emb.rows;
+  const local = GpuBuffer.zeros(gpu, "u32", [Math.max(1, n)], "mining positives");
+  const dap = GpuBuffer.zeros(gpu, "f32", [Math.max(1, n)], "mining positive distances");
+  const danRows = GpuBuffer.zeros(gpu, "f32", [n, 1], "mining dan");
+  batch.copy(dan, 0, danRows, 0, n);
+  batch.release(danRows);
+  for (let c = 0; c < classes.classCount; c++) {
+    const members = classes.membersOf(c), start = classes.offsets[c];
+    const idx = GpuBuffer.fromArray(gpu, members);
+    const block = await encodeGatherRows(batch, emb, idx);
+    const radius = await encodeGatherRows(batch, danRows, idx);
+    const res = await encodeKnnSqL2(batch, block, block, 1, {
+      excludeSelf: true,
+      selfOffset: 0,
+      rowMinDistance: radius,
+    });
+    batch.copy(res.indices, 0, local, start, members.length);
+    batch.copy(res.distances, 0, dap, start, members.length);
+    for (const b of [idx, block, radius, res.indices, res.distances]) batch.release(b);
+  }
+  return {
+    local,
+    dap,
+    [Symbol.dispose]() {
+      local.destroy();
+      dap.destroy();
+    },
+  };
+}
+
+/** Maps class-order positives (local index, distance) to per-anchor global ones (-1 / +Inf: none). */
+function positivesFromClassOrder(
+  classes: ClassIndex,
+  local: Uint32Array,
+  dist: Float32Array,
+): { positive: Int32Array; dap: Float32Array } {
+  const positive = new Int32Array(classes.size).fill(-1);
+  const dap = new Float32Array(classes.size).fill(Infinity);
+  for (let c = 0; c < classes.classCount; c++) {
+    const members = classes.membersOf(c), start = classes.offsets[c];
+    for (let i = 0; i < members.length; i++) {
+      if (local[start + i] === NONE) continue;
+      positive[members[i]] = members[local[start + i]];
+      dap[members[i]] = dist[start + i];
+    }
+  }
+  return { positive, dap };
+}
+
+/**
+ * For each anchor, the nearest same-class sample with d(a, p) > dan[a] (exact, class by class on the GPU).
  */
 export async function softestHarderPositives(
   emb: GpuBuffer<"f32">,
@@ -114,28 +204,9 @@ export async function softestHarderPositives(
   dan: Float32Array,
 ): Promise<{ positive: Int32Array; dap: Float32Array }> {
   const gpu = emb.gpu;
-  const positive = new Int32Array(emb.rows).fill(-1);
-  const dap = new Float32Array(emb.rows).fill(Infinity);
-  for (let c = 0; c < classes.classCount; c++) {
-    const members = classes.membersOf(c);
-    const minD = new Float32Array(members.length);
-    let any = false;
-    members.forEach((a, i) => {
-      minD[i] = dan[a];
-      any ||= Number.isFinite(dan[a]);
-    });
-    if (!any) continue;
-    using idx = GpuBuffer.fromArray(gpu, members);
-    using block = await gatherRows(emb, idx);
-    using radius = GpuBuffer.fromArray(gpu, minD);
-    using res = await knnSqL2(block, block, 1, { excludeSelf: true, selfOffset: 0, rowMinDistance: radius });
-    const [index, dist] = await Promise.all([res.indices.read(), res.distances.read()]);
-    members.forEach((a, i) => {
-      if (index[i] !== NONE) {
-        positive[a] = members[index[i]];
-        dap[a] = dist[i];
-      }
-    });
-  }
-  return { positive, dap };
+  using danBuf = GpuBuffer.fromArray(gpu, dan);
+  const batch = new CommandBatch(gpu, "mining.positives");
+  using pos = await encodePositives(batch, emb, classes, danBuf);
+  await batch.submit();
+  return positivesFromClassOrder(classes, await pos.local.read(), await pos.dap.read());
 }

@@ -1,30 +1,37 @@
 /**
- * FANNG benchmark: recall@10 against exact kNN versus queries/s and distance evaluations per query, for
- * several search budgets, and build time, on
- *   (a) Fashion-MNIST: the 60,000 training images as 784-d vectors, the 10,000 test images as queries, and
- *       self-search (every training point's 10 nearest others; recall measured on a random sample);
- *   (b) random 64-d Gaussian embeddings, N = 100,000 (queries from the same distribution);
- *   (c) crossover: Fashion-MNIST subsets of growing N, graph search at the smallest budget reaching
- *       recall 0.95 against GPU brute force, to locate where the graph starts to pay.
+ * FANNG benchmark: build time, and recall@10 against exact kNN versus queries/s and distance evaluations per
+ * query at several search budgets, for FANNG graphs, hnswlib and the exact GPU brute force side by side, on
+ *   (a) clustered: embedding-like points (L2-normalised 64-d, a 100-cluster Gaussian mixture), N = 100,000,
+ *       self-search (every point's 10 nearest others, as smart mining asks; recall measured on a sample);
+ *       N = 1,000,000 as case "clustered1m" (FANNG_BENCH_1M=1 or FANNG_BENCH_CASES=clustered1m);
+ *   (b) random 64-d Gaussian vectors, N = 100,000, separate queries from the same distribution;
+ *   (c) Fashion-MNIST: the 60,000 training images as 784-d vectors, the 10,000 test images as queries, and
+ *       self-search;
+ *   (d) crossover: clustered embeddings of growing N, self-search by the graph (build included, as mining
+ *       rebuilds it) at the smallest budget reaching recall 0.95 against GPU brute force self kNN, to find
+ *       the N where the graph starts to pay.
+ * FANNG runs twice per case: with FANNG's occlusion rule (the default build) and with robust pruning
+ * (alpha 1.2, DiskANN's relaxation; see docs/ann-build.md). Every contender is checked first: the brute
+ * force against the plain-TS reference on a few rows, every FANNG graph's structure (and FANNG's rule on the
+ * default graph up to 100,000 points), hnswlib's labels in range.
  * Peers in the same run: GPU brute force (lib/ops/knn.ts knnSqL2, which also gives the ground truth) and,
  * when Debian's python3-hnswlib is installed and the run may start /usr/bin/python3, hnswlib (M 16,
  * ef_construction 200, 2 threads; tasks/bench/hnswlib_peer.py).
  *
- * Run: `deno bench --allow-read --allow-env --allow-run=/usr/bin/python3 tasks/bench/fanng_bench.ts`
- * (`deno task bench` runs it without hnswlib). Sizes: FANNG_BENCH=quick (10,000 / 1,000 Fashion-MNIST,
- * N = 20,000 random) or full (default, the sizes above); FANNG_BENCH_CASES=fashion,random,crossover selects
- * cases; FANNG_BENCH_SELF_SAMPLE sets the self-search recall sample (default 2,000; 60000 = all points,
- * whose exact answer takes minutes on a CPU adapter). The machine may be shared: timings are single runs,
- * so compare ratios measured in the same run.
+ * Run: `deno bench --allow-read --allow-env --allow-run=/usr/bin/python3 tasks/bench/fanng_bench.ts`.
+ * Sizes: FANNG_BENCH=quick (20,000 clustered / random, 10,000 / 1,000 Fashion-MNIST) or full (default, the
+ * sizes above); FANNG_BENCH_CASES=clustered,random,fashion,crossover,clustered1m selects cases;
+ * FANNG_BENCH_SELF_SAMPLE sets the self-search recall sample (default 2,000). The machine may be shared:
+ * timings are single runs, so compare ratios measured in the same run.
  * @module
  */
 import { fileURLToPath } from "node:url";
 import { getGpu } from "../../lib/gpu/device.ts";
 import { GpuBuffer } from "../../lib/gpu/buffer.ts";
-import { knnSqL2 } from "../../lib/ops/knn.ts";
+import { knnSqL2, knnSqL2Ref } from "../../lib/ops/knn.ts";
 import { loadIdxDataset } from "../../lib/data/idx.ts";
-import { FanngIndex } from "../../lib/ann/index.ts";
-import { degreeStats } from "../../lib/ann/graph.ts";
+import { type FanngBuildOptions, FanngIndex } from "../../lib/ann/index.ts";
+import { degreeStats, occlusionViolations, validateGraph } from "../../lib/ann/graph.ts";
 import type { HostMatrix } from "../../lib/util/matrix.ts";
 import { selectRows } from "../../lib/util/matrix.ts";
 import { Rng } from "../../lib/util/rng.ts";
@@ -32,19 +39,33 @@ import { benchOnce, fmt, textTable } from "./_peers.ts";
 
 const gpu = await getGpu();
 const QUICK = Deno.env.get("FANNG_BENCH") === "quick";
-const CASES = (Deno.env.get("FANNG_BENCH_CASES") ?? "fashion,random,crossover").split(",");
+const CASES = (Deno.env.get("FANNG_BENCH_CASES") ??
+  `clustered,random,fashion,crossover${Deno.env.get("FANNG_BENCH_1M") ? ",clustered1m" : ""}`).split(",");
 const K = 10;
 const SIZES = QUICK
-  ? { fashionN: 10000, fashionQ: 1000, randomN: 20000, randomQ: 500, crossover: [1000, 3000, 10000] }
+  ? {
+    clusteredN: 20000,
+    fashionN: 10000,
+    fashionQ: 1000,
+    randomN: 20000,
+    randomQ: 500,
+    crossover: [2000, 8000, 20000],
+  }
   : {
+    clusteredN: 100000,
     fashionN: 60000,
     fashionQ: 10000,
     randomN: 100000,
     randomQ: 1000,
-    crossover: [1000, 4000, 16000, 60000],
+    crossover: [2000, 8000, 32000, 100000],
   };
 const SELF_SAMPLE = Number(Deno.env.get("FANNG_BENCH_SELF_SAMPLE") ?? (QUICK ? 500 : 2000));
 const PYTHON = "/usr/bin/python3";
+/** The FANNG builds compared in every case: FANNG's rule (defaults) and robust pruning. */
+const GRAPHS: { label: string; options: FanngBuildOptions }[] = [
+  { label: "FANNG", options: {} },
+  { label: "FANNG alpha 1.2", options: { alpha: 1.2 } },
+];
 
 // ---------------------------------------------------------------------------------------------------
 // Table
@@ -93,7 +114,29 @@ function add(row: Row): void {
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Helpers
+// Data and helpers
+
+/**
+ * Embedding-like points: a mixture of `clusters` Gaussians in `d` dimensions (centres with unit expected
+ * norm, per-coordinate noise 0.35 / sqrt(d)), every point L2-normalised, as a trained head's output.
+ */
+function clusteredEmbeddings(n: number, d = 64, clusters = 100, seed = 5): HostMatrix {
+  const rng = new Rng(seed);
+  const centres = rng.normalArray(clusters * d, 1 / Math.sqrt(d));
+  const data = new Float32Array(n * d), noise = 0.35 / Math.sqrt(d);
+  for (let i = 0; i < n; i++) {
+    const c = rng.int(clusters);
+    let s = 0;
+    for (let j = 0; j < d; j++) {
+      const v = centres[c * d + j] + noise * rng.normal();
+      data[i * d + j] = v;
+      s += v * v;
+    }
+    const inv = 1 / Math.sqrt(s);
+    for (let j = 0; j < d; j++) data[i * d + j] *= inv;
+  }
+  return { rows: n, cols: d, data };
+}
 
 function recallAt(found: Uint32Array, truth: Uint32Array, q: number, k = K): number {
   let hit = 0;
@@ -104,22 +147,47 @@ function recallAt(found: Uint32Array, truth: Uint32Array, q: number, k = K): num
   return hit / (q * k);
 }
 
+function sample(rng: Rng, n: number, count: number): Uint32Array {
+  return Uint32Array.from(
+    rng.shuffle(Uint32Array.from({ length: n }, (_, i) => i)).subarray(0, Math.min(n, count)),
+  );
+}
+
+/** Throws unless the brute force's k-th distances on a few rows match the plain-TS reference. */
+function checkBrute(base: HostMatrix, queries: HostMatrix, dist: Float32Array, kk: number): void {
+  const few = Math.min(8, queries.rows);
+  const ref = knnSqL2Ref(selectRows(queries, Uint32Array.from({ length: few }, (_, i) => i)), base, kk);
+  for (let i = 0; i < few; i++) {
+    const a = dist[i * kk + kk - 1], b = ref.distances[i * kk + kk - 1];
+    if (!(Math.abs(a - b) <= 1e-3 * Math.max(1, b))) {
+      throw new Error(`GPU brute force disagrees with the reference on row ${i}: ${a} vs ${b}`);
+    }
+  }
+}
+
 /**
  * Exact k nearest (GPU brute force) of `queries` in `base`, with `selfIds` without each query's own row;
- * records the brute-force row of `caseName` and returns the answer and the queries per second.
+ * checks a few rows against the reference, records the brute-force row of `caseName` and returns the
+ * answer and the queries per second.
  */
 async function bruteForce(
   caseName: string,
   base: GpuBuffer<"f32">,
+  host: HostMatrix,
   queries: HostMatrix,
   selfIds?: Uint32Array,
 ): Promise<{ indices: Uint32Array; qps: number }> {
   using q = GpuBuffer.fromArray(gpu, queries.data, [queries.rows, queries.cols]);
   const kk = selfIds ? K + 1 : K;
+  {
+    using one = GpuBuffer.fromArray(gpu, queries.data.subarray(0, queries.cols), [1, queries.cols]);
+    using _warm = await knnSqL2(one, base, kk); // compiles the pipelines, untimed
+  }
   const t0 = performance.now();
   using r = await knnSqL2(q, base, kk);
   const raw = await r.indices.read();
   const qps = queries.rows / ((performance.now() - t0) / 1000);
+  checkBrute(host, queries, await r.distances.read(), kk);
   add({
     case: caseName,
     method: "GPU brute force (knnSqL2)",
@@ -136,12 +204,6 @@ async function bruteForce(
     out.set(row, i * K);
   }
   return { indices: out, qps };
-}
-
-function sample(rng: Rng, n: number, count: number): Uint32Array {
-  return Uint32Array.from(
-    rng.shuffle(Uint32Array.from({ length: n }, (_, i) => i)).subarray(0, Math.min(n, count)),
-  );
 }
 
 /** Runs hnswlib (peer) when available; returns build seconds and per-ef seconds and labels, or why not. */
@@ -197,8 +259,9 @@ async function hnswlib(
 }
 
 /**
- * Runs the hnswlib peer at each ef and records a row per ef: recall against `truth`, speed against brute
- * force's `bruteQps`. With `reportBuild`, also its build row, or a row saying why it did not run.
+ * Runs the hnswlib peer at each ef and records a row per ef (after checking its labels): recall against
+ * `truth`, speed against brute force's `bruteQps`; and its build row, or a row saying why it did not run.
+ * Returns its build seconds and its queries/s at the first ef.
  */
 async function hnswlibRows(
   caseName: string,
@@ -207,22 +270,25 @@ async function hnswlibRows(
   efs: number[],
   truth: Uint32Array,
   bruteQps: number,
-  { selfIds, reportBuild }: { selfIds?: Uint32Array; reportBuild: boolean },
-): Promise<void> {
+  selfIds?: Uint32Array,
+): Promise<{ build: number; firstQps: number } | undefined> {
   const peer = await hnswlib(base, queries, efs, selfIds);
   if (typeof peer === "string") {
-    if (reportBuild) add({ case: caseName, method: "hnswlib", param: "-", note: peer });
-    return;
+    add({ case: caseName, method: "hnswlib", param: "-", note: peer });
+    return undefined;
   }
-  if (reportBuild) {
-    add({
-      case: caseName,
-      method: "hnswlib build",
-      param: "M 16, efC 200",
-      note: `${peer.build.toFixed(1)} s, 2 threads`,
-    });
-  }
+  add({
+    case: caseName,
+    method: "hnswlib build",
+    param: "M 16, efC 200",
+    note: `${peer.build.toFixed(1)} s, 2 threads`,
+  });
   for (const r of peer.runs) {
+    if (
+      r.labels.some((l, i) => l >= base.rows || (selfIds !== undefined && l === selfIds[Math.floor(i / K)]))
+    ) {
+      throw new Error(`hnswlib returned an out-of-range or self label at ef ${r.ef}`);
+    }
     const qps = queries.rows / r.seconds;
     add({
       case: caseName,
@@ -233,27 +299,39 @@ async function hnswlibRows(
       vsBrute: qps / bruteQps,
     });
   }
+  return { build: peer.build, firstQps: queries.rows / peer.runs[0].seconds };
 }
 
-/** Builds an index and records its build row. */
-async function build(caseName: string, data: HostMatrix): Promise<FanngIndex> {
+/** Builds an index, checks its graph and records its build row. */
+async function build(
+  caseName: string,
+  data: HostMatrix,
+  graph: { label: string; options: FanngBuildOptions },
+): Promise<{ index: FanngIndex; seconds: number }> {
   const t0 = performance.now();
-  const index = await FanngIndex.build(gpu, data, { quiet: false });
+  const index = await FanngIndex.build(gpu, data, { quiet: false, ...graph.options });
   const seconds = (performance.now() - t0) / 1000;
+  validateGraph(index.graph);
+  if ((graph.options.alpha ?? 1) === 1 && data.rows <= 100000) {
+    const bad = occlusionViolations(index.graph, data, { limit: 1 });
+    if (bad.length) {
+      throw new Error(`${graph.label}: graph breaks the occlusion rule: ${JSON.stringify(bad[0])}`);
+    }
+  }
   const phases = Object.entries(index.stats.seconds).map(([k, v]) => `${k} ${v.toFixed(1)}s`).join(", ");
   const deg = degreeStats(index.graph);
   add({
     case: caseName,
-    method: "FANNG build",
+    method: `${graph.label} build`,
     param: `R ${index.graph.maxDegree}`,
     note: `${seconds.toFixed(1)} s (${phases}); mean degree ${deg.mean.toFixed(1)}`,
   });
-  return index;
+  return { index, seconds };
 }
 
 /**
  * Times FANNG searches at each budget and records recall and throughput. Each budget first runs once on a
- * few queries of `index` (`entryPoints` as the timed run), so that compiling its pipeline is not timed.
+ * few queries (`entryPoints` as the timed run), so that compiling its pipeline is not timed.
  */
 async function sweep(
   caseName: string,
@@ -291,41 +369,151 @@ async function sweep(
   return out;
 }
 
-/**
- * The rows of a case of separate queries: GPU brute force (also the ground truth), FANNG search at each
- * budget and hnswlib at each ef. Returns brute force's queries/s and the FANNG runs.
- */
-async function queryCase(
+/** Self-search of every point of `index` at `budget`; its results for `ids`, timed over all points. */
+async function selfSearchAt(index: FanngIndex, ids: Uint32Array, budget: number) {
+  const t0 = performance.now();
+  using r = await index.selfSearch(K, { budget });
+  const seconds = (performance.now() - t0) / 1000;
+  const all = await r.indices.read();
+  const picked = new Uint32Array(ids.length * K);
+  ids.forEach((v, i) => picked.set(all.subarray(v * K, (v + 1) * K), i * K));
+  return { indices: picked, evaluations: r.evaluations, seconds, queries: index.size };
+}
+
+/** A ratio line comparing our build and search with hnswlib's (build time, queries/s at recall). */
+function summary(
   caseName: string,
-  index: FanngIndex,
-  base: GpuBuffer<"f32">,
+  label: string,
+  buildSeconds: number,
+  runs: { budget: number; recall: number; qps: number }[],
+  peer: { build: number; firstQps: number } | undefined,
+  recallBar: number,
+): void {
+  if (!peer) return;
+  const best = runs.find((r) => r.recall >= recallBar);
+  add({
+    case: caseName,
+    method: `${label} vs hnswlib`,
+    param: best ? String(best.budget) : "-",
+    note: `build ${fmt(buildSeconds / peer.build, 2)}x hnswlib's; ` +
+      (best
+        ? `recall ${fmt(best.recall, 3)} at ${
+          fmt(best.qps / peer.firstQps, 2)
+        }x hnswlib's queries/s at its first ef`
+        : `no budget reached recall ${recallBar}`),
+  });
+}
+
+/** FANNG graphs of one data set, built once for the cases that use them. */
+interface Built {
+  label: string;
+  index: FanngIndex;
+  seconds: number;
+}
+
+/** Builds every graph of {@link GRAPHS} over `data` (caller disposes them). */
+async function buildAll(caseName: string, data: HostMatrix): Promise<Built[]> {
+  const out: Built[] = [];
+  for (const g of GRAPHS) out.push({ label: g.label, ...(await build(caseName, data, g)) });
+  return out;
+}
+
+/**
+ * A self-search case over `data` (every point's 10 nearest others; recall on a sample): GPU brute force on
+ * the sample, each FANNG graph at each budget, hnswlib at each ef.
+ */
+async function selfCase(
+  caseName: string,
   data: HostMatrix,
-  queries: HostMatrix,
+  graphs: Built[],
   budgets: number[],
   efs: number[],
-): Promise<{ bruteQps: number; runs: { budget: number; recall: number; qps: number }[] }> {
+): Promise<void> {
+  const n = data.rows, d = data.cols;
+  using base = GpuBuffer.fromArray(gpu, data.data, [n, d]);
+  const ids = sample(new Rng(7), n, SELF_SAMPLE);
+  const sampleRows = selectRows(data, ids);
+  const name = `${caseName}, self-search (recall on ${ids.length} points)`;
+  const bf = await bruteForce(name, base, data, sampleRows, ids);
+  const peer = await hnswlibRows(name, data, sampleRows, efs, bf.indices, bf.qps, ids);
+  for (const g of graphs) {
+    const runs = await sweep(
+      name,
+      `${g.label} selfSearch`,
+      budgets,
+      { index: g.index, queries: data, entryPoints: "none" },
+      (budget) => selfSearchAt(g.index, ids, budget),
+      (found) => recallAt(found, bf.indices, ids.length),
+      bf.qps,
+    );
+    summary(name, g.label, g.seconds, runs, peer, 0.95);
+  }
+}
+
+/** A case of separate queries: GPU brute force (also the ground truth), each FANNG graph, hnswlib. */
+async function queryCase(
+  caseName: string,
+  data: HostMatrix,
+  queries: HostMatrix,
+  graphs: Built[],
+  budgets: number[],
+  efs: number[],
+  recallBar: number,
+): Promise<void> {
   const q = queries.rows;
-  const bf = await bruteForce(caseName, base, queries);
-  const runs = await sweep(
-    caseName,
-    "FANNG search",
-    budgets,
-    { index, queries, entryPoints: "fixed" },
-    async (budget) => {
-      const t0 = performance.now();
-      using r = await index.search(queries, K, { budget });
-      const seconds = (performance.now() - t0) / 1000;
-      return { indices: await r.indices.read(), evaluations: r.evaluations, seconds, queries: q };
-    },
-    (found) => recallAt(found, bf.indices, q),
-    bf.qps,
-  );
-  await hnswlibRows(caseName, data, queries, efs, bf.indices, bf.qps, { reportBuild: true });
-  return { bruteQps: bf.qps, runs };
+  using base = GpuBuffer.fromArray(gpu, data.data, [data.rows, data.cols]);
+  const bf = await bruteForce(caseName, base, data, queries);
+  const peer = await hnswlibRows(caseName, data, queries, efs, bf.indices, bf.qps);
+  for (const g of graphs) {
+    const runs = await sweep(
+      caseName,
+      `${g.label} search`,
+      budgets,
+      { index: g.index, queries, entryPoints: "fixed" },
+      async (budget) => {
+        const t0 = performance.now();
+        using r = await g.index.search(queries, K, { budget });
+        const seconds = (performance.now() - t0) / 1000;
+        return { indices: await r.indices.read(), evaluations: r.evaluations, seconds, queries: q };
+      },
+      (found) => recallAt(found, bf.indices, q),
+      bf.qps,
+    );
+    summary(caseName, g.label, g.seconds, runs, peer, recallBar);
+  }
+}
+
+/** Runs `fn` with the graphs of `data`, then frees them. */
+async function withGraphs(caseName: string, data: HostMatrix, fn: (graphs: Built[]) => Promise<void>) {
+  const graphs = await buildAll(caseName, data);
+  try {
+    await fn(graphs);
+  } finally {
+    graphs.forEach((g) => g.index[Symbol.dispose]());
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------
-// (a) Fashion-MNIST
+// Cases
+
+async function benchClustered(n: number): Promise<void> {
+  const name = `clustered embeddings ${n} x 64`, data = clusteredEmbeddings(n);
+  await withGraphs(name, data, (graphs) => selfCase(name, data, graphs, [32, 64, 128, 256], [16, 32, 64]));
+}
+
+async function benchRandom(): Promise<void> {
+  const n = SIZES.randomN, q = SIZES.randomQ, d = 64;
+  const rng = new Rng(64);
+  const data: HostMatrix = { rows: n, cols: d, data: rng.normalArray(n * d) };
+  const queries: HostMatrix = { rows: q, cols: d, data: rng.normalArray(q * d) };
+  const name = `random Gaussian ${n} x ${d}, ${q} queries`;
+  await withGraphs(
+    name,
+    data,
+    (graphs) =>
+      queryCase(name, data, queries, graphs, [128, 256, 512, 1024, 2048], [20, 40, 80, 160, 320], 0.9),
+  );
+}
 
 async function benchFashion(): Promise<void> {
   const ds = await loadIdxDataset();
@@ -333,110 +521,70 @@ async function benchFashion(): Promise<void> {
   const train: HostMatrix = { rows: n, cols: 784, data: ds.train.features.data.subarray(0, n * 784) };
   const test: HostMatrix = { rows: q, cols: 784, data: ds.test.features.data.subarray(0, q * 784) };
   const name = `Fashion-MNIST ${n} x 784`;
-  using index = await build(name, train);
-  using base = GpuBuffer.fromArray(gpu, train.data, [n, 784]);
-
-  // Test queries: ground truth and the brute-force peer are the same GPU run.
-  const testCase = `${name}, ${q} test queries`;
-  const { bruteQps: bfQps, runs: testRuns } = await queryCase(
-    testCase,
-    index,
-    base,
-    train,
-    test,
-    [64, 128, 256, 384, 512],
-    [10, 20, 40, 80, 160],
-  );
-
-  // Self-search: every point's 10 nearest others, timed over all N; recall on a random sample.
-  const ids = sample(new Rng(7), n, SELF_SAMPLE);
-  const sampleRows = selectRows(train, ids);
-  const selfCase = `${name}, self-search (recall on ${ids.length} points)`;
-  const bfSelf = await bruteForce(selfCase, base, sampleRows, ids);
-  await sweep(
-    selfCase,
-    "FANNG selfSearch",
-    [64, 128, 192, 256],
-    { index, queries: train, entryPoints: "none" },
-    async (budget) => {
-      const t0 = performance.now();
-      using r = await index.selfSearch(K, { budget });
-      const seconds = (performance.now() - t0) / 1000;
-      const all = await r.indices.read();
-      const picked = new Uint32Array(ids.length * K);
-      ids.forEach((v, i) => picked.set(all.subarray(v * K, (v + 1) * K), i * K));
-      return { indices: picked, evaluations: r.evaluations, seconds, queries: n };
-    },
-    (found) => recallAt(found, bfSelf.indices, ids.length),
-    bfSelf.qps,
-  );
-  await hnswlibRows(selfCase, train, sampleRows, [20, 40, 80], bfSelf.indices, bfSelf.qps, {
-    selfIds: ids,
-    reportBuild: false,
+  await withGraphs(name, train, async (graphs) => {
+    await queryCase(`${name}, ${q} test queries`, train, test, graphs, [64, 128, 256, 512], [
+      10,
+      20,
+      40,
+      80,
+      160,
+    ], 0.95);
+    await selfCase(name, train, graphs, [64, 128, 256], [20, 40, 80]);
   });
-  const best = testRuns.find((r) => r.recall >= 0.95);
-  if (best) {
-    // Brute force costs O(N) per query, the graph roughly O(budget): the modelled crossover N.
-    const crossN = n * (bfQps / best.qps);
-    add({
-      case: testCase,
-      method: "crossover (model)",
-      param: String(best.budget),
-      note:
-        `graph ${fmt(best.qps / bfQps, 1)}x brute force at recall ${
-          fmt(best.recall, 3)
-        }; brute force per-query ` +
-        `cost grows with N, so they meet near N = ${fmt(crossN, 0)}`,
-    });
-  }
 }
 
-// ---------------------------------------------------------------------------------------------------
-// (b) random 64-d
-
-async function benchRandom(): Promise<void> {
-  const n = SIZES.randomN, q = SIZES.randomQ, d = 64;
-  const rng = new Rng(64);
-  const data: HostMatrix = { rows: n, cols: d, data: rng.normalArray(n * d) };
-  const queries: HostMatrix = { rows: q, cols: d, data: rng.normalArray(q * d) };
-  const name = `random Gaussian ${n} x ${d}`;
-  using index = await build(name, data);
-  using base = GpuBuffer.fromArray(gpu, data.data, [n, d]);
-  const budgets = [128, 256, 512, 1024, 2048], efs = [20, 40, 80, 160, 320];
-  await queryCase(`${name}, ${q} queries`, index, base, data, queries, budgets, efs);
-}
-
-// ---------------------------------------------------------------------------------------------------
-// (c) crossover: graph vs brute force as N grows
-
+/**
+ * Clustered embeddings of growing N: GPU brute force self kNN of every point against the FANNG build plus
+ * self-search at the smallest budget reaching recall 0.95 (on a sample), both timed over all N.
+ */
 async function benchCrossover(): Promise<void> {
-  const ds = await loadIdxDataset();
-  const q = 1000;
-  const test: HostMatrix = { rows: q, cols: 784, data: ds.test.features.data.subarray(0, q * 784) };
   for (const n of SIZES.crossover) {
-    const train: HostMatrix = { rows: n, cols: 784, data: ds.train.features.data.subarray(0, n * 784) };
-    const name = `crossover: Fashion-MNIST ${n} x 784, ${q} queries`;
-    using base = GpuBuffer.fromArray(gpu, train.data, [n, 784]);
-    const bf = await bruteForce(name, base, test);
-    using index = await FanngIndex.build(gpu, train, { quiet: true });
-    for (const budget of [32, 64, 128, 256, 512]) {
-      (await index.search(test, K, { budget }))[Symbol.dispose](); // compiles the pipeline, untimed
-      const t0 = performance.now();
-      using r = await index.search(test, K, { budget });
-      const seconds = (performance.now() - t0) / 1000;
-      const recall = recallAt(await r.indices.read(), bf.indices, q);
-      if (recall >= 0.95 || budget === 512) {
-        add({
-          case: name,
-          method: "FANNG search",
-          param: String(budget),
-          recall,
-          evals: r.evaluations,
-          qps: q / seconds,
-          vsBrute: q / seconds / bf.qps,
-          note: "smallest budget with recall >= 0.95",
-        });
-        break;
+    const data = clusteredEmbeddings(n, 64, 100, 9);
+    const name = `crossover: clustered ${n} x 64, self kNN of every point`;
+    using base = GpuBuffer.fromArray(gpu, data.data, [n, 64]);
+    const ids = sample(new Rng(3), n, Math.min(n, 1000));
+    // Brute force over all N (timed) gives the sample's truth too.
+    const t0 = performance.now();
+    using all = await knnSqL2(base, base, K + 1);
+    const raw = await all.indices.read();
+    const bruteSeconds = (performance.now() - t0) / 1000;
+    const truth = new Uint32Array(ids.length * K);
+    ids.forEach((v, i) =>
+      truth.set(
+        Array.from(raw.subarray(v * (K + 1), (v + 1) * (K + 1))).filter((x) => x !== v).slice(0, K),
+        i * K,
+      )
+    );
+    add({
+      case: name,
+      method: "GPU brute force (knnSqL2)",
+      param: "exact",
+      qps: n / bruteSeconds,
+      note: `${fmt(bruteSeconds, 1)} s`,
+    });
+    for (const g of GRAPHS) {
+      const t1 = performance.now();
+      using index = await FanngIndex.build(gpu, data, { quiet: true, ...g.options });
+      const buildSeconds = (performance.now() - t1) / 1000;
+      for (const budget of [32, 64, 128, 256, 512]) {
+        (await index.selfSearch(K, { budget }))[Symbol.dispose](); // compiles the pipeline, untimed
+        const r = await selfSearchAt(index, ids, budget);
+        const recall = recallAt(r.indices, truth, ids.length);
+        if (recall >= 0.95 || budget === 512) {
+          const total = buildSeconds + r.seconds;
+          add({
+            case: name,
+            method: `${g.label} build + selfSearch`,
+            param: String(budget),
+            recall,
+            evals: r.evaluations,
+            qps: n / total,
+            vsBrute: bruteSeconds / total,
+            note: `${fmt(buildSeconds, 1)} s build + ${fmt(r.seconds, 1)} s search; ` +
+              `search alone ${fmt(bruteSeconds / r.seconds, 1)}x brute force`,
+          });
+          break;
+        }
       }
     }
   }
@@ -445,9 +593,11 @@ async function benchCrossover(): Promise<void> {
 // ---------------------------------------------------------------------------------------------------
 
 const runs: [string, () => Promise<void>][] = [
-  ["fashion", benchFashion],
+  ["clustered", () => benchClustered(SIZES.clusteredN)],
   ["random", benchRandom],
+  ["fashion", benchFashion],
   ["crossover", benchCrossover],
+  ["clustered1m", () => benchClustered(1_000_000)],
 ];
 for (const [key, fn] of runs) {
   if (CASES.includes(key)) {

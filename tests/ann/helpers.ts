@@ -1,5 +1,7 @@
 /** Shared helpers of the lib/ann tests: seeded data, exact answers, recall, GPU error capture. */
+import assert from "node:assert/strict";
 import type { Gpu } from "../../lib/gpu/device.ts";
+import { NO_VERTEX, type PaddedGraph } from "../../lib/ann/graph.ts";
 import type { HostMatrix } from "../../lib/util/matrix.ts";
 import type { Rng } from "../../lib/util/rng.ts";
 
@@ -49,4 +51,34 @@ export async function noGpuErrors<T>(gpu: Gpu, fn: () => Promise<T>): Promise<T>
   const err = await gpu.device.popErrorScope();
   if (err) throw new Error(`GPU validation error: ${err.message}`);
   return result;
+}
+
+/** An empty padded graph of `n` vertices with `r` slots each. */
+export function emptyPadded(n: number, r: number): PaddedGraph {
+  return {
+    vertexCount: n,
+    maxDegree: r,
+    adjacency: new Uint32Array(n * r).fill(NO_VERTEX),
+    lengths: new Float32Array(n * r).fill(Infinity),
+    degrees: new Uint32Array(n),
+  };
+}
+
+/** Asserts equal rows of two padded graphs up to each degree (slots past it are unspecified). */
+export function assertSameGraph(got: PaddedGraph, want: PaddedGraph, what: string): void {
+  assert.deepEqual(Array.from(got.degrees), Array.from(want.degrees), `${what}: degrees`);
+  const r = want.maxDegree;
+  for (let v = 0; v < want.vertexCount; v++) {
+    const d = want.degrees[v];
+    assert.deepEqual(
+      Array.from(got.adjacency.subarray(v * r, v * r + d)),
+      Array.from(want.adjacency.subarray(v * r, v * r + d)),
+      `${what}: row ${v}`,
+    );
+    assert.deepEqual(
+      Array.from(got.lengths.subarray(v * r, v * r + d)),
+      Array.from(want.lengths.subarray(v * r, v * r + d)),
+      `${what}: lengths of ${v}`,
+    );
+  }
 }

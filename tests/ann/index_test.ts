@@ -12,6 +12,7 @@ import type { HostMatrix } from "../../lib/util/matrix.ts";
 import { knnSqL2Ref } from "../../lib/ops/knn.ts";
 import { FASHION_MNIST_DIR, loadIdxSplit } from "../../lib/data/idx.ts";
 import { FanngIndex } from "../../lib/ann/index.ts";
+import { searchDefaults } from "../../lib/ann/search_defaults.ts";
 import { degreeStats, NO_VERTEX, occlusionViolations, validateGraph } from "../../lib/ann/graph.ts";
 import { blobs, noGpuErrors, recallAt } from "./helpers.ts";
 
@@ -108,10 +109,12 @@ async function checkFiltered(
   const k = 8;
   using index = await checkedBuild(data, data);
   using labelBuf = GpuBuffer.fromArray(gpu, labels);
-  using first = await index.selfSearch(1, { budget: 64 });
+  // The nearest pass of the one-call form below uses the "nearest" ef; the filtered pass spends its budget.
+  using first = await index.selfSearch(1, { budget: 64, ef: searchDefaults("nearest").ef });
   const eps = await first.nearestAnyDistance.read();
   using res = await index.selfSearch(k, {
     budget,
+    ef: 0,
     filter: {
       labels: labelBuf,
       queryLabels: labelBuf,
@@ -145,6 +148,7 @@ async function checkFiltered(
   // The one-call form (minDistanceScale without minDistance) runs the same first pass itself.
   using one = await index.selfSearch(k, {
     budget,
+    ef: 0,
     nearestBudget: 64,
     filter: { labels, queryLabels: labels, minDistanceScale: kappa },
   });

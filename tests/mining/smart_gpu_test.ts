@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { getGpu } from "../../lib/gpu/device.ts";
 import { GpuBuffer } from "../../lib/gpu/buffer.ts";
 import { ClassIndex } from "../../lib/mining/classes.ts";
-import { mineSmart, mineSmartRef } from "../../lib/mining/smart.ts";
+import { mineSmart, mineSmartRef, softestHarderPositives } from "../../lib/mining/smart.ts";
 import { ExactSearch, FanngSearch } from "../../lib/mining/search.ts";
 import { Rng } from "../../lib/util/rng.ts";
 import type { HostMatrix } from "../../lib/util/matrix.ts";
@@ -32,7 +32,7 @@ Deno.test("smart mining on the GPU (exact search) matches the plain-TS reference
     const ref = mineSmartRef(emb, ci, kappa);
     using e = GpuBuffer.fromArray(gpu, emb.data, [n, dim]);
     using l = GpuBuffer.fromArray(gpu, labels);
-    const got = await mineSmart(e, ci, kappa, new ExactSearch(e, l, 8));
+    const got = await mineSmart(e, ci, kappa, new ExactSearch(e, l));
     // Distances come from different summation orders (GPU f32 vs reference): compare with tolerance, and
     // the chosen partners wherever the reference's choice is not within rounding of a tie.
     let agree = 0, comparable = 0;
@@ -67,8 +67,8 @@ Deno.test("smart mining through the FANNG graph finds nearly the same triplets a
   const ci = ClassIndex.build(labels);
   using e = GpuBuffer.fromArray(gpu, emb.data, [n, dim]);
   using l = GpuBuffer.fromArray(gpu, labels);
-  const exact = await mineSmart(e, ci, 2, new ExactSearch(e, l, 8));
-  using fanng = new FanngSearch(l, { neighbours: 8, maxDegree: 32, budget: 0, seed: 1 });
+  const exact = await mineSmart(e, ci, 2, new ExactSearch(e, l));
+  using fanng = new FanngSearch(l, { maxDegree: 32, budget: 0, seed: 1 });
   await fanng.update(e);
   const approx = await mineSmart(e, ci, 2, fanng);
   let sameNeg = 0, withNeg = 0;
@@ -82,4 +82,76 @@ Deno.test("smart mining through the FANNG graph finds nearly the same triplets a
     `graph search found the exact negative for only ${(sameNeg / withNeg).toFixed(3)}`,
   );
   assert.ok((approx.evaluations ?? 0) > 0);
+});
+
+Deno.test("smart mining on the GPU (exact search) equals the reference exactly on integer data, with one data readback", async () => {
+  const gpu = await getGpu();
+  const rng = new Rng(31);
+  for (const [n, dim, classes, kappa] of [[61, 3, 2, 1], [257, 7, 5, 2.5], [500, 16, 9, 9]]) {
+    const emb = { rows: n, cols: dim, data: Float32Array.from({ length: n * dim }, () => rng.int(5)) };
+    const labels = Int32Array.from({ length: n }, (_, i) => i % classes);
+    const ci = ClassIndex.build(labels);
+    const ref = mineSmartRef(emb, ci, kappa);
+    using e = GpuBuffer.fromArray(gpu, emb.data, [n, dim]);
+    using l = GpuBuffer.fromArray(gpu, labels);
+    // Every GPU read during mining: control counters (one element) and the one data readback.
+    const reads: number[] = [];
+    const read = GpuBuffer.prototype.read;
+    GpuBuffer.prototype.read = function (this: GpuBuffer, start?: number, count?: number) {
+      reads.push(count ?? this.length - (start ?? 0));
+      return read.call(this, start, count);
+    } as typeof read;
+    let got;
+    try {
+      got = await mineSmart(e, ci, kappa, new ExactSearch(e, l));
+    } finally {
+      GpuBuffer.prototype.read = read;
+    }
+    assert.equal(reads.filter((c) => c > 1).length, 1, `reads ${reads}`);
+    assert.deepEqual(Array.from(got.eps), Array.from(ref.eps), `eps, n ${n}`);
+    assert.deepEqual(Array.from(got.negative), Array.from(ref.negative), `negatives, n ${n}`);
+    assert.deepEqual(Array.from(got.dan), Array.from(ref.dan), `dan, n ${n}`);
+    assert.deepEqual(Array.from(got.positive), Array.from(ref.positive), `positives, n ${n}`);
+    assert.deepEqual(Array.from(got.dap), Array.from(ref.dap), `dap, n ${n}`);
+    // The positive search alone, from host distances, agrees too.
+    const alone = await softestHarderPositives(e, ci, ref.dan);
+    assert.deepEqual(Array.from(alone.positive), Array.from(ref.positive));
+  }
+});
+
+Deno.test("smart mining through the FANNG graph keeps its data on the GPU: one data readback", async () => {
+  const gpu = await getGpu();
+  const { emb, labels } = blobs(1500, 8, 6, 12);
+  const ci = ClassIndex.build(labels);
+  using e = GpuBuffer.fromArray(gpu, emb.data, [emb.rows, emb.cols]);
+  using l = GpuBuffer.fromArray(gpu, labels);
+  using fanng = new FanngSearch(l, { maxDegree: 24, budget: 0, seed: 2 });
+  await fanng.update(e);
+  const reads: number[] = [];
+  const read = GpuBuffer.prototype.read;
+  GpuBuffer.prototype.read = function (this: GpuBuffer, start?: number, count?: number) {
+    reads.push(count ?? this.length - (start ?? 0));
+    return read.call(this, start, count);
+  } as typeof read;
+  let got;
+  try {
+    got = await mineSmart(e, ci, 3, fanng);
+  } finally {
+    GpuBuffer.prototype.read = read;
+  }
+  assert.equal(reads.filter((c) => c > 1).length, 1, `reads ${reads}`);
+  const ref = mineSmartRef(emb, ci, 3);
+  let same = 0, withNeg = 0;
+  for (let a = 0; a < emb.rows; a++) {
+    if (ref.negative[a] < 0) continue;
+    withNeg++;
+    if (got.negative[a] === ref.negative[a]) same++;
+    // Whatever the graph found obeys the rule exactly.
+    if (got.negative[a] >= 0) {
+      assert.notEqual(labels[got.negative[a]], labels[a]);
+      assert.ok(got.dan[a] > Math.fround(3 * got.eps[a]));
+    }
+  }
+  assert.ok(same / withNeg >= 0.9, `graph negatives equal to exact for ${same} of ${withNeg}`);
+  assert.ok((got.evaluations ?? 0) > 0);
 });

@@ -163,8 +163,8 @@ Deno.test("a resume changes only the flags it may, records them, and refuses the
       refuses(/cannot change --lr \(saved 0\.05, given 0\.01\).*may change only --epochs/),
     );
     await assert.rejects(
-      () => train({ epochs: 3, mining: { neighbours: 4 } }, { resume: out }),
-      refuses(/cannot change --neighbours/),
+      () => train({ epochs: 3, mining: { searchEf: 24 } }, { resume: out }),
+      refuses(/cannot change --search-ef/),
     );
     await assert.rejects(
       () => train({ outDir: `${root}/elsewhere` }, { resume: out }),

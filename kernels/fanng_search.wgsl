@@ -1,0 +1,693 @@
+// fanng_search.wgsl: batched FANNG graph search, a team of lanes per query (the CAGRA shape), and the
+// scoring-rate ceiling it is measured against. Driven by lib/ann/search.ts; the plain-TS reference with the
+// same semantics, iteration for iteration, is lib/ann/search_ref.ts (read its header for the algorithm).
+//
+// Vectors: column blocks of vec4 (kernels/fanng_layout.wgsl, lib/ann/vectors.ts): bindings 1..4 hold the
+// base blocks, 5..8 the query blocks (a row block of the queries, or the base again for self-search); blocks
+// past nblocks repeat block 0 and are never read. Graph: adjacency [N x R] u32 (NO_VERTEX past the degree),
+// degrees [N]. (WGSL has no includes: the distance below has the arithmetic of kernels/fanng.wgsl's.)
+//
+// Work split: a workgroup holds QW teams of T lanes, one query per team (WG = QW * T). Each iteration:
+//   A. the team's leader (lane 0) decides: stop, or the sources of this iteration (the next chunk of entry
+//      vertices, or up to P candidates popped from the queue) and the admission bound;
+//   B. all lanes of the team walk the P * R source slots side by side: each slot's vertex, unless visited
+//      (a lock-free open-addressing hash in global memory), is scored; the scores go to workgroup memory;
+//   C. the leader merges them: nearest-any, the results (a max-heap of the KE best that pass the filter) and
+//      the candidate queue (a min-heap; a vertex joins when closer than the bound of step A).
+// Three workgroup barriers per iteration; the loop runs while any team of the workgroup is searching. On a
+// GPU, T = 32 lanes score a vertex's neighbours at once; on llvmpipe a workgroup of 8 invocations is one
+// SIMD vector of one thread, so its barriers are cheap and T = 8 or T = 1 (one query per lane) both work.
+//
+// Memory per query (global): scratch [2QC + 2KE + P + P * R + 8] u32: queue distances and vertices (QC each),
+// result distances and vertices (KE each), the iteration's sources (P) and new vertices (P * R), state (queue size, result count,
+// evaluations, nearest-any distance and vertex, next entry); hash [HS] (vertex + 1, 0 = empty;
+// HS >= 2x the most evaluations, so the set never fills or forgets). search_lane interleaves the scratch
+// slots of its queries (slot s of query q at s * queries + q: a SIMD vector's heap tops share cache lines).
+//
+// Bounded work per dispatch (lib/ann/rounds.ts): at most step_cap iterations per dispatch, the same for every
+// team; unfinished queries keep their state in scratch and append themselves to pending (counted in
+// active[round]); the next round runs just those, packed into its first slots, so short queries never hold
+// a SIMD vector back for more than a round. The host dispatches rounds until none is left. first_round = 1
+// starts every query.
+//
+// Entry point search:
+//   0 params uniform SearchParams   1..8 blocks   9 adj read u32 [N x R]   10 degrees read u32 [N]
+//   11 entries read u32 ([E] shared, entry_stride 0, or [queries x E])   12 labels read i32 [N]
+//   13 qlabels read i32 [queries]   14 qmin read f32 [queries]   15 out_idx rw u32 [queries x K]
+//   16 out_dist rw f32 [queries x K]   17 out_any rw u32 [queries]   18 out_any_dist rw f32 [queries]
+//   19 out_evals rw u32 [queries] (adds its count to the value there)
+//   20 scratch rw u32 [queries x (2QC + 2KE + P + P * R + 8)]
+//   21 hash rw atomic u32 [queries x HS]   22 active rw atomic u32 [rounds]   23 pending rw u32 [2 x queries]
+//   Results: the K best, ascending by (distance, vertex); NO_VERTEX / +Inf where fewer qualified.
+// Entry point ceiling: the scoring-rate ceiling: each team walks `steps` vertices from vertex q % n (next:
+//   edge (step % degree)) and scores every neighbour of each against its query row, nothing else.
+//   0 params uniform CeilingParams   1..8 blocks   9 adj   10 degrees   11 sums rw f32 [queries x T]
+//   (sums[q * T + lane]: the lane's running f32 sum of its distances, for the reference check)
+//   12 evals rw u32 [queries] (distances computed per query).
+// Dispatch: 1-D over workgroups, spilling into y (linear workgroup = wid.y * nwg.x + wid.x).
+// Defines: T (lanes per query; 1 = search_lane), QW (queries per workgroup), R (maximum degree), P (sources
+//   per iteration). Sizes that vary per call (k, results kept, queue and hash slots) are parameters, so a
+//   new budget or k compiles nothing.
+
+const NO_VERTEX = 0xffffffffu;
+const WG = T * QW;
+const LW = T * QW; // search_lane: queries per workgroup (T = 1)
+const SLOTS = P * R;
+
+@group(0) @binding(1) var<storage, read> b0: array<vec4f>;
+@group(0) @binding(2) var<storage, read> b1: array<vec4f>;
+@group(0) @binding(3) var<storage, read> b2: array<vec4f>;
+@group(0) @binding(4) var<storage, read> b3: array<vec4f>;
+@group(0) @binding(5) var<storage, read> q0: array<vec4f>;
+@group(0) @binding(6) var<storage, read> q1: array<vec4f>;
+@group(0) @binding(7) var<storage, read> q2: array<vec4f>;
+@group(0) @binding(8) var<storage, read> q3: array<vec4f>;
+@group(0) @binding(9) var<storage, read> adj: array<u32>;
+@group(0) @binding(10) var<storage, read> degrees: array<u32>;
+
+var<private> g_w4: u32;
+var<private> g_nblocks: u32;
+
+fn inf() -> f32 { return bitcast<f32>(0x7f800000u); }
+
+// (d1, v1) orders before (d2, v2).
+fn before(d1: f32, v1: u32, d2: f32, v2: u32) -> bool { return d1 < d2 || (d1 == d2 && v1 < v2); }
+
+// One block's partial squared distance, 4 vec4 per loop trip; the block is chosen by `b` (WGSL cannot index
+// bindings, and a uniform branch per block costs less than four copies of the loop).
+fn block_part(b: u32, iq: u32, iv: u32, w: u32) -> vec4f {
+  var a0 = vec4f(0.0);
+  var a1 = vec4f(0.0);
+  var j = 0u;
+  switch b {
+    case 0u: {
+      for (; j + 4u <= w; j += 4u) {
+        let d0 = q0[iq + j] - b0[iv + j];
+        let d1 = q0[iq + j + 1u] - b0[iv + j + 1u];
+        let d2 = q0[iq + j + 2u] - b0[iv + j + 2u];
+        let d3 = q0[iq + j + 3u] - b0[iv + j + 3u];
+        a0 = fma(d0, d0, fma(d2, d2, a0));
+        a1 = fma(d1, d1, fma(d3, d3, a1));
+      }
+      for (; j < w; j++) { let d = q0[iq + j] - b0[iv + j]; a0 = fma(d, d, a0); }
+    }
+    case 1u: {
+      for (; j + 4u <= w; j += 4u) {
+        let d0 = q1[iq + j] - b1[iv + j];
+        let d1 = q1[iq + j + 1u] - b1[iv + j + 1u];
+        let d2 = q1[iq + j + 2u] - b1[iv + j + 2u];
+        let d3 = q1[iq + j + 3u] - b1[iv + j + 3u];
+        a0 = fma(d0, d0, fma(d2, d2, a0));
+        a1 = fma(d1, d1, fma(d3, d3, a1));
+      }
+      for (; j < w; j++) { let d = q1[iq + j] - b1[iv + j]; a0 = fma(d, d, a0); }
+    }
+    case 2u: {
+      for (; j + 4u <= w; j += 4u) {
+        let d0 = q2[iq + j] - b2[iv + j];
+        let d1 = q2[iq + j + 1u] - b2[iv + j + 1u];
+        let d2 = q2[iq + j + 2u] - b2[iv + j + 2u];
+        let d3 = q2[iq + j + 3u] - b2[iv + j + 3u];
+        a0 = fma(d0, d0, fma(d2, d2, a0));
+        a1 = fma(d1, d1, fma(d3, d3, a1));
+      }
+      for (; j < w; j++) { let d = q2[iq + j] - b2[iv + j]; a0 = fma(d, d, a0); }
+    }
+    default: {
+      for (; j + 4u <= w; j += 4u) {
+        let d0 = q3[iq + j] - b3[iv + j];
+        let d1 = q3[iq + j + 1u] - b3[iv + j + 1u];
+        let d2 = q3[iq + j + 2u] - b3[iv + j + 2u];
+        let d3 = q3[iq + j + 3u] - b3[iv + j + 3u];
+        a0 = fma(d0, d0, fma(d2, d2, a0));
+        a1 = fma(d1, d1, fma(d3, d3, a1));
+      }
+      for (; j < w; j++) { let d = q3[iq + j] - b3[iv + j]; a0 = fma(d, d, a0); }
+    }
+  }
+  return a0 + a1;
+}
+
+// Squared distance between query row q and base row v; NaN counts as +Inf.
+fn dist(q: u32, v: u32) -> f32 {
+  let w = g_w4;
+  var a = vec4f(0.0);
+  for (var b = 0u; b < g_nblocks; b++) { a += block_part(b, q * w, v * w, w); }
+  return nan_to_inf((a.x + a.y) + (a.z + a.w));
+}
+
+// NaN as +Inf, tested on the bits (a compiler may assume floats are never NaN).
+fn nan_to_inf(x: f32) -> f32 {
+  return select(x, inf(), (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// search, search_lane
+
+struct SearchParams {
+  queries: u32,          // queries in this dispatch
+  n: u32,                // base vertices
+  w4: u32,
+  nblocks: u32,
+  budget: u32,           // no iteration starts once this many distances are evaluated
+  ef: u32,               // 0: no natural stop; else stop once the closest candidate is beyond the KE-th result
+  entry_count: u32,
+  entry_stride: u32,     // 0: one shared entry list; else entries of query q at q * entry_stride
+  has_self: u32,         // 1: query q is base vertex q + self_offset
+  self_offset: u32,
+  query_row_offset: u32, // query q is row q + query_row_offset of the query blocks
+  filters: u32,          // bit 0: label filter, bit 1: minimum distance
+  min_scale: f32,        // the minimum distance is min_scale * qmin[q]
+  step_cap: u32,         // iterations per dispatch
+  first_round: u32,
+  round: u32,
+  k: u32,                // results written per query
+  kept: u32,             // results kept: max(ef, k), or k
+  queue_slots: u32,      // candidate queue slots (one per evaluation, and the query's own vertex)
+  hash_slots: u32,       // visited-hash slots, a power of two >= 2x the most evaluations
+}
+
+@group(0) @binding(0) var<uniform> sp: SearchParams;
+@group(0) @binding(11) var<storage, read> s_entries: array<u32>;
+@group(0) @binding(12) var<storage, read> s_labels: array<i32>;
+@group(0) @binding(13) var<storage, read> s_qlabels: array<i32>;
+@group(0) @binding(14) var<storage, read> s_qmin: array<f32>;
+@group(0) @binding(15) var<storage, read_write> out_idx: array<u32>;
+@group(0) @binding(16) var<storage, read_write> out_dist: array<f32>;
+@group(0) @binding(17) var<storage, read_write> out_any: array<u32>;
+@group(0) @binding(18) var<storage, read_write> out_any_dist: array<f32>;
+@group(0) @binding(19) var<storage, read_write> out_evals: array<u32>;
+@group(0) @binding(20) var<storage, read_write> s_scratch: array<u32>;
+// The visited hash: atomic for teams (lanes of one query insert side by side), plain for one lane per query.
+@group(0) @binding(21) var<storage, read_write> s_hash: array<atomic<u32>>;
+@group(0) @binding(21) var<storage, read_write> s_hash_plain: array<u32>;
+@group(0) @binding(22) var<storage, read_write> s_active: array<atomic<u32>>;
+@group(0) @binding(23) var<storage, read_write> s_pending: array<u32>;
+
+// Scratch layout of one query (slots from its first word; set by set_layout() from the parameters).
+const QD = 0u;
+var<private> QV: u32;   // queue vertices (queue distances start at QD)
+var<private> RD: u32;   // result distances
+var<private> RV: u32;   // result vertices
+var<private> SRC: u32;  // the sources of the current iteration (P)
+var<private> NEW: u32;  // search_lane: the unvisited targets of the current iteration (P * R)
+var<private> ST: u32;   // state: queue size, result count, evaluations, nearest-any d and v, next entry
+var<private> SW: u32;   // scratch words per query
+var<private> KE: u32;   // results kept
+var<private> HS: u32;   // hash slots (a power of two)
+
+fn set_layout() {
+  g_w4 = sp.w4;
+  g_nblocks = sp.nblocks;
+  KE = sp.kept;
+  HS = sp.hash_slots;
+  QV = sp.queue_slots;
+  RD = 2u * sp.queue_slots;
+  RV = RD + KE;
+  SRC = RV + KE;
+  NEW = SRC + P;
+  ST = NEW + SLOTS;
+  SW = ST + 8u;
+}
+
+// What a query does this iteration.
+const IDLE = 0u;
+const EXPAND = 1u;
+const ENTRIES = 2u;
+
+// The state of the query this invocation leads (lane 0 of a team, or every lane of search_lane).
+var<private> g_q: u32;          // query in this dispatch
+var<private> g_sw: u32;         // first scratch word of the query
+var<private> g_hb: u32;         // first hash word of the query
+var<private> g_stride: u32;     // words between its consecutive slots (1, or interleaved: queries)
+var<private> qn: u32;           // queue size
+var<private> rn: u32;           // results held
+var<private> g_evals: u32;
+var<private> g_any_d: f32;
+var<private> g_any_v: u32;
+var<private> g_next_entry: u32;
+var<private> g_running: bool;   // still searching
+var<private> g_finished: bool;  // the search ended in this dispatch (its outputs are written here)
+var<private> g_qlabel: i32;
+var<private> g_min_d: f32;
+var<private> g_bound: f32;      // admission bound of the current iteration
+var<private> g_worst_d: f32;    // the worst kept result, once KE are kept
+var<private> g_worst_v: u32;
+var<private> g_count: u32;      // sources (EXPAND) or entries (ENTRIES) of the current iteration
+var<private> g_first: u32;      // first entry of the chunk (ENTRIES)
+
+// Word of scratch slot s of this query, and of hash slot h.
+fn sw(s: u32) -> u32 { return s * g_stride + g_sw; }
+fn hw(h: u32) -> u32 { return g_hb + h; }
+
+fn qd(i: u32) -> f32 { return bitcast<f32>(s_scratch[sw(QD + i)]); }
+fn qv(i: u32) -> u32 { return s_scratch[sw(QV + i)]; }
+fn q_set(i: u32, d: f32, v: u32) {
+  s_scratch[sw(QD + i)] = bitcast<u32>(d);
+  s_scratch[sw(QV + i)] = v;
+}
+fn rd(i: u32) -> f32 { return bitcast<f32>(s_scratch[sw(RD + i)]); }
+fn rv(i: u32) -> u32 { return s_scratch[sw(RV + i)]; }
+fn r_set(i: u32, d: f32, v: u32) {
+  s_scratch[sw(RD + i)] = bitcast<u32>(d);
+  s_scratch[sw(RV + i)] = v;
+}
+
+// Candidate queue: a binary min-heap by (d, v).
+fn queue_push(d: f32, v: u32) {
+  if (qn >= sp.queue_slots) { return; } // never: the queue has a slot for every evaluation
+  var i = qn;
+  qn++;
+  while (i > 0u) {
+    let p = (i - 1u) / 2u;
+    let pd = qd(p);
+    let pv = qv(p);
+    if (!before(d, v, pd, pv)) { break; }
+    q_set(i, pd, pv);
+    i = p;
+  }
+  q_set(i, d, v);
+}
+
+fn queue_pop() {
+  qn--;
+  let n = qn;
+  if (n == 0u) { return; }
+  let d = qd(n);
+  let v = qv(n);
+  var i = 0u;
+  loop {
+    var c = 2u * i + 1u;
+    if (c >= n) { break; }
+    var cd = qd(c);
+    var cv = qv(c);
+    if (c + 1u < n && before(qd(c + 1u), qv(c + 1u), cd, cv)) {
+      c++;
+      cd = qd(c);
+      cv = qv(c);
+    }
+    if (!before(cd, cv, d, v)) { break; }
+    q_set(i, cd, cv);
+    i = c;
+  }
+  q_set(i, d, v);
+}
+
+// Results: a binary max-heap by (d, v) of at most KE entries (the root is the worst kept).
+fn results_sift_down(i0: u32, n: u32, d: f32, v: u32) {
+  var i = i0;
+  loop {
+    var c = 2u * i + 1u;
+    if (c >= n) { break; }
+    var cd = rd(c);
+    var cv = rv(c);
+    if (c + 1u < n && before(cd, cv, rd(c + 1u), rv(c + 1u))) {
+      c++;
+      cd = rd(c);
+      cv = rv(c);
+    }
+    if (!before(d, v, cd, cv)) { break; }
+    r_set(i, cd, cv);
+    i = c;
+  }
+  r_set(i, d, v);
+}
+
+fn results_add(d: f32, v: u32) {
+  if (rn < KE) {
+    var i = rn;
+    rn++;
+    while (i > 0u) {
+      let p = (i - 1u) / 2u;
+      let pd = rd(p);
+      let pv = rv(p);
+      if (!before(pd, pv, d, v)) { break; }
+      r_set(i, pd, pv);
+      i = p;
+    }
+    r_set(i, d, v);
+    if (rn == KE) { note_worst(); }
+  } else if (before(d, v, g_worst_d, g_worst_v)) {
+    results_sift_down(0u, KE, d, v);
+    note_worst();
+  }
+}
+
+// Caches the worst kept result (the root), so most rejections read no memory.
+fn note_worst() {
+  g_worst_d = rd(0u);
+  g_worst_v = rv(0u);
+}
+
+fn hash_u32(x: u32) -> u32 {
+  var z = x * 0x9e3779b9u;
+  z ^= z >> 16u;
+  z *= 0x85ebca6bu;
+  z ^= z >> 13u;
+  return z;
+}
+
+// Marks v visited; false when it already was. Lock-free linear probing: a slot, once claimed, never
+// changes, so two lanes holding the same vertex meet at the same slot.
+fn visit_shared(v: u32) -> bool {
+  let key = v + 1u;
+  var h = hash_u32(v) & (HS - 1u);
+  loop {
+    let cur = atomicLoad(&s_hash[hw(h)]);
+    if (cur == key) { return false; }
+    if (cur == 0u) {
+      let r = atomicCompareExchangeWeak(&s_hash[hw(h)], 0u, key);
+      if (r.exchanged) { return true; }
+      if (r.old_value == key) { return false; }
+      if (r.old_value == 0u) { continue; } // spurious failure: try the same slot again
+    }
+    h = (h + 1u) & (HS - 1u);
+  }
+  return false; // unreachable: the hash never fills
+}
+
+// visit_shared for a hash only this invocation touches.
+fn visit_own(v: u32) -> bool {
+  let key = v + 1u;
+  var h = hash_u32(v) & (HS - 1u);
+  loop {
+    let cur = s_hash_plain[hw(h)];
+    if (cur == key) { return false; }
+    if (cur == 0u) {
+      s_hash_plain[hw(h)] = key;
+      return true;
+    }
+    h = (h + 1u) & (HS - 1u);
+  }
+  return false; // unreachable: the hash never fills
+}
+
+// The query of dispatch slot i: round 0 runs every query (slot i: query i); a later round runs only the
+// queries the previous round left unfinished, packed into the first slots (so that a SIMD vector's lanes
+// all still have work), or NO_VERTEX.
+fn query_of(i: u32) -> u32 {
+  if (sp.first_round != 0u) { return select(NO_VERTEX, i, i < sp.queries); }
+  if (i >= atomicLoad(&s_active[sp.round - 1u])) { return NO_VERTEX; }
+  return s_pending[((sp.round - 1u) % 2u) * sp.queries + i];
+}
+
+// Loads (or starts) the search of query q; g_running says whether it has work left. A fresh self-search
+// still has to mark and queue its own vertex (the caller, which knows its hash).
+fn begin(q: u32) {
+  g_q = q;
+  g_running = false;
+  g_finished = false;
+  g_evals = 0u;
+  g_any_d = inf();
+  g_any_v = NO_VERTEX;
+  g_next_entry = 0u;
+  qn = 0u;
+  rn = 0u;
+  g_qlabel = 0;
+  g_min_d = 0.0;
+  if ((sp.filters & 1u) != 0u) { g_qlabel = s_qlabels[q]; }
+  if ((sp.filters & 2u) != 0u) { g_min_d = nan_to_inf(sp.min_scale * s_qmin[q]); }
+  if (sp.first_round != 0u) {
+    g_running = true;
+  } else {
+    g_running = true;
+    qn = s_scratch[sw(ST)];
+    rn = s_scratch[sw(ST + 1u)];
+    g_evals = s_scratch[sw(ST + 2u)];
+    g_any_d = bitcast<f32>(s_scratch[sw(ST + 3u)]);
+    g_any_v = s_scratch[sw(ST + 4u)];
+    g_next_entry = s_scratch[sw(ST + 5u)];
+    if (rn == KE) { note_worst(); }
+  }
+}
+
+// The query's own vertex in self-search (0 queued at distance 0, never a result), or NO_VERTEX.
+fn self_vertex() -> u32 {
+  return select(NO_VERTEX, g_q + sp.self_offset, sp.has_self != 0u && sp.first_round != 0u);
+}
+
+// Step A: what this iteration does. EXPAND pops the sources into scratch (SRC); ENTRIES sets the chunk.
+fn choose() -> u32 {
+  if (!g_running) { return IDLE; }
+  g_bound = inf();
+  if (sp.ef != 0u && rn >= KE) { g_bound = g_worst_d; }
+  var mode = IDLE;
+  if (g_evals >= sp.budget) {
+    g_running = false;
+  } else if (g_next_entry < sp.entry_count) {
+    mode = ENTRIES;
+    g_first = g_next_entry;
+    g_count = min(SLOTS, sp.entry_count - g_next_entry);
+    g_next_entry += g_count;
+  } else if (qn == 0u || qd(0u) > g_bound) {
+    g_running = false;
+  } else {
+    mode = EXPAND;
+    g_count = 0u;
+    while (g_count < P && qn > 0u && !(qd(0u) > g_bound)) {
+      s_scratch[sw(SRC + g_count)] = qv(0u);
+      queue_pop();
+      g_count++;
+    }
+  }
+  g_finished = !g_running;
+  return mode;
+}
+
+// Slot s of an ENTRIES chunk starting at `first` with `count` entries, or of EXPAND source `v` (slot mod R).
+fn entry_slot(s: u32, first: u32, count: u32) -> u32 {
+  if (s < count) { return s_entries[g_q * sp.entry_stride + first + s]; }
+  return NO_VERTEX;
+}
+
+fn edge_slot(v: u32, e: u32) -> u32 {
+  if (e < min(degrees[v], R)) { return adj[v * R + e]; }
+  return NO_VERTEX;
+}
+
+// Step C for one new vertex (against the bound of step A, so the order of new vertices does not matter).
+fn merge(d: f32, c: u32) {
+  g_evals++;
+  if (before(d, c, g_any_d, g_any_v)) {
+    g_any_d = d;
+    g_any_v = c;
+  }
+  if (((sp.filters & 1u) == 0u || s_labels[c] != g_qlabel) && ((sp.filters & 2u) == 0u || d > g_min_d)) {
+    results_add(d, c);
+  }
+  if (d < g_bound) { queue_push(d, c); }
+}
+
+// After the dispatch: saves an unfinished search, or writes the outputs of one that ended now.
+fn end() {
+  let q = g_q;
+  if (g_running) {
+    s_scratch[sw(ST)] = qn;
+    s_scratch[sw(ST + 1u)] = rn;
+    s_scratch[sw(ST + 2u)] = g_evals;
+    s_scratch[sw(ST + 3u)] = bitcast<u32>(g_any_d);
+    s_scratch[sw(ST + 4u)] = g_any_v;
+    s_scratch[sw(ST + 5u)] = g_next_entry;
+    let at = atomicAdd(&s_active[sp.round], 1u);
+    s_pending[(sp.round % 2u) * sp.queries + at] = q;
+    return;
+  }
+  if (!g_finished) { return; }
+  // Heap-sort the results ascending, then write the first k.
+  for (var m = rn; m > 1u; m--) {
+    let top_d = rd(0u);
+    let top_v = rv(0u);
+    let last_d = rd(m - 1u);
+    let last_v = rv(m - 1u);
+    r_set(m - 1u, top_d, top_v);
+    results_sift_down(0u, m - 1u, last_d, last_v);
+  }
+  let k = sp.k;
+  let kept = min(rn, k);
+  for (var i = 0u; i < kept; i++) {
+    out_idx[q * k + i] = rv(i);
+    out_dist[q * k + i] = rd(i);
+  }
+  for (var i = kept; i < k; i++) {
+    out_idx[q * k + i] = NO_VERTEX;
+    out_dist[q * k + i] = inf();
+  }
+  out_any[q] = g_any_v;
+  out_any_dist[q] = g_any_d;
+  out_evals[q] += g_evals; // accumulates: a second pass adds to the first's count
+}
+
+var<workgroup> t_mode: array<u32, QW>;
+var<workgroup> t_count: array<u32, QW>;     // sources (EXPAND) or entries (ENTRIES) this iteration
+var<workgroup> t_first: array<u32, QW>;     // first entry of the chunk (ENTRIES)
+var<workgroup> t_src: array<u32, QW * P>;   // popped vertices (EXPAND)
+var<workgroup> cand_d: array<f32, QW * SLOTS>;
+var<workgroup> cand_v: array<u32, QW * SLOTS>;
+var<workgroup> wg_any: u32;
+
+// Teams: QW teams of T lanes per workgroup (the hash is cleared by the host before the first round).
+@compute @workgroup_size(WG)
+fn search(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+          @builtin(local_invocation_index) lid: u32) {
+  set_layout();
+  let team = lid / T;
+  let lane = lid - team * T;
+  let q = query_of((wid.y * nwg.x + wid.x) * QW + team);
+  let leader = lane == 0u && q != NO_VERTEX;
+  let qrow = q + sp.query_row_offset;
+  g_running = false;
+  // A team's query owns contiguous scratch and hash (its lanes probe the hash side by side).
+  g_q = q;
+  g_sw = q * SW;
+  g_hb = q * HS;
+  g_stride = 1u;
+  if (leader) {
+    begin(q);
+    let self_v = self_vertex();
+    if (self_v < sp.n) {
+      visit_shared(self_v);
+      queue_push(0.0, self_v);
+    }
+  }
+  for (var it = 0u; it < sp.step_cap; it++) {
+    // A. The leader picks this iteration's sources.
+    if (leader) {
+      let mode = choose();
+      t_mode[team] = mode;
+      t_count[team] = g_count;
+      t_first[team] = g_first;
+      for (var i = 0u; mode == EXPAND && i < g_count; i++) { t_src[team * P + i] = s_scratch[sw(SRC + i)]; }
+    }
+    workgroupBarrier();
+    if (lid == 0u) {
+      var a = IDLE;
+      for (var t = 0u; t < QW; t++) { a |= t_mode[t]; }
+      wg_any = a;
+    }
+    if (workgroupUniformLoad(&wg_any) == IDLE) { break; }
+
+    // B. All lanes score the unvisited vertices of the source slots.
+    let mode = t_mode[team];
+    if (mode != IDLE) {
+      let count = t_count[team];
+      let first = t_first[team];
+      for (var s = lane; s < SLOTS; s += T) {
+        var c = NO_VERTEX;
+        if (mode == ENTRIES) {
+          c = entry_slot(s, first, count);
+        } else {
+          let src = s / R;
+          if (src < count) { c = edge_slot(t_src[team * P + src], s - src * R); }
+        }
+        var d = inf();
+        if (c < sp.n && visit_shared(c)) {
+          d = dist(qrow, c);
+        } else {
+          c = NO_VERTEX;
+        }
+        cand_d[team * SLOTS + s] = d;
+        cand_v[team * SLOTS + s] = c;
+      }
+    }
+    workgroupBarrier();
+
+    // C. The leader merges the new vertices.
+    if (leader && mode != IDLE) {
+      for (var s = 0u; s < SLOTS; s++) {
+        let c = cand_v[team * SLOTS + s];
+        if (c != NO_VERTEX) { merge(cand_d[team * SLOTS + s], c); }
+      }
+    }
+  }
+  if (leader) { end(); }
+}
+
+// One query per invocation, LW per workgroup, no barriers: the shape for CPU adapters, where a workgroup's
+// invocations are the SIMD lanes of one thread. Scores and merges each new vertex in turn.
+@compute @workgroup_size(LW)
+fn search_lane(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+               @builtin(local_invocation_index) lid: u32) {
+  set_layout();
+  let q = query_of((wid.y * nwg.x + wid.x) * LW + lid);
+  if (q == NO_VERTEX) { return; }
+  let qrow = q + sp.query_row_offset;
+  // Slots interleaved across queries: the lanes of a SIMD vector touch neighbouring words (heap tops,
+  // state), which share cache lines.
+  g_sw = q;
+  g_hb = q * HS;
+  g_stride = sp.queries;
+  begin(q);
+  let self_v = self_vertex();
+  if (self_v < sp.n) {
+    visit_own(self_v);
+    queue_push(0.0, self_v);
+  }
+  for (var it = 0u; it < sp.step_cap; it++) {
+    let mode = choose();
+    if (mode == IDLE) { break; }
+    if (mode == ENTRIES) {
+      for (var s = 0u; s < g_count; s++) {
+        let c = entry_slot(s, g_first, g_count);
+        if (c < sp.n && visit_own(c)) { merge(dist(qrow, c), c); }
+      }
+    } else {
+      // Unvisited targets first, then score them: the lanes of a SIMD vector then score side by side
+      // instead of idling through each other's visited edges.
+      var fresh = 0u;
+      for (var src = 0u; src < g_count; src++) {
+        let v = s_scratch[sw(SRC + src)];
+        let deg = min(degrees[v], R);
+        for (var e = 0u; e < deg; e++) {
+          let c = adj[v * R + e];
+          if (c < sp.n && visit_own(c)) {
+            s_scratch[sw(NEW + fresh)] = c;
+            fresh++;
+          }
+        }
+      }
+      for (var i = 0u; i < fresh; i++) {
+        let c = s_scratch[sw(NEW + i)];
+        merge(dist(qrow, c), c);
+      }
+    }
+  }
+  end();
+}
+
+// ---------------------------------------------------------------------------------------------------
+// ceiling
+
+struct CeilingParams {
+  queries: u32,
+  n: u32,
+  w4: u32,
+  nblocks: u32,
+  steps: u32,
+}
+
+@group(0) @binding(0) var<uniform> cp: CeilingParams;
+@group(0) @binding(11) var<storage, read_write> c_sums: array<f32>;
+@group(0) @binding(12) var<storage, read_write> c_evals: array<u32>;
+
+@compute @workgroup_size(WG)
+fn ceiling(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+           @builtin(local_invocation_index) lid: u32) {
+  g_w4 = cp.w4;
+  g_nblocks = cp.nblocks;
+  let team = lid / T;
+  let lane = lid - team * T;
+  let q = (wid.y * nwg.x + wid.x) * QW + team;
+  if (q >= cp.queries || cp.n == 0u) { return; }
+  var v = q % cp.n;
+  var sum = 0.0;
+  var evals = 0u;
+  for (var s = 0u; s < cp.steps; s++) {
+    let deg = min(degrees[v], R);
+    if (deg == 0u) { break; }
+    for (var e = lane; e < deg; e += T) { sum += dist(q, adj[v * R + e]); }
+    evals += deg;
+    v = adj[v * R + s % deg];
+  }
+  c_sums[q * T + lane] = sum;
+  if (lane == 0u) { c_evals[q] = evals; }
+}

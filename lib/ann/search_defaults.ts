@@ -1,0 +1,41 @@
+/**
+ * The one place that decides the FANNG search defaults, per use. Every caller (FanngIndex.search and
+ * selfSearch, the two passes of mining's filtered search, the training CLI's "0 = default") reads them
+ * here. `ef` is hnswlib's: the search ends once its closest unexpanded candidate is farther than the
+ * max(ef, k)-th result; `budget` caps the distance evaluations per query whatever happens. Chosen from the
+ * measurements in docs/ann-search.md (recall@10 >= 0.95 on the 100k clustered set for `self`, Fashion-MNIST
+ * test queries for `search`; mining's negatives as good as exact search's for `filtered`).
+ * @module
+ */
+
+/** What a search is for. */
+export type SearchUse =
+  /** Outside queries (`FanngIndex.search`): fixed entry vertices, then best-first. */
+  | "search"
+  /** Each indexed point's nearest other points (`FanngIndex.selfSearch`). */
+  | "self"
+  /** The nearest point of any label (k = 1): eps_a, the first pass of a scale-only radius filter. */
+  | "nearest"
+  /**
+   * Label- and radius-filtered self-search (mining's negatives): rejected vertices are walked through, so
+   * the search must cross the exclusion radius before its first result; it needs the larger budget.
+   */
+  | "filtered";
+
+/** Budget and ef of one use. */
+export interface SearchDefaults {
+  readonly budget: number;
+  readonly ef: number;
+}
+
+const DEFAULTS: Readonly<Record<SearchUse, SearchDefaults>> = {
+  search: { budget: 1024, ef: 32 },
+  self: { budget: 1024, ef: 16 },
+  nearest: { budget: 64, ef: 1 },
+  filtered: { budget: 2048, ef: 8 },
+};
+
+/** The defaults of `use`. */
+export function searchDefaults(use: SearchUse): SearchDefaults {
+  return DEFAULTS[use];
+}
