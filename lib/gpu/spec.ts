@@ -167,7 +167,7 @@ export function entry<
 >(decl: { uniform: N; struct: UniformStruct<F>; unused?: readonly U[]; bindings: readonly B[] }): EntrySpec<
   N,
   F,
-  U,
+  NoInfer<U>,
   B
 >;
 /** Declares an entry point without a uniform: `bindings` from binding 0 on. */

@@ -25,4 +25,4 @@ export const KERNEL_SPECS: Readonly<Record<string, KernelSpec>> = Object.fromEnt
 );
 
 /** Kernels still compiled by name, with their own structs and positional uniforms (to be converted). */
-export const KERNELS_WITHOUT_SPEC: readonly string[] = ["fanng"];
+export const KERNELS_WITHOUT_SPEC: readonly string[] = ["fanng", "fanng_search", "mining"];
