@@ -8,7 +8,7 @@
  * and rank after every finite value. Rows with fewer than k qualifying entries are filled with index
  * {@link NO_INDEX} (0xFFFFFFFF) and distance +Infinity. k runs from 1 to {@link MAX_K}.
  *
- * The fused distance + top-k (`knnSqL2`) lives in ./knn.ts and is re-exported here.
+ * The fused distance + top-k (`knnSqL2`) lives in ./knn.ts (which imports this module).
  *
  * @example
  * ```ts
@@ -404,4 +404,3 @@ export function topkSmallestRef(values: HostMatrix, k: number, filter: TopkFilte
   return { indices, distances };
 }
 
-export { encodeKnnSqL2, knnSqL2, knnSqL2Ref } from "./knn.ts";
