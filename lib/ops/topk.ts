@@ -403,4 +403,3 @@ export function topkSmallestRef(values: HostMatrix, k: number, filter: TopkFilte
   }
   return { indices, distances };
 }
-
