@@ -12,6 +12,7 @@ import { GATHER } from "./gather.ts";
 import { KMEANS } from "./kmeans.ts";
 import { LINEAR } from "./linear.ts";
 import { LOSSES } from "./losses.ts";
+import { MINING } from "./mining.ts";
 import { NORMALIZE } from "./normalize.ts";
 import { RETRIEVAL } from "./retrieval.ts";
 import { SGD } from "./sgd.ts";
@@ -19,10 +20,23 @@ import { TOPK } from "./topk.ts";
 
 /** Kernel name -> its spec. */
 export const KERNEL_SPECS: Readonly<Record<string, KernelSpec>> = Object.fromEntries(
-  [DISTANCE, EVAL_TILES, FANNG_LAYOUT, GATHER, KMEANS, LINEAR, LOSSES, NORMALIZE, RETRIEVAL, SGD, TOPK].map(
+  [
+    DISTANCE,
+    EVAL_TILES,
+    FANNG_LAYOUT,
+    GATHER,
+    KMEANS,
+    LINEAR,
+    LOSSES,
+    MINING,
+    NORMALIZE,
+    RETRIEVAL,
+    SGD,
+    TOPK,
+  ].map(
     (s) => [s.kernel, s as unknown as KernelSpec],
   ),
 );
 
 /** Kernels still compiled by name, with their own structs and positional uniforms (to be converted). */
-export const KERNELS_WITHOUT_SPEC: readonly string[] = ["fanng", "fanng_search", "mining"];
+export const KERNELS_WITHOUT_SPEC: readonly string[] = ["fanng", "fanng_search"];
