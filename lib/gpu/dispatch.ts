@@ -15,7 +15,6 @@
  * ```ts
  * import { getGpu } from "./device.ts";
  * import { CommandBatch } from "./dispatch.ts";
- * const gpu = await getGpu();
  * import { GATHER } from "./specs/gather.ts";
  * import { GpuBuffer } from "./buffer.ts";
  * const gpu = await getGpu();
