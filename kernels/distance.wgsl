@@ -11,11 +11,11 @@
 // Entry points (all read rows as vec4: D is padded to D4 * 4 with zeros by `prep_rows` when D % 4 != 0):
 //
 // prep_rows: norms[r] = sum_d src[r, d]^2, and when PAD is true dst[r, :] = src[r, :] zero-padded to D4*4.
-//   0 params uniform { rows, dim, dim4: u32 }
+//   0 params uniform PrepParams (fields: lib/gpu/specs/distance.ts)
 //   1 src    storage read  f32 [rows x dim]
 //   2 dst    storage rw    f32 [rows x dim4 * 4]   (untouched when PAD is false; bind any buffer)
 //   3 norms  storage rw    f32 [rows]
-//   Dispatch: one invocation per row, 64 per workgroup, workgroups over x/y (linear = wid.y * nwg.x + wid.x).
+//   Dispatch: one invocation per row, 64 per workgroup, workgroups over x/y (linear_workgroup).
 //
 // dist_reg32_v4 / dist_reg16 / dist_reg4: register-tiled kernels for CPU adapters (llvmpipe): no
 //   workgroup memory and no barriers; each invocation keeps a 32 x 32, 16 x 16 or 4 x 4 output tile in
@@ -25,7 +25,7 @@
 //   invocation 4 x 4, the shared dimension staged 16 components (4 vec4) at a time (tfjs
 //   makeMatMulPackedVec4Source style).
 //   All of them share the bindings:
-//   0 params uniform { rows, cols, dim4, out_stride, out_col, tiles_x, qn_off, bn_off: u32 }
+//   0 params uniform DistParams (fields: lib/gpu/specs/distance.ts)
 //   1 q      storage read  vec4f [rows x dim4]   (a block of query rows)
 //   2 b      storage read  vec4f [cols x dim4]   (a block of base rows)
 //   3 qn     storage read  f32, qn[qn_off + r]: the rows' squared norms (bound from an aligned offset)
@@ -35,15 +35,11 @@
 //   and norms read four at a time (bindings 3 and 4 as vec4f, sizes rounded up to 16 bytes): only when
 //   out_stride, out_col, cols, qn_off and bn_off are multiples of 4. It has no edge branches: rows and
 //   column groups past the end are clamped to the last ones and rewrite the same values there.
-//   Dispatch: linear workgroup id = wid.y * nwg.x + wid.x over tiles_x * tiles_y tiles (row-major, column
+//   Dispatch: linear workgroup id (linear_workgroup) over tiles_x * tiles_y tiles (row-major, column
 //   tiles fastest); ids past the end return. Out-of-range rows and columns are clamped on load and skipped
 //   (or, in dist_reg16_v4, redirected) on store, so any rows, cols >= 1 work.
 // Defines: PAD (bool, prep_rows), WG (invocations per workgroup of the dist_reg* kernels).
-
-struct PrepParams { rows: u32, dim: u32, dim4: u32 }
-struct DistParams {
-  rows: u32, cols: u32, dim4: u32, out_stride: u32, out_col: u32, tiles_x: u32, qn_off: u32, bn_off: u32,
-}
+// The prelude (lib/gpu/spec.ts) declares PrepParams, DistParams and the helpers.
 
 @group(0) @binding(0) var<uniform> prep: PrepParams;
 @group(0) @binding(1) var<storage, read> prep_src: array<f32>;
@@ -51,8 +47,9 @@ struct DistParams {
 @group(0) @binding(3) var<storage, read_write> prep_norms: array<f32>;
 
 @compute @workgroup_size(64)
-fn prep_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let r = gid.y * nwg.x * 64u + gid.x;
+fn prep_rows(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+             @builtin(local_invocation_index) lid: u32) {
+  let r = linear_workgroup(wid, nwg) * 64u + lid;
   if (r >= prep.rows) { return; }
   var s = 0.0;
   for (var d = 0u; d < prep.dim; d++) {
@@ -161,7 +158,7 @@ struct Tile16 {
 // The origin (row0, col0) of this invocation's size x size tile (the dist_reg* kernels); row0 >= rows
 // (nothing to do) for ids past the end.
 fn tile_origin(wid: vec3u, nwg: vec3u, lid: u32, size: u32) -> vec2u {
-  let tile = wid.y * nwg.x + wid.x;
+  let tile = linear_workgroup(wid, nwg);
   let ty = tile / p.tiles_x;
   let tx = tile - ty * p.tiles_x;
   return vec2u(ty * size, (tx * WG + lid) * size);
@@ -321,7 +318,7 @@ var<workgroup> tb: array<array<vec4f, 4>, 64>;
 @compute @workgroup_size(16, 16)
 fn dist_tiled(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
               @builtin(local_invocation_id) lid3: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let tile = wid.y * nwg.x + wid.x;
+  let tile = linear_workgroup(wid, nwg);
   let ty = tile / p.tiles_x;
   let tx = tile - ty * p.tiles_x;
   let row0 = ty * 64u;

@@ -22,60 +22,36 @@
 // (llvmpipe keeps them in registers; arrays indexed in loops are far slower there). Rows and columns past
 // the end are clamped to the last one for loads and masked out of every reduction.
 //
-// nearest: one invocation per row tile (WG consecutive row tiles per workgroup; linear workgroup id
-//   wid.y * nwg.x + wid.x), z = wid.z (k-means: the restart). Row positions t < rows; the row's index into
-//   `a` is ids[t] (flag ROW_LIST) or t, its global id row_base + that index. Column positions s of the range
-//   [begin, end): ranges from ids[ranges_off + 2 * tile ..] (flag RANGES), else [col_begin + z * col_step,
-//   + col_len); only the window [begin + win_lo, min(end, begin + win_hi)) is scanned by one dispatch (a
-//   bounded loop: llvmpipe ends loops after 65,535 back-edges per invocation). The column's index into `b`
-//   is ids[list_off + s] (flag COL_LIST) or s, its id that index (COL_LIST) or s - z * col_step (the cluster).
-//   Masks: LABELS keeps columns with labels[label_off + column] == labels[row global id]; SELF drops the
-//   column whose id equals the row's global id. Output out[z * out_stride + row global id] = (d bits, id) of
-//   the best column (or (+Inf, 0xFFFFFFFF) when none qualifies); MIN_INTO keeps out's current value when
-//   that ranks first (windows after the first, k-means++ rounds). HALTABLE returns at once when status[0] != 0
-//   (the k-means loop has stopped; kernels/kmeans.wgsl's status buffer).
+// nearest: one invocation per row tile (WG consecutive row tiles per workgroup; tile =
+//   linear_invocation(wid, nwg, lid)), z = wid.z (k-means: the restart). Row positions t < rows; the row's
+//   index into `a` is ids[t] (flag F_ROW_LIST) or t, its global id row_base + that index. Column positions s
+//   of the range [begin, end): ranges from ids[ranges_off + 2 * tile ..] (flag F_RANGES), else
+//   [col_begin + z * col_step, + col_len); only the window [begin + win_lo, min(end, begin + win_hi)) is
+//   scanned by one dispatch (a bounded loop: llvmpipe ends loops after 65,535 back-edges per invocation).
+//   The column's index into `b` is ids[list_off + s] (flag F_COL_LIST) or s, its id that index (F_COL_LIST)
+//   or s - z * col_step (the cluster). Masks (the shared filters of lib/gpu/spec.ts): F_LABELS keeps
+//   columns whose label labels[label_off + column] differs from labels[row global id] (equals it, with
+//   F_SAME); F_SELF drops the column whose id equals the row's global id. Output
+//   out[z * out_stride + row global id] = (d bits, id) of the best column (or (+Inf, 0xFFFFFFFF) when none
+//   qualifies); F_MIN_INTO keeps out's current value when that ranks first (windows after the first,
+//   k-means++ rounds). F_HALTABLE returns at once when status[0] != 0 (the k-means loop has stopped;
+//   kernels/kmeans.wgsl's status buffer).
 //   Bindings: 0 params, 1 a vec4f, 2 b vec4f, 3 a_norms f32, 4 b_norms f32, 5 ids u32, 6 labels u32,
 //   7 out vec2u (rw), 8 status u32.
 // count_before: one invocation per tile; a workgroup holds WG adjacent column tiles of one row tile
 //   (linear workgroup ids wg_base .. wg_end - 1). Rows r < rows of `a` (global id row_base + r), columns
 //   c < cols of `b` (global id col_base + c). Row r counts column c when labels[label_off + col id] !=
 //   labels[row id] and (d, col id) < thresh[row id] = (tau bits, id); rows with id 0xFFFFFFFF (no
-//   positive) count nothing. SYM (a = b, one set): only tiles that hold a pair (row id < col id) run
+//   positive) count nothing. F_SYM (a = b, one set): only tiles that hold a pair (row id < col id) run
 //   (triangular enumeration), and every such pair also counts row r for column c against thresh[col id].
 //   Counts are added atomically (nonzero ones only) to counts[global id].
 //   Bindings: 0 params, 1 a vec4f, 2 b vec4f, 3 a_norms f32, 4 b_norms f32, 5 labels u32, 6 thresh vec2u,
 //   7 counts atomic u32 (rw).
 // Defines: WG (invocations per workgroup).
 
-struct Params {
-  rows: u32,        // row positions (nearest) / rows of a (count_before)
-  cols: u32,        // count_before: columns of b
-  dim4: u32,
-  flags: u32,
-  row_base: u32,    // global id of a's first row
-  col_base: u32,    // count_before: global id of b's first row
-  label_off: u32,   // offset of the column labels in `labels`
-  tiles_x: u32,     // count_before (not SYM): workgroups per row tile
-  wg_base: u32,     // count_before: this dispatch's linear workgroups [wg_base, wg_end)
-  wg_end: u32,
-  col_begin: u32,   // nearest without RANGES: column range [col_begin + z * col_step, + col_len)
-  col_step: u32,
-  col_len: u32,
-  win_lo: u32,      // nearest: window of the range scanned by this dispatch
-  win_hi: u32,
-  list_off: u32,    // nearest: column list and ranges in `ids`
-  ranges_off: u32,
-  out_stride: u32,  // nearest: out index = z * out_stride + row global id
-}
-
-const ROW_LIST = 1u;
-const COL_LIST = 2u;
-const RANGES = 4u;
-const LABELS = 8u;
-const SELF = 16u;
-const MIN_INTO = 32u;
-const HALTABLE = 64u;
-const SYM = 128u;
+// The prelude (lib/gpu/spec.ts) declares Params (fields: lib/gpu/specs/eval_tiles.ts), the flags
+// (EVAL_TILES_FLAGS: the shared filters, then F_ROW_LIST, F_COL_LIST, F_RANGES, F_MIN_INTO, F_HALTABLE,
+// F_SYM) and the helpers.
 
 const NONE = 0xffffffffu;
 const INF = 0x7f800000u;
@@ -162,8 +138,10 @@ struct Cols8 {
 // Folds one column (its distances to the 4 rows in `dc`) into the rows' best.
 fn fold_col(s: ptr<function, RowState>, dc: vec4f, norm: f32, label: u32, id: u32, live: bool) {
   var ok = (*s).live & vec4<bool>(live);
-  if ((p.flags & LABELS) != 0u) { ok = ok & ((*s).label == vec4u(label)); }
-  if ((p.flags & SELF) != 0u) { ok = ok & ((*s).gid != vec4u(id)); }
+  if ((p.flags & F_LABELS) != 0u) {
+    ok = ok & (((*s).label == vec4u(label)) == vec4<bool>((p.flags & F_SAME) != 0u));
+  }
+  if ((p.flags & F_SELF) != 0u) { ok = ok & ((*s).gid != vec4u(id)); }
   let better = ok & ((dc < (*s).d) | ((dc == (*s).d) & (vec4u(id) < (*s).id)));
   (*s).d = select((*s).d, dc, better);
   (*s).id = select((*s).id, vec4u(id), better);
@@ -185,7 +163,7 @@ fn fold_row(s: ptr<function, RowState>, r: Row8, c: Cols8) {
 // Index into `a` of row position t (clamped to the last row).
 fn row_index(t: u32) -> u32 {
   let tc = min(t, p.rows - 1u);
-  if ((p.flags & ROW_LIST) != 0u) { return ids[tc]; }
+  if ((p.flags & F_ROW_LIST) != 0u) { return ids[tc]; }
   return tc;
 }
 
@@ -199,7 +177,7 @@ fn row_state(t0: u32) -> RowState {
   let ix = vec4u(row_index(t.x), row_index(t.y), row_index(t.z), row_index(t.w));
   let g = ix + vec4u(p.row_base);
   var lab = vec4u(0u);
-  if ((p.flags & LABELS) != 0u) { lab = vec4u(labels[g.x], labels[g.y], labels[g.z], labels[g.w]); }
+  if ((p.flags & F_LABELS) != 0u) { lab = vec4u(labels[g.x], labels[g.y], labels[g.z], labels[g.w]); }
   let norm = vec4f(a_norms[ix.x], a_norms[ix.y], a_norms[ix.z], a_norms[ix.w]);
   return RowState(vec4f(bitcast<f32>(INF)), vec4u(NONE), norm, lab, g, t < vec4u(p.rows));
 }
@@ -210,12 +188,12 @@ fn col_info(s0: u32, end: u32, z: u32) -> ColInfo {
   let sc = min(s, vec4u(end - 1u));
   var ix = sc;
   var id = sc - vec4u(z * p.col_step);
-  if ((p.flags & COL_LIST) != 0u) {
+  if ((p.flags & F_COL_LIST) != 0u) {
     ix = vec4u(ids[p.list_off + sc.x], ids[p.list_off + sc.y], ids[p.list_off + sc.z], ids[p.list_off + sc.w]);
     id = ix;
   }
   var lab = vec4u(0u);
-  if ((p.flags & LABELS) != 0u) {
+  if ((p.flags & F_LABELS) != 0u) {
     let l = vec4u(p.label_off) + ix;
     lab = vec4u(labels[l.x], labels[l.y], labels[l.z], labels[l.w]);
   }
@@ -223,13 +201,13 @@ fn col_info(s0: u32, end: u32, z: u32) -> ColInfo {
   return ColInfo(ix, norm, lab, id, s < vec4u(end));
 }
 
-// Writes one block's best (keeping the output's current value when MIN_INTO and it ranks first).
+// Writes one block's best (keeping the output's current value when F_MIN_INTO and it ranks first).
 fn write_rows(s: RowState, z: u32) {
   for (var r = 0u; r < 4u; r++) {
     if (!s.live[r]) { continue; }
     let o = z * p.out_stride + s.gid[r];
     var best = vec2u(bitcast<u32>(s.d[r]), s.id[r]);
-    if ((p.flags & MIN_INTO) != 0u) {
+    if ((p.flags & F_MIN_INTO) != 0u) {
       let old = out[o];
       let od = bitcast<f32>(old.x);
       if (od < s.d[r] || (od == s.d[r] && old.y < best.y)) { best = old; }
@@ -241,14 +219,14 @@ fn write_rows(s: RowState, z: u32) {
 @compute @workgroup_size(WG)
 fn nearest(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
            @builtin(local_invocation_index) lid: u32) {
-  if ((p.flags & HALTABLE) != 0u && status[0] != 0u) { return; }
-  let tile = (wid.y * nwg.x + wid.x) * WG + lid;
+  if ((p.flags & F_HALTABLE) != 0u && status[0] != 0u) { return; }
+  let tile = linear_invocation(wid, nwg, lid);
   let t0 = tile * 32u;
   if (t0 >= p.rows) { return; }
   let z = wid.z;
   var begin = p.col_begin + z * p.col_step;
   var end = begin + p.col_len;
-  if ((p.flags & RANGES) != 0u) {
+  if ((p.flags & F_RANGES) != 0u) {
     begin = ids[p.ranges_off + 2u * tile];
     end = ids[p.ranges_off + 2u * tile + 1u];
   }
@@ -299,7 +277,7 @@ fn side(first: u32, count: u32, base: u32, label_off: u32, is_row: bool) -> Side
   var tau = vec4f(0.0);
   var pid = vec4u(NONE);
   // Rows count against their thresholds; columns too in the symmetric mode (same set, same ids).
-  if (is_row || (p.flags & SYM) != 0u) {
+  if (is_row || (p.flags & F_SYM) != 0u) {
     let t0 = thresh[g.x]; let t1 = thresh[g.y]; let t2 = thresh[g.z]; let t3 = thresh[g.w];
     tau = bitcast<vec4f>(vec4u(t0.x, t1.x, t2.x, t3.x));
     pid = vec4u(t0.y, t1.y, t2.y, t3.y);
@@ -322,7 +300,7 @@ struct Sides8 { s0: Side, s1: Side, s2: Side, s3: Side, s4: Side, s5: Side, s6: 
 // column against the rows (symmetric mode: only pairs with row id < column id).
 fn row_counts(d: vec4f, rs: Side, k: u32, cs: Side) -> u32 {
   var ok = precedes(d, cs, rs.label[k], rs.tau[k], rs.pid[k]) & vec4<bool>(rs.counts[k]);
-  if ((p.flags & SYM) != 0u) { ok = ok & (cs.id > vec4u(rs.id[k])); }
+  if ((p.flags & F_SYM) != 0u) { ok = ok & (cs.id > vec4u(rs.id[k])); }
   return count4(ok);
 }
 fn col_counts(d: vec4f, cs: Side, k: u32, rs: Side) -> u32 {
@@ -341,7 +319,7 @@ fn count_block(acc: mat4x4f, rs: Side, cs: Side) -> BlockCounts {
   let rc = vec4u(row_counts(dr[0], rs, 0u, cs), row_counts(dr[1], rs, 1u, cs), row_counts(dr[2], rs, 2u, cs),
                  row_counts(dr[3], rs, 3u, cs));
   var cc = vec4u(0u);
-  if ((p.flags & SYM) != 0u) {
+  if ((p.flags & F_SYM) != 0u) {
     cc = vec4u(col_counts(d[0], cs, 0u, rs), col_counts(d[1], cs, 1u, rs), col_counts(d[2], cs, 2u, rs),
                col_counts(d[3], cs, 3u, rs));
   }
@@ -374,10 +352,10 @@ fn add_counts(n: vec4u, s: Side) {
 
 // (row tile, column tile) of this invocation; x >= number of row tiles when it has nothing to do.
 fn count_tile(wid: vec3u, nwg: vec3u, lid: u32) -> vec2u {
-  let lin = wid.y * nwg.x + wid.x + p.wg_base;
+  let lin = linear_workgroup(wid, nwg) + p.wg_base;
   let row_tiles = (p.rows + 31u) / 32u;
   if (lin >= p.wg_end) { return vec2u(row_tiles, NONE); }
-  if ((p.flags & SYM) == 0u) {
+  if ((p.flags & F_SYM) == 0u) {
     return vec2u(lin / p.tiles_x, (lin % p.tiles_x) * WG + lid);
   }
   // Triangular: row tile i needs column groups g >= i / WG (group g = column tiles g*WG ..). Band b (row
@@ -438,7 +416,7 @@ fn count_before(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg:
   let k7 = count_row(t.r7, rs.s7, cs); add_counts(k7.rows, rs.s7);
   let cc = add8(add8(add8(k0.cols, k1.cols), add8(k2.cols, k3.cols)),
                 add8(add8(k4.cols, k5.cols), add8(k6.cols, k7.cols)));
-  if ((p.flags & SYM) != 0u) {
+  if ((p.flags & F_SYM) != 0u) {
     add_counts(cc.c0, cs.s0); add_counts(cc.c1, cs.s1); add_counts(cc.c2, cs.s2); add_counts(cc.c3, cs.s3);
     add_counts(cc.c4, cs.s4); add_counts(cc.c5, cs.s5); add_counts(cc.c6, cs.s6); add_counts(cc.c7, cs.s7);
   }

@@ -7,14 +7,12 @@
 // over blocks, so no invocation ever branches on which block holds a row.
 //
 // Entry point to_blocks: dst[r * w4 + j] = src[r, col0 + 4j .. col0 + 4j + 3] (zero where >= dims)
-//   0 params uniform { rows, dims, w4, col0, dst_row0 }
+//   0 params uniform Params (fields: lib/gpu/specs/fanng_layout.ts)
 //   1 src    storage read  f32 [rows x dims]          (a row block of the source, rows dst_row0..)
 //   2 dst    storage rw    vec4f [total_rows x w4]    (one column block, whole)
 // Dispatch: one invocation per (row, vec4) of the block, WG per workgroup, workgroups spill into y
-// (linear invocation = (wid.y * nwg.x + wid.x) * WG + lid).
-// Defines: WG.
-
-struct Params { rows: u32, dims: u32, w4: u32, col0: u32, dst_row0: u32 }
+// (linear_invocation(wid, nwg, lid)).
+// Defines: WG. The prelude (lib/gpu/spec.ts) declares Params and the helpers.
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> src: array<f32>;
@@ -23,7 +21,7 @@ struct Params { rows: u32, dims: u32, w4: u32, col0: u32, dst_row0: u32 }
 @compute @workgroup_size(WG)
 fn to_blocks(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
              @builtin(local_invocation_index) lid: u32) {
-  let i = (wid.y * nwg.x + wid.x) * WG + lid;
+  let i = linear_invocation(wid, nwg, lid);
   if (i >= p.rows * p.w4) { return; }
   let r = i / p.w4;
   let j = i - r * p.w4;

@@ -3,16 +3,14 @@
 // The source may be larger than one storage binding, so it is bound one row block at a time:
 // a dispatch copies only the rows whose index falls in [block_start, block_start + block_rows).
 // Bindings (group 0):
-//   0 params  uniform { count, cols, block_start, block_rows, total_rows: u32 }
+//   0 params  uniform Params (its fields are declared in lib/gpu/specs/gather.ts)
 //   1 src     storage read  f32 [block_rows x cols]  (rows block_start.. of the source)
 //   2 index   storage read  u32 [count]
 //   3 out     storage rw    f32 [count x cols]
 // Rows whose index is out of range (>= total_rows) are written as zeros by the block at 0.
 // Dispatch: one workgroup of WG threads per output row; rows beyond 65,535 spill into dispatch y
-// (linear row = wid.y * nwg.x + wid.x). Each thread copies every WG-th column.
-// Defines: WG (threads per workgroup).
-
-struct Params { count: u32, cols: u32, block_start: u32, block_rows: u32, total_rows: u32 }
+// (linear row = linear_workgroup(wid, nwg)). Each thread copies every WG-th column.
+// Defines: WG (threads per workgroup). The prelude (lib/gpu/spec.ts) declares Params and the helpers.
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> src: array<f32>;
@@ -22,7 +20,7 @@ struct Params { count: u32, cols: u32, block_start: u32, block_rows: u32, total_
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) lid: u32) {
-  let row = wid.y * nwg.x + wid.x;
+  let row = linear_workgroup(wid, nwg);
   if (row >= params.count) { return; }
   let s = index[row];
   let cols = params.cols;

@@ -32,7 +32,7 @@
 // Every entry point returns at once while status[0] != 0 (the loop has stopped), so a batch of iterations
 // can be encoded ahead and the work after the stop costs nothing.
 //
-// Entry points (workgroups of WG; linear invocation = (wid.y * nwg.x + wid.x) * WG + local index unless
+// Entry points (workgroups of WG; linear invocation = linear_invocation(wid, nwg, lid) unless
 // said otherwise; restart r = wid.z where listed):
 //   block_sums     one invocation per (block b, r = wid.z): sums[r][b] = sum of the block's distances.
 //   prefix_sums    one invocation per restart, over blocks [lo, hi) (a window: llvmpipe ends loops after
@@ -60,24 +60,7 @@
 //   cent_norms     one invocation per centroid: its squared norm.
 // Defines: WG, DIM4, SUM_BLOCK.
 
-struct Params {
-  n: u32,            // points
-  k: u32,            // clusters per restart
-  restarts: u32,
-  nb: u32,           // point blocks of SUM_BLOCK
-  block_start: u32,  // the bound data block: rows [block_start, block_start + block_rows)
-  block_rows: u32,
-  first: u32,        // seeding: first slot of the round; update: 1 on the first pass of the sums
-  count: u32,        // seeding: slots of the round
-  lo: u32,           // windows of prefix_sums / group_offsets / update's member positions
-  hi: u32,
-  last: u32,         // prefix_sums / update: 1 on the last pass
-  max_iters: u32,
-  tol: f32,
-  dim: u32,
-  gb: u32,           // points per block of the grouping (at least SUM_BLOCK; hist must fit one binding)
-  ngb: u32,          // blocks of the grouping
-}
+// The prelude (lib/gpu/spec.ts) declares Params (fields: lib/gpu/specs/kmeans.ts) and the helpers.
 
 const NONE = 0xffffffffu;
 const INF = 0x7f800000u;
@@ -92,10 +75,6 @@ fn s_inertia(r: u32) -> u32 { return S_RESTART + 3u * p.restarts + r; }
 
 @group(0) @binding(0) var<uniform> p: Params;
 
-fn lin(wid: vec3u, nwg: vec3u, lid: u32) -> u32 {
-  return (wid.y * nwg.x + wid.x) * WG + lid;
-}
-
 // ---------------------------------------------------------------------------------------------------
 // Sums over point blocks (seeding's sampling weights, the inertia)
 
@@ -107,7 +86,7 @@ fn lin(wid: vec3u, nwg: vec3u, lid: u32) -> u32 {
 fn block_sums(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
               @builtin(local_invocation_index) lid: u32) {
   if (bs_status[S_STATE] != 0u) { return; }
-  let b = lin(wid, nwg, lid);
+  let b = linear_invocation(wid, nwg, lid);
   if (b >= p.nb) { return; }
   let r = wid.z;
   let end = min(p.n, (b + 1u) * SUM_BLOCK);
@@ -125,7 +104,7 @@ fn block_sums(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: v
 fn prefix_sums(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
                @builtin(local_invocation_index) lid: u32) {
   if (ps_status[S_STATE] != 0u) { return; }
-  let r = lin(wid, nwg, lid);
+  let r = linear_invocation(wid, nwg, lid);
   if (r >= p.restarts) { return; }
   // The running total enters through totals[r] (0 before the first window).
   var c = 0.0;
@@ -151,7 +130,7 @@ fn prefix_sums(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: 
 fn seed_pick(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
              @builtin(local_invocation_index) lid: u32) {
   if (sp_status[S_STATE] != 0u) { return; }
-  let s = lin(wid, nwg, lid);
+  let s = linear_invocation(wid, nwg, lid);
   if (s >= p.count) { return; }
   let r = wid.z;
   let slot = p.first + s;
@@ -200,7 +179,7 @@ fn seed_pick(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: ve
 fn seed_copy(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
              @builtin(local_invocation_index) lid: u32) {
   if (sc_status[S_STATE] != 0u) { return; }
-  let i = lin(wid, nwg, lid);
+  let i = linear_invocation(wid, nwg, lid);
   if (i >= p.count * DIM4) { return; }
   let r = wid.z;
   let slot = p.first + i / DIM4;
@@ -225,7 +204,7 @@ fn seed_copy(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: ve
 fn seed_min(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
             @builtin(local_invocation_index) lid: u32) {
   if (sm_status[S_STATE] != 0u) { return; }
-  let row = lin(wid, nwg, lid);
+  let row = linear_invocation(wid, nwg, lid);
   if (row >= p.block_rows) { return; }
   // The point once, against every restart's new centres.
   var x: array<vec4f, DIM4>;
@@ -259,7 +238,7 @@ fn seed_min(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec
 fn group_count(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
                @builtin(local_invocation_index) lid: u32) {
   if (atomicLoad(&gc_status[S_STATE]) != 0u) { return; }
-  let b = lin(wid, nwg, lid);
+  let b = linear_invocation(wid, nwg, lid);
   if (b >= p.ngb) { return; }
   let r = wid.z;
   let end = min(p.n, (b + 1u) * p.gb);
@@ -282,7 +261,7 @@ fn group_count(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: 
 fn group_totals(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
                 @builtin(local_invocation_index) lid: u32) {
   if (atomicLoad(&gt_status[S_STATE]) != 0u) { return; }
-  let c = lin(wid, nwg, lid);
+  let c = linear_invocation(wid, nwg, lid);
   if (c >= p.k) { return; }
   let r = wid.z;
   var total = 0u;
@@ -335,7 +314,7 @@ fn status() {
 fn group_offsets(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
                  @builtin(local_invocation_index) lid: u32) {
   if (go_status[S_STATE] != 0u) { return; }
-  let r = lin(wid, nwg, lid);
+  let r = linear_invocation(wid, nwg, lid);
   if (r >= p.restarts) { return; }
   let o = r * (p.k + 1u);
   // The running offset enters through offsets[lo] (0 before the first window).
@@ -357,7 +336,7 @@ fn group_offsets(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg
 fn group_scatter(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
                  @builtin(local_invocation_index) lid: u32) {
   if (gs_status[S_STATE] != 0u) { return; }
-  let b = lin(wid, nwg, lid);
+  let b = linear_invocation(wid, nwg, lid);
   if (b >= p.ngb) { return; }
   let r = wid.z;
   let end = min(p.n, (b + 1u) * p.gb);
@@ -381,7 +360,7 @@ fn group_scatter(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg
 fn update(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
           @builtin(local_invocation_index) lid: u32) {
   if (up_status[S_STATE] != 0u) { return; }
-  let i = lin(wid, nwg, lid);
+  let i = linear_invocation(wid, nwg, lid);
   if (i >= p.restarts * p.k * p.dim) { return; }
   let d = i % p.dim;
   let rc = i / p.dim;  // r * K + c
@@ -411,7 +390,7 @@ fn update(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u
 fn cent_norms(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
               @builtin(local_invocation_index) lid: u32) {
   if (cn_status[S_STATE] != 0u) { return; }
-  let rc = lin(wid, nwg, lid);
+  let rc = linear_invocation(wid, nwg, lid);
   if (rc >= p.restarts * p.k) { return; }
   var s = 0.0;
   for (var d = 0u; d < DIM4; d++) {

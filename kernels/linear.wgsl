@@ -21,26 +21,11 @@
 //     4 dx rw vec4 [rows x ldy] (ldy in vec4s >= ceil(K / 4); columns K.. of the last vec4 come out 0)
 //     Invocation: TR rows x TK vec4 groups of input columns.
 // Dispatch: 1-D, WG invocations per workgroup; workgroup counts past 65,535 spill into y
-// (linear invocation = (wid.y * nwg.x + wid.x) * WG + lid).
+// (linear_invocation(wid, nwg, lid)).
 // Defines: WG (invocations per workgroup), TR, TCV, TK (tile sizes; chosen per adapter in linear.ts).
-
-struct Params {
-  rows: u32,        // rows in this dispatch
-  in_dim: u32,      // K
-  out_dim: u32,     // O
-  out_vec: u32,     // OV = ceil(O / 4)
-  ldx: u32,         // row stride of x (forward, grad_weight) or act (grad_input), in elements
-  ldy: u32,         // row stride of y (forward) or dx (grad_input), in vec4s
-  relu: u32,        // forward: 1 applies ReLU
-  split_rows: u32,  // grad_weight: rows per split
-  splits: u32,      // grad_weight: number of splits
-}
+// The prelude (lib/gpu/spec.ts) declares Params (fields: lib/gpu/specs/linear.ts) and the helpers.
 
 @group(0) @binding(0) var<uniform> p: Params;
-
-fn invocation(wid: vec3u, nwg: vec3u, lid: u32) -> u32 {
-  return (wid.y * nwg.x + wid.x) * WG + lid;
-}
 
 // ---- forward ----
 @group(0) @binding(1) var<storage, read> fx: array<f32>;
@@ -50,7 +35,7 @@ fn invocation(wid: vec3u, nwg: vec3u, lid: u32) -> u32 {
 @compute @workgroup_size(WG)
 fn forward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
            @builtin(local_invocation_index) lid: u32) {
-  let id = invocation(wid, nwg, lid);
+  let id = linear_invocation(wid, nwg, lid);
   let ov = p.out_vec;
   let ncg = (ov + TCV - 1u) / TCV;
   let cg = id % ncg;
@@ -106,7 +91,7 @@ fn forward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3
 @compute @workgroup_size(WG)
 fn grad_weight(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
                @builtin(local_invocation_index) lid: u32) {
-  let id = invocation(wid, nwg, lid);
+  let id = linear_invocation(wid, nwg, lid);
   let ov = p.out_vec;
   let kdim = p.in_dim;
   let ncg = (ov + TCV - 1u) / TCV;
@@ -150,7 +135,7 @@ fn grad_weight(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: 
 @compute @workgroup_size(WG)
 fn grad_input(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
               @builtin(local_invocation_index) lid: u32) {
-  let id = invocation(wid, nwg, lid);
+  let id = linear_invocation(wid, nwg, lid);
   let ov = p.out_vec;
   let kdim = p.in_dim;
   let kv = (kdim + 3u) / 4u;

@@ -16,7 +16,7 @@
 // The hinges use the subgradient 0 at exactly 0 (h_i = 0 or gap = 0 counts as inactive), as ReLU does.
 //
 // Bindings (group 0):
-//   0 params   uniform Params
+//   0 params   uniform Params (fields: lib/gpu/specs/losses.ts)
 //   1 emb      read f32 [rows x ld_e]              embedding rows
 //   2 triplets read u32 [B x 3]                    (a, p, n) row indices, used when indexed == 1;
 //                                                  otherwise triplet i is rows (3i, 3i+1, 3i+2)
@@ -26,21 +26,8 @@
 //                                                  (mean dap - mean dan + t), 0: written by main, read by grad_main
 //   5 grad     rw f32 [3B x ld_g]                  slot gradients, row 3i + s (grad_main only)
 // Dispatch: main: exactly one workgroup of WG invocations. grad_main: one invocation per (triplet, column),
-// WG per workgroup, workgroups past 65,535 spill into y (e = (wid.y * nwg.x + wid.x) * WG + lid).
-// Defines: WG (a power of two).
-
-struct Params {
-  count: u32,      // B
-  dim: u32,        // D
-  ld_e: u32,
-  ld_g: u32,
-  indexed: u32,
-  rows: u32,       // rows of emb (indices >= rows read row 0; the TS side validates host indices)
-  margin: f32,
-  global_weight: f32,
-  lambda: f32,
-  t: f32,
-}
+// WG per workgroup, workgroups past 65,535 spill into y (e = linear_invocation(wid, nwg, lid)).
+// Defines: WG (a power of two). The prelude (lib/gpu/spec.ts) declares Params and the helpers.
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> emb: array<f32>;
@@ -152,7 +139,7 @@ fn main(@builtin(local_invocation_index) lid: u32) {
 @compute @workgroup_size(WG)
 fn grad_main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
              @builtin(local_invocation_index) lid: u32) {
-  let e = (wid.y * nwg.x + wid.x) * WG + lid;
+  let e = linear_invocation(wid, nwg, lid);
   let B = p.count;
   let D = p.dim;
   if (e >= B * D) { return; }

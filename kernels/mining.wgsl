@@ -2,11 +2,10 @@
 // so the radius never leaves the GPU between the eps search and the filtered search. Driven by
 // lib/mining/radius.ts (encodeRadius; reference radiusRef).
 // Entry point radius:
-//   0 params uniform { count: u32, kappa: f32 }   1 eps read f32 [count]   2 out rw f32 [count]
+//   0 params uniform Params (fields: lib/gpu/specs/mining.ts)   1 eps read f32 [count]   2 out rw f32 [count]
 // Dispatch: one invocation per element, WG per workgroup, workgroups spill into y
-// (linear invocation = (wid.y * nwg.x + wid.x) * WG + lid). Defines: WG.
-
-struct Params { count: u32, kappa: f32 }
+// (linear_invocation(wid, nwg, lid)). Defines: WG. The prelude (lib/gpu/spec.ts) declares Params and the
+// helpers.
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> eps: array<f32>;
@@ -15,6 +14,6 @@ struct Params { count: u32, kappa: f32 }
 @compute @workgroup_size(WG)
 fn radius(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
           @builtin(local_invocation_index) lid: u32) {
-  let i = (wid.y * nwg.x + wid.x) * WG + lid;
+  let i = linear_invocation(wid, nwg, lid);
   if (i < p.count) { out[i] = p.kappa * eps[i]; }
 }

@@ -10,23 +10,11 @@
 //   4 dz rw f32 [rows x ld_out]
 // Only columns 0..dim-1 are read and written, so padded row strides keep their padding untouched.
 // Dispatch: one invocation per row, WG per workgroup; workgroups past 65,535 spill into y
-// (row = (wid.y * nwg.x + wid.x) * WG + lid).
+// (row = linear_invocation(wid, nwg, lid)).
 // Defines: WG (invocations per workgroup), EPS (the norm floor, 1e-12).
-
-struct Params {
-  rows: u32,
-  dim: u32,
-  ld_in: u32,   // forward: z stride; backward: de stride
-  ld_out: u32,  // forward: e stride; backward: dz stride
-  ld_e: u32,    // backward: e stride
-  scale: u32,   // forward: 1 normalises, 0 copies
-}
+// The prelude (lib/gpu/spec.ts) declares Params (fields: lib/gpu/specs/normalize.ts) and the helpers.
 
 @group(0) @binding(0) var<uniform> p: Params;
-
-fn row_of(wid: vec3u, nwg: vec3u, lid: u32) -> u32 {
-  return (wid.y * nwg.x + wid.x) * WG + lid;
-}
 
 @group(0) @binding(1) var<storage, read> fz: array<f32>;
 @group(0) @binding(2) var<storage, read_write> fe: array<f32>;
@@ -35,7 +23,7 @@ fn row_of(wid: vec3u, nwg: vec3u, lid: u32) -> u32 {
 @compute @workgroup_size(WG)
 fn forward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
            @builtin(local_invocation_index) lid: u32) {
-  let r = row_of(wid, nwg, lid);
+  let r = linear_invocation(wid, nwg, lid);
   if (r >= p.rows) { return; }
   let zb = r * p.ld_in;
   var s = 0.0;
@@ -55,7 +43,7 @@ fn forward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3
 @compute @workgroup_size(WG)
 fn backward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
             @builtin(local_invocation_index) lid: u32) {
-  let r = row_of(wid, nwg, lid);
+  let r = linear_invocation(wid, nwg, lid);
   if (r >= p.rows) { return; }
   let eb = r * p.ld_e;
   let db = r * p.ld_in;

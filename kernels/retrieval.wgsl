@@ -19,7 +19,7 @@
 //   out         u32                        first_rank: [block_rows]; positive_ranks: [block_rows x out_width]
 //   list        u32 [block_rows x N]       positive_ranks' scratch: candidate samples grouped by bin
 //
-// Entry points (one workgroup of WG invocations per query row; linear id = wid.y * nwg.x + wid.x):
+// Entry points (one workgroup of WG invocations per query row, row = linear_workgroup(wid, nwg)):
 //   first_rank      out[row] = rank of the query's nearest positive (0xFFFFFFFF for a lone query):
 //                   a min-reduction over the positives, then a count over all samples.
 //   positive_ranks  out[row * out_width + i] = rank of the query's i-th nearest positive, for every positive
@@ -37,17 +37,7 @@
 //                   and per kept positive one bin's population.
 // Bindings: 0 params, 1 dist, 2 labels, 3 members, 4 class_start, 5 out, and for positive_ranks 6 list.
 // Defines: WG (invocations per workgroup, a power of two), BINS (histogram bins of positive_ranks).
-
-struct Params {
-  n: u32,            // samples
-  block_start: u32,  // global index of the block's first query
-  block_rows: u32,   // queries in the block
-  stride: u32,       // dist row stride (>= n; positive_ranks: a multiple of 4)
-  out_width: u32,    // positive_ranks: out row stride
-  min_depth: u32,    // positive_ranks: rank exactly all positives within max(R, min_depth) of the query
-  qlabel_off: u32,   // the queries' labels start here in `labels`
-  single: u32,       // 1: the queries are the gallery (each excludes itself); 0: a separate gallery
-}
+// The prelude (lib/gpu/spec.ts) declares Params (fields: lib/gpu/specs/retrieval.ts) and the helpers.
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> dist: array<f32>;
@@ -78,10 +68,6 @@ fn before(da: f32, ia: u32, db: f32, ib: u32) -> bool {
   return da < db || (da == db && ia < ib);
 }
 
-fn query_row(wid: vec3u, nwg: vec3u) -> u32 {
-  return wid.y * nwg.x + wid.x;
-}
-
 // The gallery index the query excludes: itself in a single set, none (NONE) against a separate gallery.
 fn self_index(q: u32) -> u32 {
   return select(NONE, q, params.single == 1u);
@@ -90,7 +76,7 @@ fn self_index(q: u32) -> u32 {
 @compute @workgroup_size(WG)
 fn first_rank(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
               @builtin(local_invocation_index) lid: u32) {
-  let row = query_row(wid, nwg);
+  let row = linear_workgroup(wid, nwg);
   if (row >= params.block_rows) { return; }
   let q = params.block_start + row;
   let qs = self_index(q);
@@ -157,7 +143,7 @@ fn valid4(v: u32, q: u32) -> vec4<bool> {
 @compute @workgroup_size(WG)
 fn positive_ranks(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
                   @builtin(local_invocation_index) lid: u32) {
-  let row = query_row(wid, nwg);
+  let row = linear_workgroup(wid, nwg);
   if (row >= params.block_rows) { return; }
   let q = params.block_start + row;
   let qs = self_index(q);

@@ -9,22 +9,13 @@
 // With apply == 0 only the reduction runs (for reading gradients without changing the parameters).
 //
 // Bindings (group 0):
-//   0 params   uniform Params
+//   0 params   uniform Params (fields: lib/gpu/specs/sgd.ts)
 //   1 w        rw vec4<f32> [count4]            parameters
 //   2 v        rw vec4<f32> [count4]            momentum buffer
 //   3 grad     rw vec4<f32> [splits x count4]   partial gradients
 // Dispatch: one invocation per vec4, WG per workgroup; workgroups past 65,535 spill into y
-// (i = (wid.y * nwg.x + wid.x) * WG + lid).
-// Defines: WG.
-
-struct Params {
-  count4: u32,
-  splits: u32,
-  apply: u32,
-  lr: f32,
-  momentum: f32,
-  weight_decay: f32,
-}
+// (i = linear_invocation(wid, nwg, lid)).
+// Defines: WG. The prelude (lib/gpu/spec.ts) declares Params and the helpers.
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> w: array<vec4<f32>>;
@@ -34,7 +25,7 @@ struct Params {
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) lid: u32) {
-  let i = (wid.y * nwg.x + wid.x) * WG + lid;
+  let i = linear_invocation(wid, nwg, lid);
   if (i >= p.count4) { return; }
   var g = grad[i];
   for (var s = 1u; s < p.splits; s++) { g += grad[s * p.count4 + i]; }

@@ -4,8 +4,9 @@
 // Order: ascending by (value, column index): ties go to the smaller column. NaN entries are never
 // selected; +Inf entries are selectable and rank after every finite one (-Inf before). Rows with fewer
 // than k qualifying entries are filled with (value +Inf, index 0xFFFFFFFF), which sorts after everything.
-// Filters (flag bits): 1 exclude self (column == global row + self_offset), 2 labels (keep columns whose
-// label differs from the row's, or, with bit 4, equals it), 8 radius (keep value > row_min[global row]).
+// Filters (the shared FILTER_FLAGS of lib/gpu/spec.ts): F_SELF drops column global row + self_offset,
+// F_LABELS keeps columns whose label differs from the row's (equals it, with F_SAME), F_RADIUS keeps
+// values > row_min[global row].
 //
 // Each invocation keeps its list in a max-heap of k (value, index) pairs in private memory whose top is the
 // current k-th best, scans its entries in chunks (see CHUNK below), replaces the top by the rare entries
@@ -22,8 +23,7 @@
 //   out_v/out_i[out_off + r * out_stride + t] (starting from out's current list when `init` = 1).
 //
 // Bindings (group 0); select_rows uses 0-6, merge_lists 0-4:
-//   0 params  uniform { rows, cols, k, seg_len, segs, val_stride, out_stride, row_base, col_base,
-//                       self_offset, flags, init, val_off, out_off: u32 }
+//   0 params  uniform Params (fields: lib/gpu/specs/topk.ts)
 //   (val_off and out_off are element offsets added to every values / out index: bindings start at
 //   aligned offsets at or below the block's first element)
 //   1 values  storage read  f32 (select_rows) / the part_v lists f32 [rows x segs x k] (merge_lists)
@@ -34,13 +34,9 @@
 //   5 col_labels storage read i32 [global cols] (select_rows)
 //   6 row_min    storage read f32 [global rows] (select_rows)
 // Dispatch: WG invocations per workgroup, one per (row, segment) with row-major (row, segment) order;
-// linear invocation = (wid.y * nwg.x + wid.x) * WG + local index.
-// Defines: KMAX (heap capacity, k <= KMAX), WG.
-
-struct Params {
-  rows: u32, cols: u32, k: u32, seg_len: u32, segs: u32, val_stride: u32, out_stride: u32,
-  row_base: u32, col_base: u32, self_offset: u32, flags: u32, init: u32, val_off: u32, out_off: u32,
-}
+// linear invocation = linear_invocation(wid, nwg, lid) (the prelude's helper).
+// Defines: KMAX (heap capacity, k <= KMAX), WG. The prelude (lib/gpu/spec.ts) declares Params, the
+// filter flags and the helpers.
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> values: array<f32>;
@@ -53,10 +49,6 @@ struct Params {
 @group(0) @binding(4) var<storage, read> part_i: array<u32>;     // merge_lists
 
 const NONE = 0xFFFFFFFFu;
-const F_SELF = 1u;
-const F_LABELS = 2u;
-const F_SAME = 4u;
-const F_RADIUS = 8u;
 // +Inf through a variable: a constant bitcast to Inf is a shader-creation error in Tint (Chromium, Dawn).
 var<private> INF_BITS: u32 = 0x7F800000u;
 
@@ -151,11 +143,6 @@ fn insert(c: Cand) {
   ti = hi[0];
 }
 
-// Linear invocation index (see Dispatch above).
-fn invocation(wid: vec3u, nwg: vec3u, lid: u32) -> u32 {
-  return (wid.y * nwg.x + wid.x) * WG + lid;
-}
-
 // Sets up the scan of (row r, segment s); returns the output offset of its list.
 fn begin_scan(r: u32, s: u32) -> u32 {
   let o = p.out_off + r * p.out_stride + s * p.k;
@@ -186,7 +173,7 @@ fn fold_min(m: f32, v: f32) -> f32 {
 @compute @workgroup_size(WG)
 fn select_rows(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
                @builtin(local_invocation_index) lid: u32) {
-  let inv = invocation(wid, nwg, lid);
+  let inv = linear_invocation(wid, nwg, lid);
   let r = inv / p.segs;
   if (r >= p.rows) { return; }
   let s = inv - r * p.segs;
@@ -217,7 +204,7 @@ fn select_rows(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: 
 @compute @workgroup_size(WG)
 fn select_rows_v4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
                   @builtin(local_invocation_index) lid: u32) {
-  let inv = invocation(wid, nwg, lid);
+  let inv = linear_invocation(wid, nwg, lid);
   let r = inv / p.segs;
   if (r >= p.rows) { return; }
   let s = inv - r * p.segs;
@@ -255,7 +242,7 @@ fn select_rows_v4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nw
 @compute @workgroup_size(WG)
 fn merge_lists(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
                @builtin(local_invocation_index) lid: u32) {
-  let r = invocation(wid, nwg, lid);
+  let r = linear_invocation(wid, nwg, lid);
   if (r >= p.rows) { return; }
   let o = p.out_off + r * p.out_stride;
   init_heap(o);

@@ -10,6 +10,7 @@ import { fmtShape, ShapeError, UserError } from "../errors.ts";
 import { GpuBuffer } from "../gpu/buffer.ts";
 import type { Gpu } from "../gpu/device.ts";
 import { type Bindable, type CommandBatch, grid1d } from "../gpu/dispatch.ts";
+import { FANNG_LAYOUT } from "../gpu/specs/fanng_layout.ts";
 import type { HostMatrix } from "../util/matrix.ts";
 
 /** Most column blocks a kernel binds (bindings 1..4 of kernels/fanng.wgsl). */
@@ -94,14 +95,17 @@ export class VectorBlocks implements Disposable {
         `vectors ${fmtShape(src.shape)} do not match the index's ${fmtShape([this.rows, this.dims])}`,
       );
     }
-    const pipeline = await this.gpu.pipelines.get("fanng_layout", "to_blocks", { WG });
+    const pipeline = await FANNG_LAYOUT.pipeline(this.gpu, "to_blocks", { WG });
     const w4 = this.layout.w4;
     for (const chunk of src.rowChunks()) {
       this.blocks.forEach((dst, b) => {
-        const params = batch.uniform([chunk.rows, this.dims, w4, b * w4 * 4, chunk.rowStart]);
-        batch.dispatch(
+        batch.run(
           pipeline,
-          [params, chunk.binding, dst],
+          {
+            p: { rows: chunk.rows, dims: this.dims, w4, col0: b * w4 * 4, dst_row0: chunk.rowStart },
+            src: chunk.binding,
+            dst,
+          },
           grid1d(this.gpu, Math.ceil((chunk.rows * w4) / WG)),
           "fanng.layout",
         );

@@ -15,12 +15,14 @@
  * ```
  * @module
  */
-import { GpuBuffer } from "../gpu/buffer.ts";
+import { alignedRowBlock, GpuBuffer, rowBlocks } from "../gpu/buffer.ts";
 import type { Gpu } from "../gpu/device.ts";
 import { getGpu } from "../gpu/device.ts";
-import { type Bindable, CommandBatch, grid1d } from "../gpu/dispatch.ts";
+import { CommandBatch, grid1d } from "../gpu/dispatch.ts";
+import { type EntryBindings, fieldsFor } from "../gpu/spec.ts";
+import { KMEANS } from "../gpu/specs/kmeans.ts";
 import { checkShape, fmtShape } from "../errors.ts";
-import { alignedRowBlock, encodePrepareRows, type PreparedRows } from "../ops/distance.ts";
+import { encodePrepareRows, type PreparedRows } from "../ops/distance.ts";
 import { loopBudget } from "../ann/rounds.ts";
 import type { HostMatrix } from "../util/matrix.ts";
 import {
@@ -83,20 +85,15 @@ interface DataBlock {
 /** Row blocks of prepared rows that each fit one storage binding (`maxBytes`). */
 function dataBlocks(gpu: Gpu, prep: PreparedRows, maxBytes: number): DataBlock[] {
   const per = alignedRowBlock(gpu, [prep.dim4 * 16, 4], maxBytes, prep.rows);
-  const blocks: DataBlock[] = [];
-  for (let start = 0; start < prep.rows; start += per) {
-    const rows = Math.min(per, prep.rows - start);
-    blocks.push({
-      start,
-      rows,
-      tile: {
-        data: prep.data.binding(start * prep.dim4 * 4, rows * prep.dim4 * 4),
-        norms: prep.norms.binding(start, rows),
-        dim4: prep.dim4,
-      },
-    });
-  }
-  return blocks;
+  return rowBlocks(prep.rows, per).map(({ start, rows }) => ({
+    start,
+    rows,
+    tile: {
+      data: prep.data.binding(start * prep.dim4 * 4, rows * prep.dim4 * 4),
+      norms: prep.norms.binding(start, rows),
+      dim4: prep.dim4,
+    },
+  }));
 }
 
 /** Options of {@link kmeans}: those of the reference plus the binding size used to block the data. */
@@ -267,45 +264,33 @@ class KMeansRun {
     this.prep?.[Symbol.dispose]();
   }
 
-  pipeline(entry: string): Promise<GPUComputePipeline> {
-    return this.gpu.pipelines.get("kmeans", entry, { WG, DIM4: this.dim4, SUM_BLOCK });
+  /** The uniform fields every entry point may read (each takes those it reads; dispatches add theirs). */
+  get fields() {
+    const { n, k, restarts, nb, maxIters, tol, dim, gb, ngb } = this;
+    return { n, k, restarts, nb, max_iters: maxIters, tol, dim, gb, ngb };
   }
 
-  /** Params of kernels/kmeans.wgsl (fields not given are 0). */
-  params(
+  /**
+   * Encodes entry point `entry` of kernels/kmeans.wgsl over `threads` invocations and `layers` restarts,
+   * with the run's fields and the dispatch's own `fields`.
+   */
+  async dispatch<K extends keyof typeof KMEANS.entries & string>(
     batch: CommandBatch,
-    f: Partial<Record<"blockStart" | "blockRows" | "first" | "count" | "lo" | "hi" | "last", number>> = {},
-  ): GPUBuffer {
-    return batch.uniform([
-      this.n,
-      this.k,
-      this.restarts,
-      this.nb,
-      f.blockStart ?? 0,
-      f.blockRows ?? 0,
-      f.first ?? 0,
-      f.count ?? 0,
-      f.lo ?? 0,
-      f.hi ?? 0,
-      f.last ?? 0,
-      this.maxIters,
-      { f32: this.tol },
-      this.dim,
-      this.gb,
-      this.ngb,
-    ]);
-  }
-
-  async dispatch(
-    batch: CommandBatch,
-    entry: string,
-    bindings: Bindable[],
+    entry: K,
+    buffers: Omit<EntryBindings<(typeof KMEANS.entries)[K]>, "p">,
     threads: number,
     layers = 1,
-    f = {},
+    fields: Readonly<Record<string, number>> = {},
   ) {
+    const pipe = await KMEANS.pipeline(this.gpu, entry, { WG, DIM4: this.dim4, SUM_BLOCK });
     const grid = [...grid1d(this.gpu, Math.ceil(threads / WG)), layers];
-    batch.dispatch(await this.pipeline(entry), [this.params(batch, f), ...bindings], grid, `kmeans.${entry}`);
+    const bindings = { ...buffers, p: { ...fieldsFor(pipe, this.fields), ...fields } };
+    batch.run(
+      pipe,
+      bindings as unknown as EntryBindings<(typeof KMEANS.entries)[K]>,
+      grid,
+      `kmeans.${entry}`,
+    );
   }
 
   /** Windows [lo, hi) of `count` items for a loop of one invocation (llvmpipe's back-edge budget). */
@@ -318,12 +303,18 @@ class KMeansRun {
 
   /** Block sums of the pairs' distances and their prefix and totals per restart. */
   async encodeSums(batch: CommandBatch): Promise<void> {
-    await this.dispatch(batch, "block_sums", [this.status, this.pairs, this.sums], this.nb, this.restarts);
+    await this.dispatch(
+      batch,
+      "block_sums",
+      { bs_status: this.status, bs_pairs: this.pairs, bs_sums: this.sums },
+      this.nb,
+      this.restarts,
+    );
     for (const [lo, hi] of this.windows(this.nb)) {
       await this.dispatch(
         batch,
         "prefix_sums",
-        [this.status, this.sums, this.prefix, this.totals],
+        { ps_status: this.status, ps_sums: this.sums, ps_prefix: this.prefix, ps_totals: this.totals },
         this.restarts,
         1,
         {
@@ -340,10 +331,18 @@ class KMeansRun {
       await this.dispatch(
         batch,
         "seed_copy",
-        [this.status, this.picked, b.tile.data, b.tile.norms, this.cents, this.centNorms, this.pairs],
+        {
+          sc_status: this.status,
+          sc_picked: this.picked,
+          sc_data: b.tile.data,
+          sc_norms: b.tile.norms,
+          sc_cents: this.cents,
+          sc_cent_norms: this.centNorms,
+          sc_pairs: this.pairs,
+        },
         count * this.dim4,
         this.restarts,
-        { first, count, blockStart: b.start, blockRows: b.rows },
+        { first, count, block_start: b.start, block_rows: b.rows },
       );
     }
     for (const b of this.blocks) {
@@ -351,10 +350,17 @@ class KMeansRun {
         await this.dispatch(
           batch,
           "seed_min",
-          [this.status, b.tile.data, b.tile.norms, this.cents, this.centNorms, this.pairs],
+          {
+            sm_status: this.status,
+            sm_data: b.tile.data,
+            sm_norms: b.tile.norms,
+            sm_cents: this.cents,
+            sm_cent_norms: this.centNorms,
+            sm_pairs: this.pairs,
+          },
           b.rows,
           1,
-          { first, count, blockStart: b.start, blockRows: b.rows },
+          { first, count, block_start: b.start, block_rows: b.rows },
         );
       } else {
         await encodeNearest(batch, {
@@ -390,7 +396,14 @@ class KMeansRun {
       await this.dispatch(
         batch,
         "seed_pick",
-        [this.status, this.prefix, this.totals, this.uniforms, this.pairs, this.picked],
+        {
+          sp_status: this.status,
+          sp_prefix: this.prefix,
+          sp_totals: this.totals,
+          sp_uniforms: this.uniforms,
+          sp_pairs: this.pairs,
+          sp_picked: this.picked,
+        },
         count,
         this.restarts,
         { first: from, count },
@@ -405,11 +418,17 @@ class KMeansRun {
     await this.dispatch(
       batch,
       "group_count",
-      [this.status, this.pairs, this.prev, this.hist],
+      { gc_status: this.status, gc_pairs: this.pairs, gc_prev: this.prev, gc_hist: this.hist },
       this.ngb,
       this.restarts,
     );
-    await this.dispatch(batch, "group_totals", [this.status, this.hist, this.counts], this.k, this.restarts);
+    await this.dispatch(
+      batch,
+      "group_totals",
+      { gt_status: this.status, gt_hist: this.hist, gt_counts: this.counts },
+      this.k,
+      this.restarts,
+    );
   }
 
   async encodeGroupOrder(batch: CommandBatch): Promise<void> {
@@ -417,7 +436,7 @@ class KMeansRun {
       await this.dispatch(
         batch,
         "group_offsets",
-        [this.status, this.counts, this.offsets],
+        { go_status: this.status, go_counts: this.counts, go_offsets: this.offsets },
         this.restarts,
         1,
         {
@@ -429,7 +448,13 @@ class KMeansRun {
     await this.dispatch(
       batch,
       "group_scatter",
-      [this.status, this.pairs, this.offsets, this.hist, this.order],
+      {
+        gs_status: this.status,
+        gs_pairs: this.pairs,
+        gs_offsets: this.offsets,
+        gs_hist: this.hist,
+        gs_order: this.order,
+      },
       this.ngb,
       this.restarts,
     );
@@ -446,12 +471,19 @@ class KMeansRun {
           await this.dispatch(
             batch,
             "update",
-            [this.status, b.tile.data, this.order, this.offsets, this.centSums, this.cents],
+            {
+              up_status: this.status,
+              up_data: b.tile.data,
+              up_order: this.order,
+              up_offsets: this.offsets,
+              up_sums: this.centSums,
+              up_cents: this.cents,
+            },
             this.restarts * this.k * this.dim,
             1,
             {
-              blockStart: b.start,
-              blockRows: b.rows,
+              block_start: b.start,
+              block_rows: b.rows,
               first: pass === 0 ? 1 : 0,
               last: pass === passes - 1 ? 1 : 0,
               lo,
@@ -464,7 +496,7 @@ class KMeansRun {
       await this.dispatch(
         batch,
         "cent_norms",
-        [this.status, this.cents, this.centNorms],
+        { cn_status: this.status, cn_cents: this.cents, cn_norms: this.centNorms },
         this.restarts * this.k,
       );
     }
@@ -486,7 +518,7 @@ class KMeansRun {
     }
     await this.encodeSums(batch);
     await this.encodeGroupCounts(batch);
-    await this.dispatch(batch, "status", [this.status, this.totals], 1);
+    await this.dispatch(batch, "status", { st_status: this.status, st_totals: this.totals }, 1);
     await this.encodeGroupOrder(batch);
   }
 

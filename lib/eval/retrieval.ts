@@ -34,16 +34,12 @@
  * ```
  * @module
  */
-import { GpuBuffer } from "../gpu/buffer.ts";
+import { alignedRowBlock, alignedRowStep, GpuBuffer } from "../gpu/buffer.ts";
 import type { Gpu } from "../gpu/device.ts";
 import { CommandBatch, grid1d } from "../gpu/dispatch.ts";
+import { RETRIEVAL } from "../gpu/specs/retrieval.ts";
 import { checkShape, fmtShape, UserError } from "../errors.ts";
-import {
-  alignedRowBlock,
-  encodeDistanceBlock,
-  encodePrepareRows,
-  type PreparedRows,
-} from "../ops/distance.ts";
+import { encodeDistanceBlock, encodePrepareRows, type PreparedRows } from "../ops/distance.ts";
 import type { HostMatrix } from "../util/matrix.ts";
 import { asGpuMatrix } from "./kmeans.ts";
 import { denseLabels } from "./nmi.ts";
@@ -160,11 +156,6 @@ function kernelDefines(gpu: Gpu, binsOverride?: number): { WG: number; BINS: num
   }
   while (bins > 64 && 16 * wg + 8 * bins + 48 > limit) bins = Math.floor(bins / 2);
   return { WG: wg, BINS: bins };
-}
-
-function gcd(a: number, b: number): number {
-  while (b) [a, b] = [b, a % b];
-  return a;
 }
 
 /** What {@link queryRanks} computes and how it blocks the work. */
@@ -399,7 +390,7 @@ async function ranksBlocked(
   await prepBatch.submit();
   const rowBytes = qp.dim4 * 16;
   // Query blocks start at aligned offsets of the prepared rows; the distance block must fit one binding.
-  const step = align / gcd(align, rowBytes);
+  const step = alignedRowStep(gpu, [rowBytes]);
   const budget = Math.min(opts.blockBytes ?? DEFAULT_BLOCK_BYTES, maxBinding);
   // Per query row: its distances (rows padded to a multiple of 4 floats, read as vec4) and, for all
   // ranks, its list of binned samples.
@@ -417,10 +408,9 @@ async function ranksBlocked(
   }
   const colBlock = alignedRowBlock(gpu, [gp.dim4 * 16], maxBinding - align, n);
   const { WG, BINS } = kernelDefines(gpu, opts.bins);
-  const pipe = await gpu.pipelines.get("retrieval", withAllRanks ? "positive_ranks" : "first_rank", {
-    WG,
-    BINS,
-  });
+  const defines = { WG, BINS };
+  const allRanksPipe = withAllRanks ? await RETRIEVAL.pipeline(gpu, "positive_ranks", defines) : undefined;
+  const firstRankPipe = withAllRanks ? undefined : await RETRIEVAL.pipeline(gpu, "first_rank", defines);
 
   using dist = GpuBuffer.zeros(gpu, "f32", [blockRows, stride], "retrieval distances");
   using out = GpuBuffer.zeros(gpu, "u32", [blockRows, withAllRanks ? width : 1], "retrieval ranks");
@@ -448,22 +438,35 @@ async function ranksBlocked(
         outCol: c0,
       });
     }
-    const params = batch.uniform([
+    const params = {
       n,
-      r0,
-      nr,
+      block_start: r0,
+      block_rows: nr,
       stride,
-      width,
-      opts.minDepth ?? 1,
-      groups.single ? 0 : n,
-      groups.single ? 1 : 0,
-    ]);
-    batch.dispatch(
-      pipe,
-      [params, dist.binding(0, nr * stride), ids, members, classStart, out, ...(withAllRanks ? [list] : [])],
-      grid1d(gpu, nr),
-      withAllRanks ? "positiveRanks" : "firstRank",
-    );
+      qlabel_off: groups.single ? 0 : n,
+      single: groups.single ? 1 : 0,
+    };
+    const common = { labels: ids, members, class_start: classStart, out };
+    if (allRanksPipe) {
+      batch.run(
+        allRanksPipe,
+        {
+          params: { ...params, out_width: width, min_depth: opts.minDepth ?? 1 },
+          dist4: dist.binding(0, nr * stride),
+          list,
+          ...common,
+        },
+        grid1d(gpu, nr),
+        "positiveRanks",
+      );
+    } else {
+      batch.run(
+        firstRankPipe!,
+        { params, dist: dist.binding(0, nr * stride), ...common },
+        grid1d(gpu, nr),
+        "firstRank",
+      );
+    }
     const done = batch.submit();
     const got = await out.read(0, nr * (withAllRanks ? width : 1));
     await done;

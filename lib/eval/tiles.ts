@@ -14,10 +14,8 @@
 import type { GpuBuffer } from "../gpu/buffer.ts";
 import type { Gpu } from "../gpu/device.ts";
 import { type Bindable, type CommandBatch, grid1d } from "../gpu/dispatch.ts";
+import { EVAL_TILES, EVAL_TILES_FLAGS as F } from "../gpu/specs/eval_tiles.ts";
 import { loopBudget } from "../ann/rounds.ts";
-
-/** Flag bits of kernels/eval_tiles.wgsl. */
-const F = { ROW_LIST: 1, COL_LIST: 2, RANGES: 4, LABELS: 8, SELF: 16, MIN_INTO: 32, HALTABLE: 64, SYM: 128 };
 
 /** Rows and columns per invocation tile. */
 export const TILE = 32;
@@ -78,51 +76,45 @@ export async function encodeNearest(batch: CommandBatch, spec: NearestSpec): Pro
   const gpu = batch.gpu;
   if (spec.rows === 0) return;
   const WG = tileWorkgroup(gpu);
-  const pipe = await gpu.pipelines.get("eval_tiles", "nearest", { WG });
+  const pipe = await EVAL_TILES.pipeline(gpu, "nearest", { WG });
   const c = spec.cols;
   const ranges = "ranges" in c;
   const span = ranges ? c.ranges.maxSpan : c.len;
-  const flags = (spec.rowList ? F.ROW_LIST : 0) | (c.list ? F.COL_LIST : 0) | (ranges ? F.RANGES : 0) |
-    (spec.labels ? F.LABELS : 0) | (spec.self ? F.SELF : 0) | (spec.status ? F.HALTABLE : 0);
+  const flags = (spec.rowList ? F.F_ROW_LIST : 0) | (c.list ? F.F_COL_LIST : 0) | (ranges ? F.F_RANGES : 0) |
+    (spec.labels ? F.F_LABELS | F.F_SAME : 0) | (spec.self ? F.F_SELF : 0) | (spec.status ? F.F_HALTABLE : 0);
   const win = windowColumns(gpu, spec.a.dim4, spec.loopBudget);
   const dummy = batch.scratch("u32", [4]);
   const tiles = Math.ceil(spec.rows / TILE);
   const grid = [...grid1d(gpu, Math.ceil(tiles / WG)), spec.layers ?? 1];
   // An empty range still runs once, to write (+Inf, none) for its rows.
   for (let lo = 0; lo < Math.max(span, 1); lo += win) {
-    const params = batch.uniform([
-      spec.rows,
-      0,
-      spec.a.dim4,
-      flags | (spec.minInto || lo > 0 ? F.MIN_INTO : 0),
-      spec.rowBase ?? 0,
-      0,
-      spec.labels?.colOffset ?? 0,
-      0,
-      0,
-      0,
-      ranges ? 0 : c.begin,
-      ranges ? 0 : c.step,
-      ranges ? 0 : c.len,
-      lo,
-      lo + win,
-      c.list?.offset ?? 0,
-      ranges ? c.ranges.offset : 0,
-      spec.outStride,
-    ]);
-    batch.dispatch(
+    batch.run(
       pipe,
-      [
-        params,
-        spec.a.data,
-        spec.b.data,
-        spec.a.norms,
-        spec.b.norms,
-        spec.ids ?? dummy,
-        spec.labels?.buffer ?? dummy,
-        spec.out,
-        spec.status ?? dummy,
-      ],
+      {
+        p: {
+          rows: spec.rows,
+          dim4: spec.a.dim4,
+          flags: flags | (spec.minInto || lo > 0 ? F.F_MIN_INTO : 0),
+          row_base: spec.rowBase ?? 0,
+          label_off: spec.labels?.colOffset ?? 0,
+          col_begin: ranges ? 0 : c.begin,
+          col_step: ranges ? 0 : c.step,
+          col_len: ranges ? 0 : c.len,
+          win_lo: lo,
+          win_hi: lo + win,
+          list_off: c.list?.offset ?? 0,
+          ranges_off: ranges ? c.ranges.offset : 0,
+          out_stride: spec.outStride,
+        },
+        a: spec.a.data,
+        b: spec.b.data,
+        a_norms: spec.a.norms,
+        b_norms: spec.b.norms,
+        ids: spec.ids ?? dummy,
+        labels: spec.labels?.buffer ?? dummy,
+        out: spec.out,
+        status: spec.status ?? dummy,
+      },
       grid,
       "evalTiles.nearest",
     );
@@ -171,27 +163,34 @@ export async function encodeCountBefore(
   const gpu = batch.gpu;
   if (spec.rows === 0 || spec.cols === 0 || to <= from) return;
   const WG = tileWorkgroup(gpu);
-  const pipe = await gpu.pipelines.get("eval_tiles", "count_before", { WG });
+  const pipe = await EVAL_TILES.pipeline(gpu, "count_before", { WG });
   const tilesX = Math.ceil(Math.ceil(spec.cols / TILE) / WG);
   // Dispatches of at most one grid row of workgroups (the kernel numbers them from wg_base).
   for (let lo = from; lo < to; lo += gpu.maxWorkgroupsPerDim) {
     const hi = Math.min(to, lo + gpu.maxWorkgroupsPerDim);
-    const params = batch.uniform([
-      spec.rows,
-      spec.cols,
-      spec.a.dim4,
-      spec.symmetric ? F.SYM : 0,
-      spec.rowBase ?? 0,
-      spec.colBase ?? 0,
-      spec.colLabelOffset ?? 0,
-      tilesX,
-      lo,
-      hi,
-      ...new Array(8).fill(0), // the nearest pass's fields
-    ]);
-    batch.dispatch(
+    batch.run(
       pipe,
-      [params, spec.a.data, spec.b.data, spec.a.norms, spec.b.norms, spec.labels, spec.thresh, spec.counts],
+      {
+        p: {
+          rows: spec.rows,
+          cols: spec.cols,
+          dim4: spec.a.dim4,
+          flags: spec.symmetric ? F.F_SYM : 0,
+          row_base: spec.rowBase ?? 0,
+          col_base: spec.colBase ?? 0,
+          label_off: spec.colLabelOffset ?? 0,
+          tiles_x: tilesX,
+          wg_base: lo,
+          wg_end: hi,
+        },
+        a: spec.a.data,
+        b: spec.b.data,
+        a_norms: spec.a.norms,
+        b_norms: spec.b.norms,
+        c_labels: spec.labels,
+        thresh: spec.thresh,
+        counts: spec.counts,
+      },
       hi - lo,
       "evalTiles.countBefore",
     );

@@ -17,7 +17,7 @@
  */
 import { GpuBuffer } from "../gpu/buffer.ts";
 import { UserError } from "../errors.ts";
-import { knnSqL2 } from "../ops/topk.ts";
+import { knnSqL2 } from "../ops/knn.ts";
 import type { HostMatrix } from "../util/matrix.ts";
 import { Progress } from "../util/progress.ts";
 import { Rng } from "../util/rng.ts";

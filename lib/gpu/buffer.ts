@@ -63,6 +63,53 @@ function gcd(a: number, b: number): number {
   return a;
 }
 
+function lcm(a: number, b: number): number {
+  return (a / gcd(a, b)) * b;
+}
+
+/**
+ * The row step of matrices bound in the same row blocks: the smallest row count (a multiple of `multiple`)
+ * such that a block starting at any multiple of it starts at an aligned byte offset in every matrix (row
+ * sizes `rowBytes`).
+ */
+export function alignedRowStep(gpu: Gpu, rowBytes: readonly number[], multiple = 1): number {
+  const align = gpu.report.limits.minStorageBufferOffsetAlignment;
+  return rowBytes.reduce((step, rb) => lcm(step, align / gcd(align, rb)), multiple);
+}
+
+/**
+ * Rows per block for matrices bound in the same row blocks: every block fits `maxBytes` in each matrix
+ * (row sizes `rowBytes`) and starts at an aligned byte offset in each, except those whose row size is listed
+ * in `unaligned` (the caller binds them from an aligned offset below, see {@link GpuBuffer.alignedBinding}).
+ * At most max(rows, 1). Throws a ShapeError when no block fits.
+ */
+export function alignedRowBlock(
+  gpu: Gpu,
+  rowBytes: readonly number[],
+  maxBytes: number,
+  rows: number,
+  unaligned: readonly number[] = [],
+): number {
+  const step = alignedRowStep(gpu, rowBytes.filter((rb) => !unaligned.includes(rb)));
+  const widest = Math.max(...rowBytes, 4);
+  const fit = Math.floor(maxBytes / widest);
+  const block = fit - (fit % step);
+  if (block < 1) {
+    throw new ShapeError(
+      `rows of ${widest} bytes do not fit a storage binding of ${maxBytes} bytes in aligned blocks; ` +
+        `reduce the row length`,
+    );
+  }
+  return Math.min(block, Math.max(rows, 1));
+}
+
+/** The blocks [start, start + rows) covering `rows` rows, `per` at a time. */
+export function rowBlocks(rows: number, per: number): { start: number; rows: number }[] {
+  const blocks: { start: number; rows: number }[] = [];
+  for (let start = 0; start < rows; start += per) blocks.push({ start, rows: Math.min(per, rows - start) });
+  return blocks;
+}
+
 /** Buffer usage for every toolkit buffer: bindable as storage, copyable both ways. */
 const USAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
 
@@ -212,25 +259,29 @@ export class GpuBuffer<D extends DType = DType> implements Disposable {
   }
 
   /**
+   * A binding of elements [start, start + count) that begins at the aligned offset at or below `start`
+   * (bindings must start at aligned offsets); `off` is start's element offset within it. With `granule`
+   * the bound length is rounded up to a multiple of it (for vec4 reads; buffers are padded to 16 bytes).
+   */
+  alignedBinding(start: number, count: number, granule = 1): { binding: GPUBufferBinding; off: number } {
+    const step = this.gpu.report.limits.minStorageBufferOffsetAlignment / 4;
+    const s0 = start - (start % step);
+    const off = start - s0;
+    return { binding: this.binding(s0, Math.ceil((off + count) / granule) * granule), off };
+  }
+
+  /**
    * Splits a 2-D buffer into row blocks that each fit one storage binding (`maxBytes`, default the
    * adapter's limit) and start at an aligned offset. One block when the whole buffer fits.
    */
   rowChunks(maxBytes = this.gpu.maxBindingBytes): RowChunk[] {
-    const rowBytes = Math.max(1, this.cols) * 4;
-    const align = this.gpu.report.limits.minStorageBufferOffsetAlignment;
-    // Rows per block: as many as fit, rounded down so each block's byte offset stays aligned.
-    const rowsPerAlign = align / gcd(align, rowBytes);
-    let rowsPer = Math.floor(maxBytes / rowBytes);
-    rowsPer -= rowsPer % rowsPerAlign;
-    if (rowsPer < 1) {
-      throw new ShapeError(`one row of ${fmtShape(this.shape)} is larger than a binding (${maxBytes} B)`);
-    }
-    const chunks: RowChunk[] = [];
-    for (let start = 0; start < this.rows || chunks.length === 0; start += rowsPer) {
-      const rows = Math.min(rowsPer, this.rows - start);
-      chunks.push({ rowStart: start, rows, binding: this.binding(start * this.cols, rows * this.cols) });
-    }
-    return chunks;
+    const per = alignedRowBlock(this.gpu, [Math.max(1, this.cols) * 4], maxBytes, this.rows);
+    const blocks = this.rows ? rowBlocks(this.rows, per) : [{ start: 0, rows: 0 }];
+    return blocks.map(({ start, rows }) => ({
+      rowStart: start,
+      rows,
+      binding: this.binding(start * this.cols, rows * this.cols),
+    }));
   }
 
   /** Frees the GPU memory. Views made by `reshape` share it. */

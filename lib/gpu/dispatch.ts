@@ -3,7 +3,9 @@
  * active), copies and temporary buffers, then submits them in one queue submission and frees the
  * temporaries once the GPU is done with them.
  *
- * Bindings are listed in binding order for group 0. Uniform parameters are packed with {@link uniform}.
+ * A kernel with a spec (./spec.ts) is dispatched with {@link CommandBatch.run}: bindings by name, uniform
+ * values as an object keyed by field name, ordered and packed from the spec. {@link CommandBatch.dispatch}
+ * takes bindings in binding order for group 0 (uniforms packed with {@link CommandBatch.uniform}).
  *
  * Errors: every dispatch, copy and the submission run inside GPU error scopes (`Gpu.capture`), and a
  * destroyed buffer is refused before it is bound, so `submit()` rejects with a GpuError (naming the kernel
@@ -13,17 +15,29 @@
  * ```ts
  * import { getGpu } from "./device.ts";
  * import { CommandBatch } from "./dispatch.ts";
+ * import { GATHER } from "./specs/gather.ts";
+ * import { GpuBuffer } from "./buffer.ts";
  * const gpu = await getGpu();
- * const pipeline = await gpu.pipelines.get("distance", "main", { TM: 4 });
+ * using src = GpuBuffer.fromArray(gpu, new Float32Array([1, 2, 3, 4]), [2, 2]);
+ * using index = GpuBuffer.fromArray(gpu, new Uint32Array([1]));
+ * using out = GpuBuffer.zeros(gpu, "f32", [1, 2]);
+ * const pipeline = await GATHER.pipeline(gpu, "main", { WG: 64 });
  * const batch = new CommandBatch(gpu);
- * // batch.dispatch(pipeline, [params, a, b, out], [gx, gy], "distance");
+ * batch.run(pipeline, {
+ *   params: { count: 1, cols: 2, block_start: 0, block_rows: 2, total_rows: 2 },
+ *   src,
+ *   index,
+ *   out,
+ * }, 1);
  * await batch.submit();
+ * console.log(await out.read()); // Float32Array [3, 4]
  * ```
  * @module
  */
 import { fmtShape, UserError } from "../errors.ts";
 import { GpuBuffer } from "./buffer.ts";
 import type { Gpu, GpuErrorRecord } from "./device.ts";
+import { type EntryBindings, type EntryPipeline, type EntrySpec, orderBindings } from "./spec.ts";
 
 /** A uniform field: a bare number is a u32; wrap to choose another type. */
 export type UniformField = number | { f32: number } | { i32: number };
@@ -79,7 +93,10 @@ export class CommandBatch {
 
   /** A uniform buffer holding `fields`, freed after the batch completes. */
   uniform(fields: readonly UniformField[]): GPUBuffer {
-    const data = packUniform(fields);
+    return this.#uniformBuffer(packUniform(fields));
+  }
+
+  #uniformBuffer(data: ArrayBuffer): GPUBuffer {
     const buf = this.gpu.device.createBuffer({
       size: data.byteLength,
       usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
@@ -125,6 +142,21 @@ export class CommandBatch {
       pass.dispatchWorkgroups(x, y, z);
       pass.end();
     });
+  }
+
+  /**
+   * Encodes one dispatch of an entry point with a spec: `bindings` by name (the uniform variable's values
+   * as an object keyed by field name), ordered and packed from the spec. Label default: kernel.entry.
+   */
+  run<E extends EntrySpec>(
+    pipeline: EntryPipeline<E>,
+    bindings: EntryBindings<E>,
+    workgroups: number | readonly number[],
+    label = `${pipeline.kernel}.${pipeline.entryPoint}`,
+  ): void {
+    const { uniform, buffers } = orderBindings(pipeline, bindings as Readonly<Record<string, unknown>>);
+    const ordered = uniform ? [this.#uniformBuffer(uniform), ...buffers] : buffers;
+    this.dispatch(pipeline.pipeline, ordered, workgroups, label);
   }
 
   /** Copies `count` elements between buffers (element offsets). */

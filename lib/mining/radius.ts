@@ -5,6 +5,7 @@
  */
 import { GpuBuffer } from "../gpu/buffer.ts";
 import { type CommandBatch, grid1d } from "../gpu/dispatch.ts";
+import { MINING } from "../gpu/specs/mining.ts";
 
 const WG = 64;
 
@@ -17,9 +18,8 @@ export async function encodeRadius(
   const gpu = batch.gpu;
   const out = GpuBuffer.zeros(gpu, "f32", [eps.length], "mining radius");
   if (eps.length === 0) return out;
-  const pipeline = await gpu.pipelines.get("mining", "radius", { WG });
-  const params = batch.uniform([eps.length, { f32: kappa }]);
-  batch.dispatch(pipeline, [params, eps, out], grid1d(gpu, Math.ceil(eps.length / WG)), "mining.radius");
+  const pipeline = await MINING.pipeline(gpu, "radius", { WG });
+  batch.run(pipeline, { p: { count: eps.length, kappa }, eps, out }, grid1d(gpu, Math.ceil(eps.length / WG)));
   return out;
 }
 

@@ -10,7 +10,7 @@
  */
 import type { GpuBuffer } from "../gpu/buffer.ts";
 import { CommandBatch } from "../gpu/dispatch.ts";
-import { knnSqL2 } from "../ops/topk.ts";
+import { knnSqL2 } from "../ops/knn.ts";
 import { FanngIndex } from "../ann/index.ts";
 import { decodeGraph } from "../ann/file.ts";
 import type { FanngGraph } from "../ann/graph.ts";

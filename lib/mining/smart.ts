@@ -17,6 +17,7 @@
 import { GpuBuffer } from "../gpu/buffer.ts";
 import { CommandBatch } from "../gpu/dispatch.ts";
 import { encodeGatherRows } from "../ops/gather.ts";
+import { sqL2Ref } from "../ops/distance.ts";
 import { encodeKnnSqL2 } from "../ops/knn.ts";
 import type { HostMatrix } from "../util/matrix.ts";
 import type { ClassIndex } from "./classes.ts";
@@ -35,15 +36,6 @@ export interface SmartMining {
 
 const NONE = 0xffffffff;
 
-function sqDist(m: HostMatrix, i: number, j: number): number {
-  let s = 0;
-  for (let k = 0, a = i * m.cols, b = j * m.cols; k < m.cols; k++) {
-    const d = m.data[a + k] - m.data[b + k];
-    s += d * d;
-  }
-  return s;
-}
-
 /** Exact plain-TS smart mining (O(N^2 D)); the test oracle for {@link mineSmart}. Ties: smaller index. */
 export function mineSmartRef(emb: HostMatrix, classes: ClassIndex, kappa: number): SmartMining {
   const n = emb.rows;
@@ -56,7 +48,7 @@ export function mineSmartRef(emb: HostMatrix, classes: ClassIndex, kappa: number
   };
   const d = new Float32Array(n);
   for (let a = 0; a < n; a++) {
-    for (let j = 0; j < n; j++) d[j] = Math.fround(sqDist(emb, a, j));
+    for (let j = 0; j < n; j++) d[j] = Math.fround(sqL2Ref(emb, a, emb, j));
     let eps = Infinity;
     for (let j = 0; j < n; j++) if (j !== a && d[j] < eps) eps = d[j];
     out.eps[a] = eps;

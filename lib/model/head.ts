@@ -11,7 +11,7 @@
  * @example
  * ```ts
  * import { getGpu } from "../gpu/device.ts";
- * import { GpuBuffer } from "../gpu/buffer.ts";
+ * import { alignedRowBlock, GpuBuffer, rowBlocks } from "../gpu/buffer.ts";
  * import { EmbeddingHead } from "./head.ts";
  * const gpu = await getGpu();
  * using head = EmbeddingHead.create(gpu, { inDim: 784, outDim: 64, seed: 1 });
@@ -20,12 +20,11 @@
  * ```
  * @module
  */
-import { GpuBuffer } from "../gpu/buffer.ts";
+import { alignedRowBlock, GpuBuffer, rowBlocks } from "../gpu/buffer.ts";
 import type { Gpu } from "../gpu/device.ts";
 import { CommandBatch } from "../gpu/dispatch.ts";
 import { checkShape, fmtShape, ShapeError, UserError } from "../errors.ts";
 import {
-  alignedRowBlocks,
   encodeLinearForward,
   linearForwardRef,
   type LinearShape,
@@ -243,7 +242,9 @@ export class EmbeddingHead implements Disposable {
     if (direct) return act;
     const out = GpuBuffer.zeros(this.gpu, "f32", [rows, outDim], "embeddings");
     const norms = batch.scratch("f32", [rows], "norms");
-    for (const blk of alignedRowBlocks(rows, [outPad, outDim], this.gpu.maxBindingBytes)) {
+    // Blocks aligned in the input, the output and the norms (4 bytes a row).
+    const per = alignedRowBlock(this.gpu, [outPad * 4, outDim * 4, 4], this.gpu.maxBindingBytes, rows);
+    for (const blk of rowBlocks(rows, per)) {
       await encodeL2NormalizeForward(batch, act, {
         rowStart: blk.start,
         rows: blk.rows,

@@ -22,9 +22,10 @@
  * ```
  * @module
  */
-import { GpuBuffer } from "../gpu/buffer.ts";
+import { alignedRowBlock, GpuBuffer } from "../gpu/buffer.ts";
 import type { Gpu } from "../gpu/device.ts";
 import { CommandBatch, grid1d } from "../gpu/dispatch.ts";
+import { DISTANCE } from "../gpu/specs/distance.ts";
 import { checkShape, fmtShape, ShapeError, UserError } from "../errors.ts";
 import type { HostMatrix } from "../util/matrix.ts";
 
@@ -50,6 +51,14 @@ const GEOMETRY: Record<DistanceKernel, { rows: number; cols: number }> = {
   tiled: { rows: 64, cols: 64 },
 };
 
+/** The entry point of each kernel with scalar stores (reg32 has none: it falls back to reg16). */
+const SCALAR_ENTRY = {
+  reg32: "dist_reg16",
+  reg16: "dist_reg16",
+  reg4: "dist_reg4",
+  tiled: "dist_tiled",
+} as const satisfies Record<DistanceKernel, string>;
+
 /**
  * The kernel for this adapter and shape: register tiles on CPU adapters, as large as the shape fills
  * (32 x 32 per invocation; 16 x 16 or 4 x 4 for small M or N), workgroup-memory tiles on GPUs.
@@ -71,48 +80,6 @@ export interface PreparedRows extends Disposable {
   readonly dim4: number;
 }
 
-function lcm(a: number, b: number): number {
-  let x = a, y = b;
-  while (y) [x, y] = [y, x % y];
-  return (a / x) * b;
-}
-
-/**
- * A row block size for matrices that are bound in the same row blocks: every block fits `maxBytes` in each
- * matrix (`rowBytes` each) and starts at an aligned byte offset in each, except those whose row size is
- * listed in `unaligned` (the caller binds them from an aligned offset below). Throws when no block fits.
- */
-export function alignedRowBlock(
-  gpu: Gpu,
-  rowBytes: readonly number[],
-  maxBytes: number,
-  rows: number,
-  unaligned: readonly number[] = [],
-): number {
-  const align = gpu.report.limits.minStorageBufferOffsetAlignment;
-  let step = 1;
-  for (const rb of rowBytes) {
-    if (unaligned.includes(rb)) continue;
-    const g = (() => {
-      let x = align, y = rb % align;
-      while (y) [x, y] = [y, x % y];
-      return x;
-    })();
-    step = lcm(step, align / g);
-  }
-  const fit = Math.floor(maxBytes / Math.max(...rowBytes, 4));
-  const block = fit - (fit % step);
-  if (block < 1) {
-    throw new ShapeError(
-      `rows of ${
-        Math.max(...rowBytes)
-      } bytes do not fit a storage binding of ${maxBytes} bytes in aligned blocks; ` +
-        `reduce the row length`,
-    );
-  }
-  return Math.min(block, Math.max(rows, 1));
-}
-
 /**
  * Encodes the preparation of `x` [rows x dim]: squared norms, and a vec4-padded copy when dim % 4 != 0.
  * The returned buffers are released with the batch unless `keep` is true.
@@ -129,18 +96,21 @@ export async function encodePrepareRows(
   const norms = GpuBuffer.zeros(gpu, "f32", [rows], "row norms");
   const owned = pad ? [data, norms] : [norms];
   if (!options.keep) owned.forEach((b) => batch.release(b));
-  const pipeline = await gpu.pipelines.get("distance", "prep_rows", { PAD: pad, WG: REG_WG });
+  const pipeline = await DISTANCE.pipeline(gpu, "prep_rows", { PAD: pad, WG: REG_WG });
   const maxBytes = options.maxBindingBytes ?? gpu.maxBindingBytes;
   const block = alignedRowBlock(gpu, [dim * 4, dim4 * 16, 4], maxBytes, rows);
   // Without padding the destination is unused, but bound all the same: give it a buffer of its own.
   const dummy = pad ? undefined : batch.scratch("f32", [4]);
   for (let r0 = 0; r0 < rows; r0 += block) {
     const n = Math.min(block, rows - r0);
-    const params = batch.uniform([n, dim, dim4]);
-    const dst = dummy ?? data.binding(r0 * dim4 * 4, n * dim4 * 4);
-    batch.dispatch(
+    batch.run(
       pipeline,
-      [params, x.binding(r0 * dim, n * dim), dst, norms.binding(r0, n)],
+      {
+        prep: { rows: n, dim, dim4 },
+        prep_src: x.binding(r0 * dim, n * dim),
+        prep_dst: dummy ?? data.binding(r0 * dim4 * 4, n * dim4 * 4),
+        prep_norms: norms.binding(r0, n),
+      },
       grid1d(gpu, Math.ceil(n / 64)),
       "distance.prep",
     );
@@ -180,32 +150,43 @@ export async function encodeDistanceBlock(
   const { r0, nr, c0, nc } = block;
   // One vec4 store per 4 outputs when every output row block starts at a multiple of 4 (llvmpipe stores
   // element by element, so this matters at small D).
-  // Norms (4 bytes a row) are bound from an aligned offset at or below the block's first row.
-  const step = gpu.report.limits.minStorageBufferOffsetAlignment / 4;
-  const qn0 = r0 - (r0 % step), bn0 = c0 - (c0 % step);
+  // Norms (4 bytes a row) are bound from an aligned offset at or below the block's first row, covering
+  // whole vec4s (buffers are padded) for the kernels that read them four at a time.
+  const qn = q.norms.alignedBinding(r0, nr, 4), bn = b.norms.alignedBinding(c0, nc, 4);
   const vec4Out = block.outStride % 4 === 0 && block.outCol % 4 === 0 && nc % 4 === 0 &&
-    (r0 - qn0) % 4 === 0 && (c0 - bn0) % 4 === 0;
+    qn.off % 4 === 0 && bn.off % 4 === 0;
   // reg32 exists only with vec4 stores; without them it falls back to reg16.
   if (kernel === "reg32" && !vec4Out) kernel = "reg16";
-  const entry = vec4Out && kernel !== "reg4" && kernel !== "tiled" ? `dist_${kernel}_v4` : `dist_${kernel}`;
-  const pipeline = await gpu.pipelines.get("distance", entry, { PAD: false, WG: REG_WG });
   const g = GEOMETRY[kernel];
   const tilesX = Math.ceil(nc / g.cols), tilesY = Math.ceil(nr / g.rows);
-  const up4 = (x: number) => Math.ceil(x / 4) * 4; // norm bindings cover whole vec4s (buffers are padded)
-  const params = batch.uniform([nr, nc, q.dim4, block.outStride, block.outCol, tilesX, r0 - qn0, c0 - bn0]);
-  batch.dispatch(
-    pipeline,
-    [
-      params,
-      q.data.binding(r0 * q.dim4 * 4, nr * q.dim4 * 4),
-      b.data.binding(c0 * b.dim4 * 4, nc * b.dim4 * 4),
-      q.norms.binding(qn0, up4(r0 - qn0 + nr)),
-      b.norms.binding(bn0, up4(c0 - bn0 + nc)),
-      block.out,
-    ],
-    grid1d(gpu, tilesX * tilesY),
-    "pairwiseSqL2",
-  );
+  const common = {
+    p: {
+      rows: nr,
+      cols: nc,
+      dim4: q.dim4,
+      out_stride: block.outStride,
+      out_col: block.outCol,
+      tiles_x: tilesX,
+      qn_off: qn.off,
+      bn_off: bn.off,
+    },
+    q: q.data.binding(r0 * q.dim4 * 4, nr * q.dim4 * 4),
+    b: b.data.binding(c0 * b.dim4 * 4, nc * b.dim4 * 4),
+  };
+  const grid = grid1d(gpu, tilesX * tilesY);
+  const defines = { PAD: false, WG: REG_WG };
+  if (vec4Out && (kernel === "reg32" || kernel === "reg16")) {
+    const pipeline = await DISTANCE.pipeline(gpu, `dist_${kernel}_v4`, defines);
+    batch.run(
+      pipeline,
+      { ...common, qn4: qn.binding, bn4: bn.binding, out4: block.out },
+      grid,
+      "pairwiseSqL2",
+    );
+  } else {
+    const pipeline = await DISTANCE.pipeline(gpu, SCALAR_ENTRY[kernel], defines);
+    batch.run(pipeline, { ...common, qn: qn.binding, bn: bn.binding, out: block.out }, grid, "pairwiseSqL2");
+  }
 }
 
 /** Checks that queries and base are 2-D f32 with the same number of columns. */
@@ -275,11 +256,10 @@ export async function encodePairwiseSqL2(
   if (colBlock < n && colBlock >= 4) colBlock -= colBlock % 4; // keeps vec4 stores possible
   for (let r0 = 0; r0 < m; r0 += rowBlock) {
     const nr = Math.min(rowBlock, m - r0);
-    const start = r0 * n, bindStart = start - (start % (align / 4));
-    const outBinding = out.binding(bindStart, start - bindStart + nr * n);
+    const o = out.alignedBinding(r0 * n, nr * n);
     for (let c0 = 0; c0 < n; c0 += colBlock) {
       const nc = Math.min(colBlock, n - c0);
-      const block = { r0, nr, c0, nc, out: outBinding, outStride: n, outCol: start - bindStart + c0 };
+      const block = { r0, nr, c0, nc, out: o.binding, outStride: n, outCol: o.off + c0 };
       await encodeDistanceBlock(batch, q, b, block, options.kernel);
     }
   }

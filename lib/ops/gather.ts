@@ -5,6 +5,7 @@
  */
 import { GpuBuffer } from "../gpu/buffer.ts";
 import { CommandBatch, grid1d } from "../gpu/dispatch.ts";
+import { GATHER } from "../gpu/specs/gather.ts";
 import { checkShape, fmtShape } from "../errors.ts";
 
 const WG = 64;
@@ -25,10 +26,19 @@ export async function encodeGatherRows(
     out.length === count * cols,
     `gatherRows: out ${fmtShape(out.shape)} must hold [${count} x ${cols}]`,
   );
-  const pipeline = await gpu.pipelines.get("gather", "main", { WG });
+  const pipeline = await GATHER.pipeline(gpu, "main", { WG });
   for (const chunk of src.rowChunks()) {
-    const params = batch.uniform([count, cols, chunk.rowStart, chunk.rows, src.rows]);
-    batch.dispatch(pipeline, [params, chunk.binding, index, out], grid1d(gpu, count), "gatherRows");
+    batch.run(
+      pipeline,
+      {
+        params: { count, cols, block_start: chunk.rowStart, block_rows: chunk.rows, total_rows: src.rows },
+        src: chunk.binding,
+        index,
+        out,
+      },
+      grid1d(gpu, count),
+      "gatherRows",
+    );
   }
   return out;
 }

@@ -21,12 +21,11 @@
  * ```
  * @module
  */
-import type { GpuBuffer } from "../gpu/buffer.ts";
+import { alignedRowBlock, alignedRowStep, type GpuBuffer } from "../gpu/buffer.ts";
 import type { Gpu } from "../gpu/device.ts";
 import { CommandBatch } from "../gpu/dispatch.ts";
 import type { HostMatrix } from "../util/matrix.ts";
 import {
-  alignedRowBlock,
   checkPairShapes,
   chooseDistanceKernel,
   type DistanceKernel,
@@ -76,7 +75,7 @@ function plan(
 ): { queryBlock: number; baseBlock: number } {
   const align = gpu.report.limits.minStorageBufferOffsetAlignment;
   const maxBytes = (options.maxBindingBytes ?? gpu.maxBindingBytes) - align;
-  const rowStep = align / 4; // keeps query blocks aligned for every buffer they touch
+  const rowStep = alignedRowStep(gpu, [4]); // keeps query blocks aligned for every buffer they touch
   let qb = Math.min(options.queryBlock ?? 4096, alignedRowBlock(gpu, [dim4 * 16], maxBytes, m));
   qb = Math.max(1, Math.min(qb, Math.floor(maxBytes / (k * 4))));
   if (qb < m) qb = Math.max(rowStep, qb - (qb % rowStep));
@@ -89,8 +88,7 @@ function plan(
     Math.floor(maxBytes / (Math.min(qb, m) * 4)),
   );
   // Base blocks start at aligned offsets of the padded base and keep widths that allow vec4 paths.
-  const g = (a: number, b: number): number => (b ? g(b, a % b) : a);
-  const baseStep = 4 * (align / g(align, dim4 * 16)) / g(4, align / g(align, dim4 * 16));
+  const baseStep = alignedRowStep(gpu, [dim4 * 16], 4);
   if (nb < n) nb -= nb % baseStep;
   if (nb < 1) throw new ShapeError(`knnSqL2: no base block fits a storage binding of ${maxBytes} bytes`);
   return { queryBlock: Math.min(qb, m), baseBlock: nb };

@@ -26,10 +26,11 @@
  * ```
  * @module
  */
-import { GpuBuffer } from "../gpu/buffer.ts";
+import { alignedRowBlock, GpuBuffer, rowBlocks } from "../gpu/buffer.ts";
 import type { Gpu } from "../gpu/device.ts";
 import { CommandBatch, grid1d } from "../gpu/dispatch.ts";
-import { checkShape, fmtShape, ShapeError } from "../errors.ts";
+import { LINEAR } from "../gpu/specs/linear.ts";
+import { checkShape, fmtShape } from "../errors.ts";
 import type { HostMatrix } from "../util/matrix.ts";
 
 /** Input and output width of one fully connected layer. */
@@ -113,26 +114,6 @@ export function unpackAugmented(
   return { weight, bias: augmented.slice(inDim * op, inDim * op + outDim) };
 }
 
-/**
- * Row blocks of `rows` rows such that each block of every listed matrix (row widths `widths`, in
- * elements) fits `maxBytes` and starts at a 256-byte aligned offset (blocks are multiples of 64 rows).
- */
-export function alignedRowBlocks(
-  rows: number,
-  widths: readonly number[],
-  maxBytes: number,
-): { start: number; rows: number }[] {
-  const widest = Math.max(1, ...widths) * 4;
-  let per = Math.floor(maxBytes / widest);
-  per -= per % 64;
-  if (per < 64) {
-    throw new ShapeError(`64 rows of ${widest} bytes do not fit one binding of ${maxBytes} bytes`);
-  }
-  const blocks: { start: number; rows: number }[] = [];
-  for (let start = 0; start < rows; start += per) blocks.push({ start, rows: Math.min(per, rows - start) });
-  return blocks;
-}
-
 function checkParams(w: GpuBuffer<"f32">, shape: LinearShape, op: string): void {
   checkShape(
     Number.isInteger(shape.inDim) && shape.inDim > 0 && Number.isInteger(shape.outDim) && shape.outDim > 0,
@@ -195,36 +176,31 @@ export async function encodeLinearForward(
   const tiles = options.tiles ?? linearTiles(gpu);
   const ov = paddedWidth(shape.outDim) / 4;
   const tcv = Math.min(tiles.forward.tcv, ov);
-  const pipeline = await gpu.pipelines.get("linear", "forward", {
+  const pipeline = await LINEAR.pipeline(gpu, "forward", {
     WG: tiles.wg,
     TR: tiles.forward.tr,
     TCV: tcv,
     TK: 1,
   });
   const maxBytes = options.maxBindingBytes ?? gpu.maxBindingBytes;
-  for (const blk of alignedRowBlocks(rows, [ldx, ldy], maxBytes)) {
-    const params = batch.uniform([
-      blk.rows,
-      shape.inDim,
-      shape.outDim,
-      ov,
-      ldx,
-      ldy / 4,
-      options.relu ? 1 : 0,
-      0,
-      0,
-    ]);
+  for (const blk of rowBlocks(rows, alignedRowBlock(gpu, [ldx * 4, ldy * 4], maxBytes, rows))) {
     const invocations = Math.ceil(blk.rows / tiles.forward.tr) * Math.ceil(ov / tcv);
-    batch.dispatch(
+    batch.run(
       pipeline,
-      [
-        params,
-        x.binding(blk.start * ldx, blk.rows * ldx),
-        w,
-        out.binding(blk.start * ldy, blk.rows * ldy),
-      ],
+      {
+        p: {
+          rows: blk.rows,
+          in_dim: shape.inDim,
+          out_vec: ov,
+          ldx,
+          ldy: ldy / 4,
+          relu: options.relu ? 1 : 0,
+        },
+        fx: x.binding(blk.start * ldx, blk.rows * ldx),
+        fw: w,
+        fy: out.binding(blk.start * ldy, blk.rows * ldy),
+      },
       grid1d(gpu, Math.ceil(invocations / tiles.wg)),
-      "linear.forward",
     );
   }
   return out;
@@ -275,19 +251,22 @@ export async function encodeLinearGradWeight(
   const ov = op / 4;
   const tcv = Math.min(tiles.gradWeight.tcv, ov);
   const tk = tiles.gradWeight.tk;
-  const pipeline = await gpu.pipelines.get("linear", "grad_weight", {
+  const pipeline = await LINEAR.pipeline(gpu, "grad_weight", {
     WG: tiles.wg,
     TR: 1,
     TCV: tcv,
     TK: tk,
   });
-  const params = batch.uniform([rows, shape.inDim, shape.outDim, ov, ldx, 0, 0, splitRows, splits]);
   const invocations = Math.ceil(ov / tcv) * Math.ceil((shape.inDim + 1) / tk) * splits;
-  batch.dispatch(
+  batch.run(
     pipeline,
-    [params, x.binding(0, rows * ldx), dz.binding(0, rows * op), partials],
+    {
+      p: { rows, in_dim: shape.inDim, out_vec: ov, ldx, split_rows: splitRows, splits },
+      gx: x.binding(0, rows * ldx),
+      gdz: dz.binding(0, rows * op),
+      gpart: partials,
+    },
     grid1d(gpu, Math.ceil(invocations / tiles.wg)),
-    "linear.grad_weight",
   );
   return { partials, splits };
 }
@@ -324,14 +303,18 @@ export async function encodeLinearGradInput(
   );
   const tiles = options.tiles ?? linearTiles(gpu);
   const { tr, tk } = tiles.gradInput;
-  const pipeline = await gpu.pipelines.get("linear", "grad_input", { WG: tiles.wg, TR: tr, TCV: 1, TK: tk });
-  const params = batch.uniform([rows, shape.inDim, shape.outDim, op / 4, ldx, ip / 4, 0, 0, 0]);
+  const pipeline = await LINEAR.pipeline(gpu, "grad_input", { WG: tiles.wg, TR: tr, TCV: 1, TK: tk });
   const invocations = Math.ceil(rows / tr) * Math.ceil(ip / 4 / tk);
-  batch.dispatch(
+  batch.run(
     pipeline,
-    [params, dz.binding(0, rows * op), w, act.binding(0, rows * ldx), out],
+    {
+      p: { rows, in_dim: shape.inDim, out_vec: op / 4, ldx, ldy: ip / 4 },
+      idz: dz.binding(0, rows * op),
+      iw: w,
+      iact: act.binding(0, rows * ldx),
+      idx: out,
+    },
     grid1d(gpu, Math.ceil(invocations / tiles.wg)),
-    "linear.grad_input",
   );
   return out;
 }

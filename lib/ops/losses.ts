@@ -27,6 +27,7 @@
  */
 import { GpuBuffer } from "../gpu/buffer.ts";
 import { CommandBatch, grid1d } from "../gpu/dispatch.ts";
+import { LOSSES } from "../gpu/specs/losses.ts";
 import { checkShape, fmtShape, UserError } from "../errors.ts";
 import type { HostMatrix } from "../util/matrix.ts";
 
@@ -182,27 +183,25 @@ export async function encodeTripletLoss(
     );
   }
   const wg = gpu.report.isSoftware ? 64 : 256;
-  const stats = await gpu.pipelines.get("losses", "main", { WG: wg });
-  const params = batch.uniform([
+  const stats = await LOSSES.pipeline(gpu, "main", { WG: wg });
+  const params = {
     count,
     dim,
-    ldE,
-    ldG,
-    t ? 1 : 0,
-    embRows,
-    { f32: config.margin },
-    { f32: config.globalWeight },
-    { f32: config.lambda },
-    { f32: config.t },
-  ]);
+    ld_e: ldE,
+    indexed: t ? 1 : 0,
+    rows: embRows,
+    margin: config.margin,
+    global_weight: config.globalWeight,
+    lambda: config.lambda,
+  };
   // Without triplets the index binding still needs a buffer: a tiny scratch one.
-  const tripletsBinding = t ?? batch.scratch("u32", [4]);
-  batch.dispatch(stats, [params, emb, tripletsBinding, dists, scalars], [1], "losses.forward");
+  const triplets = t ?? batch.scratch("u32", [4]);
+  batch.run(stats, { p: { ...params, t: config.t }, emb, triplets, dists, scalars }, [1], "losses.forward");
   if (backward) {
-    const gradPipeline = await gpu.pipelines.get("losses", "grad_main", { WG: 64 });
-    batch.dispatch(
+    const gradPipeline = await LOSSES.pipeline(gpu, "grad_main", { WG: 64 });
+    batch.run(
       gradPipeline,
-      [params, emb, tripletsBinding, dists, scalars, grad!],
+      { p: { ...params, ld_g: ldG }, emb, triplets, gdists: dists, gscalars: scalars, grad: grad! },
       grid1d(gpu, Math.ceil((count * dim) / 64)),
       "losses.backward",
     );

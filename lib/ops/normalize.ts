@@ -18,6 +18,7 @@
  */
 import { GpuBuffer } from "../gpu/buffer.ts";
 import { CommandBatch, grid1d } from "../gpu/dispatch.ts";
+import { NORMALIZE } from "../gpu/specs/normalize.ts";
 import { checkShape, fmtShape } from "../errors.ts";
 import type { HostMatrix } from "../util/matrix.ts";
 
@@ -75,18 +76,16 @@ export async function encodeL2NormalizeForward(
     norms.length >= start + rows,
     `l2Normalize: norms ${fmtShape(norms.shape)} hold fewer than ${start + rows} rows`,
   );
-  const pipeline = await gpu.pipelines.get("normalize", "forward", { WG, EPS: NORMALIZE_EPS });
-  const params = batch.uniform([rows, dim, ldIn, ldOut, 0, options.scale === false ? 0 : 1]);
-  batch.dispatch(
+  const pipeline = await NORMALIZE.pipeline(gpu, "forward", { WG, EPS: NORMALIZE_EPS });
+  batch.run(
     pipeline,
-    [
-      params,
-      z.binding(start * ldIn, rows * ldIn),
-      out.binding(start * ldOut, rows * ldOut),
-      norms.binding(start, rows),
-    ],
+    {
+      p: { rows, dim, ld_in: ldIn, ld_out: ldOut, scale: options.scale === false ? 0 : 1 },
+      fz: z.binding(start * ldIn, rows * ldIn),
+      fe: out.binding(start * ldOut, rows * ldOut),
+      fn_: norms.binding(start, rows),
+    },
     grid1d(gpu, Math.ceil(rows / WG)),
-    "normalize.forward",
   );
   return { out, norms };
 }
@@ -121,13 +120,17 @@ export async function encodeL2NormalizeBackward(
     norms.length >= rows,
     `l2Normalize: norms ${fmtShape(norms.shape)} hold fewer than ${rows} rows`,
   );
-  const pipeline = await gpu.pipelines.get("normalize", "backward", { WG, EPS: NORMALIZE_EPS });
-  const params = batch.uniform([rows, dim, ldIn, ldOut, ldE, 1]);
-  batch.dispatch(
+  const pipeline = await NORMALIZE.pipeline(gpu, "backward", { WG, EPS: NORMALIZE_EPS });
+  batch.run(
     pipeline,
-    [params, e.binding(0, rows * ldE), de.binding(0, rows * ldIn), norms, out.binding(0, rows * ldOut)],
+    {
+      p: { rows, dim, ld_in: ldIn, ld_out: ldOut, ld_e: ldE },
+      be: e.binding(0, rows * ldE),
+      bde: de.binding(0, rows * ldIn),
+      bn: norms,
+      bdz: out.binding(0, rows * ldOut),
+    },
     grid1d(gpu, Math.ceil(rows / WG)),
-    "normalize.backward",
   );
   return out;
 }

@@ -22,6 +22,7 @@
  */
 import type { GpuBuffer } from "../gpu/buffer.ts";
 import { type CommandBatch, grid1d } from "../gpu/dispatch.ts";
+import { SGD } from "../gpu/specs/sgd.ts";
 import { checkShape, fmtShape } from "../errors.ts";
 
 /** The hyper-parameters of one update (lr already multiplied by the parameter group's multiplier). */
@@ -60,16 +61,25 @@ export async function encodeSgdUpdate(
   for (const k of ["lr", "momentum", "weightDecay"] as const) {
     if (!Number.isFinite(hyper[k])) throw new RangeError(`sgdUpdate: ${k} must be finite, got ${hyper[k]}`);
   }
-  const pipeline = await gpu.pipelines.get("sgd", "main", { WG });
-  const params = batch.uniform([
-    n / 4,
-    splits,
-    hyper.apply === false ? 0 : 1,
-    { f32: hyper.lr },
-    { f32: hyper.momentum },
-    { f32: hyper.weightDecay },
-  ]);
-  batch.dispatch(pipeline, [params, param, velocity, grad], grid1d(gpu, Math.ceil(n / 4 / WG)), "sgd");
+  const pipeline = await SGD.pipeline(gpu, "main", { WG });
+  batch.run(
+    pipeline,
+    {
+      p: {
+        count4: n / 4,
+        splits,
+        apply: hyper.apply === false ? 0 : 1,
+        lr: hyper.lr,
+        momentum: hyper.momentum,
+        weight_decay: hyper.weightDecay,
+      },
+      w: param,
+      v: velocity,
+      grad,
+    },
+    grid1d(gpu, Math.ceil(n / 4 / WG)),
+    "sgd",
+  );
 }
 
 /** Reference of one update, in place on `param` and `velocity` (f64 arithmetic, f32 storage). */

@@ -8,7 +8,7 @@
  * and rank after every finite value. Rows with fewer than k qualifying entries are filled with index
  * {@link NO_INDEX} (0xFFFFFFFF) and distance +Infinity. k runs from 1 to {@link MAX_K}.
  *
- * The fused distance + top-k (`knnSqL2`) lives in ./knn.ts and is re-exported here.
+ * The fused distance + top-k (`knnSqL2`) lives in ./knn.ts (which imports this module).
  *
  * @example
  * ```ts
@@ -24,7 +24,9 @@
  */
 import { type DType, GpuBuffer } from "../gpu/buffer.ts";
 import type { Gpu } from "../gpu/device.ts";
-import { type Bindable, CommandBatch, grid1d } from "../gpu/dispatch.ts";
+import { CommandBatch, grid1d } from "../gpu/dispatch.ts";
+import { FILTER_FLAGS } from "../gpu/spec.ts";
+import { TOPK } from "../gpu/specs/topk.ts";
 import { checkShape, fmtShape, ShapeError, UserError } from "../errors.ts";
 import type { HostMatrix } from "../util/matrix.ts";
 
@@ -106,7 +108,7 @@ export function allocTopk(gpu: Gpu, rows: number, k: number): TopkResult {
   };
 }
 
-/** A validated filter packed for the kernel: flag bits, the self offset and the buffers it reads. */
+/** A validated filter packed for the kernel: flag bits (FILTER_FLAGS), the self offset and its buffers. */
 export interface FilterBindings {
   flags: number;
   selfOffset: number;
@@ -137,7 +139,7 @@ export function filterBindings(
     if (!Number.isInteger(selfOffset) || selfOffset < 0) {
       throw new UserError(`${op}: selfOffset must be an integer >= 0, got ${selfOffset}`);
     }
-    flags |= 1;
+    flags |= FILTER_FLAGS.F_SELF;
   }
   if (filter.rowLabels || filter.colLabels) {
     const { rowLabels, colLabels } = filter;
@@ -152,7 +154,7 @@ export function filterBindings(
       colLabels.length === cols,
       `${op}: colLabels ${fmtShape(colLabels.shape)} must hold one label per column of [${rows} x ${cols}]`,
     );
-    flags |= 2 | (filter.labelMode === "same" ? 4 : 0);
+    flags |= FILTER_FLAGS.F_LABELS | (filter.labelMode === "same" ? FILTER_FLAGS.F_SAME : 0);
   }
   if (filter.rowMinDistance) {
     checkShape(
@@ -160,7 +162,7 @@ export function filterBindings(
       `${op}: rowMinDistance ${fmtShape(filter.rowMinDistance.shape)} must hold one value per row of ` +
         `[${rows} x ${cols}]`,
     );
-    flags |= 8;
+    flags |= FILTER_FLAGS.F_RADIUS;
   }
   const maxBytes = gpu.maxBindingBytes;
   for (const b of [filter.rowLabels, filter.colLabels, filter.rowMinDistance]) {
@@ -195,17 +197,6 @@ export function chooseSegments(gpu: Gpu, rows: number, cols: number, k: number):
   return Math.max(1, Math.min(maxSegs, Math.ceil(target / Math.max(rows, 1))));
 }
 
-/** A binding of elements [start, start + count) beginning at an aligned offset; `off` is start's offset in it. */
-export function alignedBinding(
-  buf: GpuBuffer,
-  start: number,
-  count: number,
-): { binding: GPUBufferBinding; off: number } {
-  const step = buf.gpu.report.limits.minStorageBufferOffsetAlignment / 4;
-  const s0 = start - (start % step);
-  return { binding: buf.binding(s0, start - s0 + count), off: start - s0 };
-}
-
 /** One selection pass: rows [r0, r0+nr) of a value block, written into `out` rows r0.. (or merged into them). */
 export interface SelectBlock {
   /** Values: element (r, c) at `valOff + r * valStride + c` within `values`. */
@@ -237,46 +228,62 @@ export async function encodeSelectBlock(
   // Segments of a multiple of 4 entries keep the vec4 scan possible.
   const segLen = Math.ceil(nc / segments / 4) * 4;
   const vec4 = block.valOff % 4 === 0 && block.valStride % 4 === 0 && nc % 4 === 0;
-  const ov = alignedBinding(out.distances, block.r0 * k, nr * k);
-  const oi = alignedBinding(out.indices, block.r0 * k, nr * k);
+  const ov = out.distances.alignedBinding(block.r0 * k, nr * k);
+  const oi = out.indices.alignedBinding(block.r0 * k, nr * k);
   if (ov.off !== oi.off) throw new Error("topk: output buffers disagree in alignment");
-  const common = [nr, nc, k, segLen, segments];
-  const tail = [block.r0, block.c0, filter.selfOffset, filter.flags];
-  const select = await gpu.pipelines.get("topk", vec4 ? "select_rows_v4" : "select_rows", { KMAX, WG });
+  const common = { rows: nr, k, segs: segments, init: block.merge ? 1 : 0 };
+  const scan = {
+    ...common,
+    cols: nc,
+    seg_len: segLen,
+    val_stride: block.valStride,
+    row_base: block.r0,
+    col_base: block.c0,
+    self_offset: filter.selfOffset,
+    flags: filter.flags,
+    val_off: block.valOff,
+  };
   const dummy = batch.scratch("u32", [4]); // for bindings this pass does not read
-  const f: Bindable[] = [filter.rowLabels ?? dummy, filter.colLabels ?? dummy, filter.rowMin ?? dummy];
-  if (segments === 1) {
-    const params = batch.uniform([
-      ...common,
-      block.valStride,
-      k,
-      ...tail,
-      block.merge ? 1 : 0,
-      block.valOff,
-      ov.off,
-    ]);
-    batch.dispatch(
-      select,
-      [params, block.values, ov.binding, oi.binding, ...f],
-      grid1d(gpu, Math.ceil(nr / WG)),
+  const filters = {
+    row_labels: filter.rowLabels ?? dummy,
+    col_labels: filter.colLabels ?? dummy,
+    row_min: filter.rowMin ?? dummy,
+  };
+  // One pass writes the lists into out; with segments, partial lists go to scratch and are merged.
+  const split = segments > 1;
+  const pv = split ? batch.scratch("f32", [nr, segments * k], "topk partial values") : undefined;
+  const pi = split ? batch.scratch("u32", [nr, segments * k], "topk partial indices") : undefined;
+  const p = split
+    ? { ...scan, out_stride: segments * k, init: 0, out_off: 0 }
+    : { ...scan, out_stride: k, out_off: ov.off };
+  const outputs = { out_v: pv ?? ov.binding, out_i: pi ?? oi.binding, ...filters };
+  const grid = grid1d(gpu, Math.ceil((nr * segments) / WG));
+  const defines = { KMAX, WG };
+  if (vec4) {
+    batch.run(
+      await TOPK.pipeline(gpu, "select_rows_v4", defines),
+      { p, values4: block.values, ...outputs },
+      grid,
       "topk.select",
     );
-    return;
+  } else {
+    batch.run(
+      await TOPK.pipeline(gpu, "select_rows", defines),
+      { p, values: block.values, ...outputs },
+      grid,
+      "topk.select",
+    );
   }
-  const pv = batch.scratch("f32", [nr, segments * k], "topk partial values");
-  const pi = batch.scratch("u32", [nr, segments * k], "topk partial indices");
-  const params = batch.uniform([...common, block.valStride, segments * k, ...tail, 0, block.valOff, 0]);
-  batch.dispatch(
-    select,
-    [params, block.values, pv, pi, ...f],
-    grid1d(gpu, Math.ceil((nr * segments) / WG)),
-    "topk.select",
-  );
-  const merge = await gpu.pipelines.get("topk", "merge_lists", { KMAX, WG });
-  const mparams = batch.uniform([...common, 0, k, ...tail, block.merge ? 1 : 0, 0, ov.off]);
-  batch.dispatch(
-    merge,
-    [mparams, pv, ov.binding, oi.binding, pi],
+  if (!split) return;
+  batch.run(
+    await TOPK.pipeline(gpu, "merge_lists", defines),
+    {
+      p: { ...common, out_stride: k, out_off: ov.off },
+      values: pv!,
+      out_v: ov.binding,
+      out_i: oi.binding,
+      part_i: pi!,
+    },
     grid1d(gpu, Math.ceil(nr / WG)),
     "topk.merge",
   );
@@ -315,7 +322,7 @@ export async function encodeTopkSmallest(
   const block = Math.floor(maxBytes / rowBytes);
   for (let r0 = 0; r0 < m; r0 += block) {
     const nr = Math.min(block, m - r0);
-    const v = alignedBinding(values, r0 * n, nr * n);
+    const v = values.alignedBinding(r0 * n, nr * n);
     const segments = options.segments ?? chooseSegments(gpu, nr, n, k);
     await encodeSelectBlock(
       batch,
@@ -396,5 +403,3 @@ export function topkSmallestRef(values: HostMatrix, k: number, filter: TopkFilte
   }
   return { indices, distances };
 }
-
-export { encodeKnnSqL2, knnSqL2, knnSqL2Ref } from "./knn.ts";

@@ -16,8 +16,8 @@
 import { getGpu } from "../../lib/gpu/device.ts";
 import { GpuBuffer } from "../../lib/gpu/buffer.ts";
 import { CommandBatch } from "../../lib/gpu/dispatch.ts";
-import { encodeTopkSmallest, knnSqL2, topkSmallestRef } from "../../lib/ops/topk.ts";
-import { knnSqL2Ref } from "../../lib/ops/knn.ts";
+import { encodeTopkSmallest, topkSmallestRef } from "../../lib/ops/topk.ts";
+import { knnSqL2, knnSqL2Ref } from "../../lib/ops/knn.ts";
 import { Rng } from "../../lib/util/rng.ts";
 import {
   benchOnce,

@@ -5,6 +5,7 @@ import { GpuBuffer } from "../../lib/gpu/buffer.ts";
 import { CommandBatch, grid1d, packUniform } from "../../lib/gpu/dispatch.ts";
 import { loadWgsl, withDefines } from "../../lib/gpu/kernels.ts";
 import { WGSL_SOURCES } from "../../lib/gpu/wgsl.ts";
+import { GATHER } from "../../lib/gpu/specs/gather.ts";
 import { profile } from "../../lib/gpu/timing.ts";
 import { encodeGatherRows, gatherRows, gatherRowsRef } from "../../lib/ops/gather.ts";
 import { Rng } from "../../lib/util/rng.ts";
@@ -139,7 +140,7 @@ Deno.test("profile reports per-label GPU time", async () => {
 Deno.test("a dispatch whose bindings do not fit its pipeline fails its batch, naming the kernel", async () => {
   const gpu = await getGpu();
   const mark = gpu.errorCount;
-  const pipeline = await gpu.pipelines.get("gather", "main", { WG: 64 });
+  const { pipeline } = await GATHER.pipeline(gpu, "main", { WG: 64 });
   const batch = new CommandBatch(gpu);
   using a = GpuBuffer.zeros(gpu, "f32", [4]);
   batch.dispatch(pipeline, [a], 1); // four bindings expected, one given

@@ -3,11 +3,10 @@
 // differs); vs finite differences the same bound (the layer is linear in W and b).
 import assert from "node:assert/strict";
 import { getGpu } from "../../lib/gpu/device.ts";
-import { GpuBuffer } from "../../lib/gpu/buffer.ts";
+import { alignedRowBlock, GpuBuffer, rowBlocks } from "../../lib/gpu/buffer.ts";
 import { CommandBatch } from "../../lib/gpu/dispatch.ts";
 import { ShapeError } from "../../lib/errors.ts";
 import {
-  alignedRowBlocks,
   augmentedLength,
   encodeLinearGradInput,
   encodeLinearGradWeight,
@@ -88,7 +87,7 @@ Deno.test("linear forward works in row blocks (input larger than a binding) and 
   using xb = GpuBuffer.fromArray(gpu, x, [rows, ldx]);
   using wb = GpuBuffer.fromArray(gpu, packAugmented({ inDim: k, outDim: o }, w, b));
   const maxBindingBytes = 64 * ldx * 4 * 2; // 128-row blocks
-  assert.equal(alignedRowBlocks(rows, [ldx, 16], maxBindingBytes).length, 8);
+  assert.equal(rowBlocks(rows, alignedRowBlock(gpu, [ldx * 4, 16 * 4], maxBindingBytes, rows)).length, 8);
   using y = await linearForward(xb, wb, { inDim: k, outDim: o }, { maxBindingBytes, ldx, ldy: 16 });
   const xu = new Float32Array(rows * k);
   for (let r = 0; r < rows; r++) xu.set(x.subarray(r * ldx, r * ldx + k), r * k);
