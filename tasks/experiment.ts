@@ -4,7 +4,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { type ExperimentName, experimentTable, runExperiment } from "../lib/experiments.ts";
+import { type ExperimentName, experimentTable, runExperiment } from "../lib/experiments/studies.ts";
 import { UserError } from "../lib/errors.ts";
 import { writeFileAtomic } from "../lib/util/fs.ts";
 import { writeReport } from "../lib/viz/report.ts";

@@ -9,7 +9,7 @@ import type { Gpu } from "../lib/gpu/device.ts";
 import { UserError } from "../lib/errors.ts";
 import { readJsonl } from "../lib/util/jsonl.ts";
 import { parseTrainArgs, summaryTable } from "../tasks/train.ts";
-import { validateDataset } from "../lib/data/load.ts";
+import { validateDataset } from "../lib/dataset_config.ts";
 import type { Dataset } from "../lib/data/dataset.ts";
 import { cyclingLabels, writeIdxFolder } from "./fixtures/idx.ts";
 

@@ -14,7 +14,7 @@ import { GpuBuffer } from "../gpu/buffer.ts";
 import type { Gpu } from "../gpu/device.ts";
 import { type Bindable, CommandBatch, grid1d } from "../gpu/dispatch.ts";
 import type { GpuGraph } from "./gpu_graph.ts";
-import { loopBudget, runRounds } from "./rounds.ts";
+import { loopBudget, runRounds } from "../gpu/rounds.ts";
 import type { VectorBlocks } from "./vectors.ts";
 
 /** Largest k (and ef) the kernel accepts. */
@@ -201,7 +201,7 @@ const CHUNK_MEMORY = 128 * 2 ** 20;
 
 /**
  * Searches `queries` (or the base itself with `self`) on the GPU; submits its own work, in rounds (see
- * lib/ann/rounds.ts). Returns the outputs (caller owns them).
+ * lib/gpu/rounds.ts). Returns the outputs (caller owns them).
  */
 export async function runSearch(
   base: VectorBlocks,

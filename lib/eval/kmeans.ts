@@ -21,7 +21,7 @@ import { getGpu } from "../gpu/device.ts";
 import { type Bindable, CommandBatch, grid1d } from "../gpu/dispatch.ts";
 import { checkShape, fmtShape } from "../errors.ts";
 import { alignedRowBlock, encodePrepareRows, type PreparedRows } from "../ops/distance.ts";
-import { loopBudget } from "../ann/rounds.ts";
+import { loopBudget } from "../gpu/rounds.ts";
 import type { HostMatrix } from "../util/matrix.ts";
 import {
   type Assignment,

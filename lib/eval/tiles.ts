@@ -14,7 +14,7 @@
 import type { GpuBuffer } from "../gpu/buffer.ts";
 import type { Gpu } from "../gpu/device.ts";
 import { type Bindable, type CommandBatch, grid1d } from "../gpu/dispatch.ts";
-import { loopBudget } from "../ann/rounds.ts";
+import { loopBudget } from "../gpu/rounds.ts";
 
 /** Flag bits of kernels/eval_tiles.wgsl. */
 const F = { ROW_LIST: 1, COL_LIST: 2, RANGES: 4, LABELS: 8, SELF: 16, MIN_INTO: 32, HALTABLE: 64, SYM: 128 };
