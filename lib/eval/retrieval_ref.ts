@@ -10,7 +10,7 @@
  * @module
  */
 import { ShapeError } from "../errors.ts";
-import type { HostMatrix } from "../util/matrix.ts";
+import { type HostMatrix, sqL2Rows } from "../util/matrix.ts";
 
 /** Retrieval metrics, each averaged over the queries that have at least one other sample of their label. */
 export interface RetrievalMetrics {
@@ -42,18 +42,8 @@ export interface RetrievalRefOptions {
 
 /** Squared L2 distances in float64 from row `q` of `m` to every row of `base` (default `m`). */
 export function sqL2RowRef(m: HostMatrix, q: number, base: HostMatrix = m): Float64Array {
-  const { cols, data } = m;
   const out = new Float64Array(base.rows);
-  const qo = q * cols;
-  for (let j = 0; j < base.rows; j++) {
-    let s = 0;
-    const jo = j * cols;
-    for (let c = 0; c < cols; c++) {
-      const d = data[qo + c] - base.data[jo + c];
-      s += d * d;
-    }
-    out[j] = s;
-  }
+  for (let j = 0; j < base.rows; j++) out[j] = sqL2Rows(m, q, base, j);
   return out;
 }
 
