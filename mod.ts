@@ -24,8 +24,8 @@ export {
 } from "./lib/ops/distance.ts";
 export {
   encodeTopkSmallest,
-  MAX_K,
   NO_INDEX,
+  TOPK_MAX_K,
   type TopkFilter,
   type TopkFilterHost,
   type TopkHostResult,

@@ -4,7 +4,7 @@
  * @module
  */
 import { checkOption } from "../errors.ts";
-import { MAX_BUDGET, MAX_K } from "../ann/search.ts";
+import { MAX_BUDGET, SEARCH_MAX_K } from "../ann/search.ts";
 
 /** Which triplets the miner produces. */
 export type MinerKind = "smart" | "random" | "semihard" | "batchhard";
@@ -70,8 +70,8 @@ export function validateMiningConfig(c: MiningConfig, prefix = ""): void {
     (n) => `${n(at("searchBudget"))} must be an integer in 0..${MAX_BUDGET} (0 = the default)`,
   );
   checkOption(
-    Number.isInteger(c.searchEf) && c.searchEf >= 0 && c.searchEf <= MAX_K,
-    (n) => `${n(at("searchEf"))} must be an integer in 0..${MAX_K} (0 = the default)`,
+    Number.isInteger(c.searchEf) && c.searchEf >= 0 && c.searchEf <= SEARCH_MAX_K,
+    (n) => `${n(at("searchEf"))} must be an integer in 0..${SEARCH_MAX_K} (0 = the default)`,
   );
   checkOption(isPosInt(c.maxDegree), (n) => `${n(at("maxDegree"))} must be a positive integer`);
   checkOption(
