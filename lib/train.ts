@@ -482,6 +482,7 @@ class TrainingRun {
     emb: GpuBuffer<"f32">,
     kappa: number,
     timing: EpochReport["timing"],
+    bar: Progress,
   ): Promise<SmartMining> {
     const { mining, seed } = this.config;
     let search: NeighbourSearch;
@@ -497,10 +498,12 @@ class TrainingRun {
       });
       timing.graphSec = await this.fanng.update(emb);
       search = this.fanng;
+      bar.tick(1, "searching negatives and positives");
     }
     const t0 = performance.now();
     const mined = await mineSmart(emb, this.classes, kappa, search);
     timing.mineSec = (performance.now() - t0) / 1000;
+    bar.tick(1, `${mined.negative.length} anchors mined`);
     return mined;
   }
 
@@ -513,10 +516,21 @@ class TrainingRun {
     let mined: SmartMining | undefined;
     this.onPhase?.("mine", epoch);
     if (config.mining.miner === "smart" && config.mining.minedFraction > 0) {
+      // One bar over the mining phases (each one GPU submission, so the bar moves per phase); the FANNG
+      // refresh draws its own bar inside.
+      const phases = config.mining.search === "fanng" ? 3 : 2;
+      const bar = new Progress(`epoch ${epoch}/${config.epochs} mining`, phases, {
+        unit: "phases",
+        quiet: config.quiet,
+        status: `embedding ${this.trainFeatures.rows} samples`,
+      });
+      bar.tick(0);
       const te = performance.now();
       using emb = await this.head.embedAll(this.trainFeatures);
       timing.embedSec = (performance.now() - te) / 1000;
-      mined = await this.mine(epoch, emb, kappaMined, timing);
+      bar.tick(1, config.mining.search === "fanng" ? "refreshing the FANNG graph" : "searching negatives");
+      mined = await this.mine(epoch, emb, kappaMined, timing, bar);
+      bar.done();
     }
     const rng = epochRng(config.seed, epoch, 1);
     const order = permutation(this.classes.size, rng);
