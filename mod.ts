@@ -24,8 +24,8 @@ export {
 } from "./lib/ops/distance.ts";
 export {
   encodeTopkSmallest,
-  MAX_K,
   NO_INDEX,
+  TOPK_MAX_K,
   type TopkFilter,
   type TopkFilterHost,
   type TopkHostResult,
@@ -248,7 +248,6 @@ export {
 
 // --- Training loop (lib/train.ts, lib/config.ts) ---
 export {
-  CONFIG_FLAGS,
   type ConfigChange,
   type DatasetConfig,
   defaultConfig,
@@ -270,7 +269,8 @@ export {
   type TrainPhase,
   type TrainResult,
 } from "./lib/train.ts";
-export { disjointSplit, loadDataset, subsetSplit, validateDataset } from "./lib/data/load.ts";
+export { loadDataset, validateDataset } from "./lib/dataset_config.ts";
+export { disjointSplit, subsetSplit } from "./lib/data/split.ts";
 export {
   type ExperimentName,
   type ExperimentOptions,
@@ -278,7 +278,7 @@ export {
   experimentRuns,
   experimentTable,
   runExperiment,
-} from "./lib/experiments.ts";
+} from "./lib/experiments/studies.ts";
 
 // --- Retrieval: a trained run as a search engine (lib/retrieval; docs/retrieval.md) ---
 export {

@@ -4,31 +4,22 @@
  * Adaptive + Global, linear 784 -> 64 head, L2-normalised, lr 0.05, momentum 0.9, batch 128, margin 0.2.
  * @module
  */
-import { type ControllerConfig, validateControllerConfig } from "./mining/controller.ts";
-import { FASHION_MNIST_DIR } from "./data/idx.ts";
-import { UserError } from "./errors.ts";
-import { MAX_BUDGET, MAX_K } from "./ann/search.ts";
+import { checkOption, UserError } from "./errors.ts";
+import {
+  type ControllerConfig,
+  defaultControllerConfig,
+  validateControllerConfig,
+} from "./mining/controller.ts";
+import { defaultMiningConfig, type MiningConfig, validateMiningConfig } from "./mining/options.ts";
+import {
+  completeDatasetConfig,
+  type DatasetConfig,
+  defaultDatasetConfig,
+  validateDatasetConfig,
+} from "./dataset_config.ts";
 
-/** Where the training data comes from. */
-export type DatasetConfig =
-  | {
-    /** An IDX folder (Fashion-MNIST by default): raw pixels are the features. */
-    kind: "idx";
-    dir: string;
-    /** `seen`: the standard train/test files, all classes. `disjoint`: train on the lower half of the
-     * classes (0-4 for Fashion-MNIST) from the training file, test on the upper half from the test file. */
-    split: "seen" | "disjoint";
-  }
-  | {
-    /** A feature cache folder written by `deno task features`. */
-    kind: "features";
-    dir: string;
-    /** `all`: every cached augmented view of a training image is a training sample; `centre`: only the centre view. */
-    views: "all" | "centre";
-  };
-
-/** Which triplets the miner produces. */
-export type MinerKind = "smart" | "random" | "semihard" | "batchhard";
+export type { DatasetConfig } from "./dataset_config.ts";
+export type { MinerKind, MiningConfig } from "./mining/options.ts";
 
 /** Everything a training run needs. */
 export interface TrainConfig {
@@ -38,27 +29,7 @@ export interface TrainConfig {
   testLimit: number;
   head: { outDim: number; hidden: number[]; normalize: boolean };
   loss: { margin: number; globalWeight: number; lambda: number; t: number };
-  mining: {
-    miner: MinerKind;
-    /** Nearest-neighbour search for smart mining: the FANNG graph or exact GPU brute force. */
-    search: "fanng" | "exact";
-    /** Fraction of each batch made of mined triplets (the rest random). */
-    minedFraction: number;
-    /**
-     * Most distance evaluations per anchor of the FANNG negative search; 0 = the default of
-     * lib/ann/search_defaults.ts ("filtered").
-     */
-    searchBudget: number;
-    /**
-     * ef of the FANNG negative search (it ends once its closest candidate is farther than the ef-th
-     * qualifying result); 0 = the default of lib/ann/search_defaults.ts ("filtered").
-     */
-    searchEf: number;
-    /** FANNG maximum out-degree. */
-    maxDegree: number;
-    /** In-batch miners: classes per batch (batch size / this = samples per class). */
-    classesPerBatch: number;
-  };
+  mining: MiningConfig;
   /** `adaptive`: kappa follows the controller; otherwise kappa stays at `initialKappa`. */
   controller: ControllerConfig & { adaptive: boolean };
   optim: { lr: number; momentum: number; weightDecay: number };
@@ -80,32 +51,16 @@ export type TrainConfigInput = {
     : TrainConfig[K];
 };
 
-/** The defaults (method.md section 1 and 4). */
+/** The defaults (docs/method.md sections 1 and 4); each section's own from the module that reads it. */
 export function defaultConfig(): TrainConfig {
   return {
-    dataset: { kind: "idx", dir: FASHION_MNIST_DIR, split: "seen" },
+    dataset: defaultDatasetConfig(),
     trainLimit: 0,
     testLimit: 0,
     head: { outDim: 64, hidden: [], normalize: true },
     loss: { margin: 0.2, globalWeight: 1, lambda: 1, t: 0.4 },
-    mining: {
-      miner: "smart",
-      search: "fanng",
-      minedFraction: 1,
-      searchBudget: 0,
-      searchEf: 0,
-      maxDegree: 32,
-      classesPerBatch: 8,
-    },
-    controller: {
-      adaptive: true,
-      targetError: 0.5,
-      gain: 0.05,
-      ema: 0.9,
-      kappaMin: 1,
-      kappaMax: 1024,
-      initialKappa: 16,
-    },
+    mining: defaultMiningConfig(),
+    controller: { adaptive: true, ...defaultControllerConfig() },
     optim: { lr: 0.05, momentum: 0.9, weightDecay: 0 },
     batchSize: 128,
     epochs: 5,
@@ -133,125 +88,69 @@ export function resolveConfig(input: TrainConfigInput = {}): TrainConfig {
   }
   const config = base as unknown as TrainConfig;
   // A dataset given without its optional field gets the default for its kind.
-  const ds = config.dataset as Partial<{ split: string; views: string }> & DatasetConfig;
-  if (ds.kind === "idx") ds.split ??= "seen";
-  else if (ds.kind === "features") ds.views ??= "all";
+  completeDatasetConfig(config.dataset);
   if (!config.outDir) config.outDir = `runs/${new Date().toISOString().replace(/[:.]/g, "-").slice(0, 19)}`;
   return config;
 }
 
-function need(cond: boolean, message: string): void {
-  if (!cond) throw new UserError(message);
-}
-
 const isPosInt = (n: number) => Number.isInteger(n) && n > 0;
 
-/** Checks settings that do not depend on the data; throws a UserError naming the bad one. */
+/**
+ * Checks settings that do not depend on the data; throws an OptionError naming the bad field by its
+ * config path (`mining.searchEf`); the command line renders it with the flag instead.
+ */
 export function validateConfig(c: TrainConfig): void {
-  need(
-    ["idx", "features"].includes(c.dataset.kind),
-    `unknown dataset kind '${(c.dataset as { kind: string }).kind}'`,
+  validateDatasetConfig(c.dataset, "dataset.");
+  checkOption(
+    isPosInt(c.head.outDim),
+    (n) => `${n("head.outDim")} must be a positive integer, got ${c.head.outDim}`,
   );
-  if (c.dataset.kind === "idx") {
-    need(
-      ["seen", "disjoint"].includes(c.dataset.split),
-      `--split must be 'seen' or 'disjoint', got '${c.dataset.split}'`,
-    );
-  } else {
-    need(
-      ["all", "centre"].includes(c.dataset.views),
-      `--views must be 'all' or 'centre', got '${c.dataset.views}'`,
-    );
-  }
-  need(isPosInt(c.head.outDim), `--embedding-dim must be a positive integer, got ${c.head.outDim}`);
-  need(c.head.hidden.every(isPosInt), `--hidden must list positive integers, got ${c.head.hidden.join(",")}`);
-  need(c.loss.margin >= 0, `--margin must be >= 0, got ${c.loss.margin}`);
-  need(c.loss.globalWeight >= 0, `--global-weight must be >= 0, got ${c.loss.globalWeight}`);
-  need(
-    Number.isFinite(c.loss.lambda) && Number.isFinite(c.loss.t),
-    "--global-lambda and --global-t must be numbers",
+  checkOption(
+    c.head.hidden.every(isPosInt),
+    (n) => `${n("head.hidden")} must list positive integers, got ${c.head.hidden.join(",")}`,
   );
-  need(
-    ["smart", "random", "semihard", "batchhard"].includes(c.mining.miner),
-    `unknown --miner '${c.mining.miner}'`,
+  checkOption(c.loss.margin >= 0, (n) => `${n("loss.margin")} must be >= 0, got ${c.loss.margin}`);
+  checkOption(
+    c.loss.globalWeight >= 0,
+    (n) => `${n("loss.globalWeight")} must be >= 0, got ${c.loss.globalWeight}`,
   );
-  need(
-    ["fanng", "exact"].includes(c.mining.search),
-    `--search must be 'fanng' or 'exact', got '${c.mining.search}'`,
+  checkOption(Number.isFinite(c.loss.lambda), (n) => `${n("loss.lambda")} must be a number`);
+  checkOption(Number.isFinite(c.loss.t), (n) => `${n("loss.t")} must be a number`);
+  validateMiningConfig(c.mining, "mining.");
+  validateControllerConfig(c.controller, "controller.");
+  checkOption(c.optim.lr > 0, (n) => `${n("optim.lr")} must be > 0, got ${c.optim.lr}`);
+  checkOption(
+    c.optim.momentum >= 0 && c.optim.momentum < 1,
+    (n) => `${n("optim.momentum")} must be in [0, 1), got ${c.optim.momentum}`,
   );
-  need(c.mining.minedFraction >= 0 && c.mining.minedFraction <= 1, `--mined-fraction must be in [0, 1]`);
-  need(
-    Number.isInteger(c.mining.searchBudget) && c.mining.searchBudget >= 0 &&
-      c.mining.searchBudget <= MAX_BUDGET,
-    `--search-budget must be an integer in 0..${MAX_BUDGET} (0 = the default)`,
+  checkOption(c.optim.weightDecay >= 0, (n) => `${n("optim.weightDecay")} must be >= 0`);
+  checkOption(
+    isPosInt(c.batchSize),
+    (n) => `${n("batchSize")} must be a positive integer, got ${c.batchSize}`,
   );
-  need(
-    Number.isInteger(c.mining.searchEf) && c.mining.searchEf >= 0 && c.mining.searchEf <= MAX_K,
-    `--search-ef must be an integer in 0..${MAX_K} (0 = the default)`,
+  checkOption(
+    Number.isInteger(c.epochs) && c.epochs >= 1,
+    (n) => `${n("epochs")} must be an integer >= 1, got ${c.epochs}`,
   );
-  need(isPosInt(c.mining.maxDegree), `--max-degree must be a positive integer`);
-  need(
-    isPosInt(c.mining.classesPerBatch) && c.mining.classesPerBatch >= 2,
-    `--classes-per-batch must be >= 2`,
+  checkOption(Number.isInteger(c.seed), (n) => `${n("seed")} must be an integer, got ${c.seed}`);
+  checkOption(
+    Number.isInteger(c.trainLimit) && c.trainLimit >= 0,
+    (n) => `${n("trainLimit")} must be an integer >= 0, got ${c.trainLimit}`,
   );
-  validateControllerConfig(c.controller);
-  need(c.optim.lr > 0, `--lr must be > 0, got ${c.optim.lr}`);
-  need(c.optim.momentum >= 0 && c.optim.momentum < 1, `--momentum must be in [0, 1)`);
-  need(c.optim.weightDecay >= 0, `--weight-decay must be >= 0`);
-  need(isPosInt(c.batchSize), `--batch-size must be a positive integer, got ${c.batchSize}`);
-  need(Number.isInteger(c.epochs) && c.epochs >= 1, `--epochs must be an integer >= 1, got ${c.epochs}`);
-  need(Number.isInteger(c.seed), `--seed must be an integer`);
-  need(
-    Number.isInteger(c.trainLimit) && c.trainLimit >= 0 && Number.isInteger(c.testLimit) && c.testLimit >= 0,
-    "--train-limit and --test-limit must be integers >= 0",
+  checkOption(
+    Number.isInteger(c.testLimit) && c.testLimit >= 0,
+    (n) => `${n("testLimit")} must be an integer >= 0, got ${c.testLimit}`,
   );
-  need(isPosInt(c.eval.every), `--eval-every must be a positive integer`);
-  need(
+  checkOption(isPosInt(c.eval.every), (n) => `${n("eval.every")} must be a positive integer`);
+  checkOption(
     c.eval.recallKs.length > 0 && c.eval.recallKs.every(isPosInt),
-    `--recall-k must list positive integers`,
+    (n) => `${n("eval.recallKs")} must list positive integers`,
+  );
+  checkOption(
+    Number.isInteger(c.logEveryBatches) && c.logEveryBatches >= 0,
+    (n) => `${n("logEveryBatches")} must be an integer >= 0, got ${c.logEveryBatches}`,
   );
 }
-
-/** The command-line flag of each config field (dotted paths; `dataset` is one field). */
-export const CONFIG_FLAGS: Readonly<Record<string, string>> = {
-  dataset: "--data/--split/--features/--views",
-  trainLimit: "--train-limit",
-  testLimit: "--test-limit",
-  "head.outDim": "--embedding-dim",
-  "head.hidden": "--hidden",
-  "head.normalize": "--no-normalize",
-  "loss.margin": "--margin",
-  "loss.globalWeight": "--global-weight",
-  "loss.lambda": "--global-lambda",
-  "loss.t": "--global-t",
-  "mining.miner": "--miner",
-  "mining.search": "--search",
-  "mining.minedFraction": "--mined-fraction",
-  "mining.searchBudget": "--search-budget",
-  "mining.searchEf": "--search-ef",
-  "mining.maxDegree": "--max-degree",
-  "mining.classesPerBatch": "--classes-per-batch",
-  "controller.adaptive": "--fixed-kappa",
-  "controller.initialKappa": "--kappa",
-  "controller.targetError": "--target-error",
-  "controller.gain": "--gain",
-  "controller.ema": "--ema",
-  "controller.kappaMin": "--kappa-min",
-  "controller.kappaMax": "--kappa-max",
-  "optim.lr": "--lr",
-  "optim.momentum": "--momentum",
-  "optim.weightDecay": "--weight-decay",
-  batchSize: "--batch-size",
-  epochs: "--epochs",
-  seed: "--seed",
-  "eval.every": "--eval-every",
-  "eval.recallKs": "--recall-k",
-  "eval.nmi": "--no-nmi",
-  "eval.mapAtR": "--map-at-r",
-  outDir: "--out",
-  logEveryBatches: "--log-every",
-  quiet: "--quiet",
-};
 
 /**
  * The fields a resume may change: how long to train, and what to print, log and evaluate. Everything else
@@ -269,8 +168,8 @@ export const RESUMABLE_FIELDS: readonly string[] = [
 
 /** A field a resume changed. */
 export interface ConfigChange {
+  /** The field's config path, e.g. `epochs` or `eval.recallKs`. */
   field: string;
-  flag: string;
   from: unknown;
   to: unknown;
 }
@@ -291,7 +190,7 @@ const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b)
 
 /**
  * The config of a resumed run: the saved config with the changes `input` asks for applied, when they are
- * all {@link RESUMABLE_FIELDS}; otherwise a UserError naming the flags that would change how the run
+ * all {@link RESUMABLE_FIELDS}; otherwise an OptionError naming the fields that would change how the run
  * trains. Values equal to the saved ones are no change. `source` names the saved config in messages.
  */
 export function resumedConfig(
@@ -304,15 +203,16 @@ export function resumedConfig(
   const refused: ConfigChange[] = [];
   for (const [field, to] of leaves(input as Record<string, unknown>)) {
     if (field === "outDir") {
-      if (to !== saved.outDir) {
-        throw new UserError(`--out cannot be combined with --resume: the run stays in ${saved.outDir}`);
-      }
+      checkOption(
+        to === saved.outDir,
+        (n) => `${n("outDir")} cannot be combined with ${n("resume")}: the run stays in ${saved.outDir}`,
+      );
       continue;
     }
     const path = field.split(".");
     const from = path.reduce<unknown>((o, k) => (o as Record<string, unknown> | undefined)?.[k], saved);
     if (same(from, to)) continue;
-    const change = { field, flag: CONFIG_FLAGS[field] ?? field, from, to };
+    const change = { field, from, to };
     if (!RESUMABLE_FIELDS.includes(field)) {
       refused.push(change);
       continue;
@@ -323,14 +223,14 @@ export function resumedConfig(
     node[path.at(-1)!] = to;
   }
   if (refused.length) {
-    const what = refused.map((c) =>
-      `${c.flag} (saved ${JSON.stringify(c.from)}, given ${JSON.stringify(c.to)})`
-    );
-    const allowed = RESUMABLE_FIELDS.map((f) => CONFIG_FLAGS[f]).join(", ");
-    throw new UserError(
-      `a resume cannot change ${what.join(", ")}: ${source} continues with the settings it was started ` +
-        `with. A resume may change only ${allowed}; to train with other settings start a new run (--out)`,
-    );
+    throw new UserError((n) => {
+      const what = refused.map((c) =>
+        `${n(c.field)} (saved ${JSON.stringify(c.from)}, given ${JSON.stringify(c.to)})`
+      );
+      return `a resume cannot change ${what.join(", ")}: ${source} continues with the settings it was ` +
+        `started with. A resume may change only ${RESUMABLE_FIELDS.map(n).join(", ")}; to train with other ` +
+        `settings start a new run (${n("outDir")})`;
+    });
   }
   return { config: config as unknown as TrainConfig, changes };
 }

@@ -36,7 +36,9 @@ async function entries(dir: string): Promise<string[] | undefined> {
     throw new UserError(fsErrorMessage(e, dir, "read"));
   }
   if (!info.isDirectory) {
-    throw new UserError(`${dir} is a file, not a folder: choose a folder path for the run (--out)`);
+    throw new UserError((n) =>
+      `${dir} is a file, not a folder: choose a folder path for the run (${n("outDir")})`
+    );
   }
   const names: string[] = [];
   for await (const e of Deno.readDir(dir)) names.push(e.name);
@@ -60,16 +62,17 @@ function checkNewRunContents(dir: string, names: string[], overwrite: boolean): 
   const run = visible.filter((n) => RUN_FILES.includes(n));
   const other = visible.filter((n) => !RUN_FILES.includes(n));
   if (other.length) {
-    throw new UserError(
-      `${dir} is not empty and is not a run folder (it holds ${
-        listSome(other)
-      }): choose an empty or new --out`,
+    throw new UserError((n) =>
+      `${dir} is not empty and is not a run folder (it holds ${listSome(other)}): choose an empty or new ` +
+      n("outDir")
     );
   }
   if (run.length && !overwrite) {
-    throw new UserError(
-      `${dir} already holds a run (${listSome(run)}): continue it with --resume ${dir}, replace it with ` +
-        `--overwrite, or choose another --out`,
+    throw new UserError((n) =>
+      `${dir} already holds a run (${listSome(run)}): continue it with ${
+        n("resume")
+      } ${dir}, replace it with ` +
+      `${n("overwrite")}, or choose another ${n("outDir")}`
     );
   }
 }
@@ -77,13 +80,14 @@ function checkNewRunContents(dir: string, names: string[], overwrite: boolean): 
 /** Checks that `dir` holds a run that can be resumed (a config.json); nothing is written. */
 export async function checkRunFolderToResume(dir: string): Promise<void> {
   const names = await entries(dir);
-  if (!names) throw new UserError(`cannot resume: ${dir} does not exist; check the --resume path`);
+  if (!names) {
+    throw new UserError((n) => `cannot resume: ${dir} does not exist; check the ${n("resume")} path`);
+  }
   await checkNotInUse(dir, names);
   if (!names.includes("config.json")) {
-    throw new UserError(
-      `cannot resume: ${dir} is not a run folder (no config.json)${
-        names.length ? "" : "; it is empty"
-      }; check the --resume path`,
+    throw new UserError((n) =>
+      `cannot resume: ${dir} is not a run folder (no config.json)${names.length ? "" : "; it is empty"}; ` +
+      `check the ${n("resume")} path`
     );
   }
   await checkWritable(dir);
@@ -102,7 +106,9 @@ export async function openRunFolder(
     await Deno.mkdir(dir, { recursive: true });
   } catch (e) {
     if (e instanceof Deno.errors.AlreadyExists) {
-      throw new UserError(`${dir} is a file, not a folder: choose a folder path for the run (--out)`);
+      throw new UserError((n) =>
+        `${dir} is a file, not a folder: choose a folder path for the run (${n("outDir")})`
+      );
     }
     throw new UserError(fsErrorMessage(e, dir, "create"));
   }

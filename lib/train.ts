@@ -25,8 +25,8 @@ import {
   validateConfig,
 } from "./config.ts";
 import type { Dataset } from "./data/dataset.ts";
-import { loadDataset, validateDataset } from "./data/load.ts";
-import { GpuError, UserError } from "./errors.ts";
+import { loadDataset, validateDataset } from "./dataset_config.ts";
+import { GpuError, type OptionNamer, UserError } from "./errors.ts";
 import { getGpu, type Gpu } from "./gpu/device.ts";
 import { GpuBuffer } from "./gpu/buffer.ts";
 import { gatherRows } from "./ops/gather.ts";
@@ -156,15 +156,17 @@ async function readSavedConfig(dir: string): Promise<TrainConfig> {
     saved = JSON.parse(await Deno.readTextFile(path));
   } catch (e) {
     if (e instanceof SyntaxError) {
-      throw new UserError(
+      throw new UserError((n) =>
         `cannot resume: ${path} is not valid JSON (cut off or edited); the run cannot be continued, start ` +
-          `it again with --overwrite`,
+        `it again with ${n("overwrite")}`
       );
     }
     throw new UserError(`cannot resume: ${fsErrorMessage(e, path, "read")}`);
   }
   if (!saved || typeof saved !== "object" || !saved.dataset || !saved.mining || !saved.head) {
-    throw new UserError(`cannot resume: ${path} is not a training config; check the --resume path`);
+    throw new UserError((n) =>
+      `cannot resume: ${path} is not a training config; check the ${n("resume")} path`
+    );
   }
   delete saved.adapter;
   return resolveConfig({ ...saved, outDir: dir } as TrainConfigInput);
@@ -177,76 +179,87 @@ async function readResumePoint(dir: string, config: TrainConfig, changes: Config
   const c = await readCheckpoint(path);
   const meta = c.meta as unknown as RunCheckpointMeta;
   if (!Number.isInteger(meta.epoch) || !Array.isArray(meta.reports) || !meta.controller) {
-    throw new UserError(
+    throw new UserError((n) =>
       `cannot resume: checkpoint ${path} was written by an older toolkit without the run's state; start the ` +
-        `run again with --overwrite`,
+      `run again with ${n("overwrite")}`
     );
   }
   if (meta.epoch > config.epochs) {
-    throw new UserError(
-      `cannot resume ${dir}: it has trained ${meta.epoch} epochs already, more than --epochs ${config.epochs}`,
+    throw new UserError((n) =>
+      `cannot resume ${dir}: it has trained ${meta.epoch} epochs already, more than ${
+        n("epochs")
+      } ${config.epochs}`
     );
   }
   return { checkpoint: { ...c, meta }, changes } as ResumePoint;
 }
 
-/** Refuses, before any GPU work, shapes this adapter cannot hold, naming the flag to change. */
+/** Refuses, before any GPU work, shapes this adapter cannot hold, naming the option to change. */
 export function checkRunFits(gpu: Gpu, config: TrainConfig, data: Dataset): void {
   const binding = gpu.maxBindingBytes, maxBuffer = gpu.report.limits.maxBufferSize;
   const mib = (n: number) => `${(n / 2 ** 20).toFixed(0)} MiB`;
   const widths = [data.train.features.cols, ...config.head.hidden, config.head.outDim];
   const rows = Math.max(data.train.features.rows, data.test.features.rows);
-  const flagOf = (l: number) => (l === widths.length - 2 ? "--embedding-dim" : "--hidden");
+  const fieldOf = (l: number) => (l === widths.length - 2 ? "head.outDim" : "head.hidden");
   for (let l = 0; l + 1 < widths.length; l++) {
     const bytes = augmentedLength({ inDim: widths[l], outDim: widths[l + 1] }) * 4;
     if (bytes > binding) {
-      throw new UserError(
+      throw new UserError((n) =>
         `layer ${l + 1} of the head (${widths[l]} -> ${widths[l + 1]}) needs ${mib(bytes)} of parameters, ` +
-          `over this adapter's ${mib(binding)} storage binding: use a smaller ${flagOf(l)}`,
+        `over this adapter's ${mib(binding)} storage binding: use a smaller ${n(fieldOf(l))}`
       );
     }
     const act = rows * paddedWidth(widths[l + 1]) * 4;
     if (act > maxBuffer) {
-      throw new UserError(
+      throw new UserError((n) =>
         `the ${rows} samples' layer ${l + 1} outputs (${widths[l + 1]} wide) need ${mib(act)}, over this ` +
-          `adapter's ${mib(maxBuffer)} buffer limit: use a smaller ${flagOf(l)} or fewer samples ` +
-          `(--train-limit, --test-limit)`,
+        `adapter's ${mib(maxBuffer)} buffer limit: use a smaller ${n(fieldOf(l))} or fewer samples ` +
+        `(${n("trainLimit")}, ${n("testLimit")})`
       );
     }
   }
   const { rows: n, cols: d } = data.train.features;
   if (n * d * 4 > maxBuffer) {
-    throw new UserError(
+    throw new UserError((name) =>
       `the training features (${n} x ${d}) need ${mib(n * d * 4)}, over this adapter's ${mib(maxBuffer)} ` +
-        "buffer limit: use --train-limit",
+      `buffer limit: use ${name("trainLimit")}`
     );
   }
   const step = 3 * config.batchSize * Math.max(...widths.map(paddedWidth)) * 4;
   if (step > binding) {
-    throw new UserError(
+    throw new UserError((n) =>
       `a batch of ${config.batchSize} triplets needs ${mib(step)} per layer, over this adapter's ` +
-        `${mib(binding)} storage binding: use a smaller --batch-size`,
+      `${mib(binding)} storage binding: use a smaller ${n("batchSize")}`
     );
   }
   if (config.mining.miner === "smart" && config.mining.search === "fanng") {
     const graph = data.train.features.rows * config.mining.maxDegree * 4;
     if (graph > binding) {
-      throw new UserError(
-        `the FANNG graph over ${data.train.features.rows} samples at --max-degree ${config.mining.maxDegree} ` +
-          `needs ${mib(graph)}, over this adapter's ${mib(binding)} storage binding: lower --max-degree ` +
-          `or use --search exact`,
+      throw new UserError((n) =>
+        `the FANNG graph over ${data.train.features.rows} samples at ${n("mining.maxDegree")} ` +
+        `${config.mining.maxDegree} needs ${mib(graph)}, over this adapter's ${
+          mib(binding)
+        } storage binding: ` +
+        `lower ${n("mining.maxDegree")} or set ${n("mining.search")} to exact`
       );
     }
   }
 }
 
-/** A GPU error during a run, with the run's flags that set the shapes the device refused. */
+/** A GPU error during a run, with the run's options that set the shapes the device refused. */
 function runGpuError(e: GpuError, config: TrainConfig): GpuError {
   const sized = /storage binding|out of memory/.test(e.hint);
-  const flags = `lower --hidden (${config.head.hidden.join(",") || "none"}), --embedding-dim ` +
-    `(${config.head.outDim}), --batch-size (${config.batchSize}) or the sample count (--train-limit)`;
+  const options = (n: OptionNamer) =>
+    `lower ${n("head.hidden")} (${config.head.hidden.join(",") || "none"}), ${n("head.outDim")} ` +
+    `(${config.head.outDim}), ${n("batchSize")} (${config.batchSize}) or the sample count (${
+      n("trainLimit")
+    })`;
   const kept = "nothing of the failed epoch was written; the run folder keeps its last good checkpoint";
-  return new GpuError(e.where, e.gpuMessage, [e.hint, sized ? flags : "", kept].filter(Boolean).join("; "));
+  return new GpuError(
+    e.where,
+    e.gpuMessage,
+    (n) => [e.hint, sized ? options(n) : "", kept].filter(Boolean).join("; "),
+  );
 }
 
 /**
@@ -257,7 +270,9 @@ function runGpuError(e: GpuError, config: TrainConfig): GpuError {
  */
 export async function train(input: TrainConfigInput = {}, options: TrainOptions = {}): Promise<TrainResult> {
   if (options.resume && options.overwrite) {
-    throw new UserError("--resume and --overwrite exclude each other: continue the run, or replace it");
+    throw new UserError((n) =>
+      `${n("resume")} and ${n("overwrite")} exclude each other: continue the run, or replace it`
+    );
   }
   let lock: FolderLock | undefined;
   try {
@@ -273,9 +288,11 @@ export async function train(input: TrainConfigInput = {}, options: TrainOptions 
       validateConfig(config);
       resume = await readResumePoint(dir, config, resumed.changes);
       if (resume.checkpoint?.meta.epoch === config.epochs && await finishedRun(dir, config.epochs)) {
-        throw new UserError(
-          `${dir} has finished all its ${config.epochs} epochs: to train on, resume it with --epochs N ` +
-            `(more than ${config.epochs})`,
+        throw new UserError((n) =>
+          `${dir} has finished all its ${config.epochs} epochs: to train on, resume it with ${
+            n("epochs")
+          } N ` +
+          `(more than ${config.epochs})`
         );
       }
     } else {
@@ -402,7 +419,7 @@ class TrainingRun {
         type: "resume",
         ...start,
         fromCheckpoint: !!resume.checkpoint,
-        changed: resume.changes.map(({ flag, from, to }) => ({ flag, from, to })),
+        changed: resume.changes.map(({ field, from, to }) => ({ field, from, to })),
         discardedLogBytes: this.log.repair.droppedBytes + this.log.repair.cutLineBytes,
       });
     }
@@ -465,6 +482,7 @@ class TrainingRun {
     emb: GpuBuffer<"f32">,
     kappa: number,
     timing: EpochReport["timing"],
+    bar: Progress,
   ): Promise<SmartMining> {
     const { mining, seed } = this.config;
     let search: NeighbourSearch;
@@ -480,10 +498,12 @@ class TrainingRun {
       });
       timing.graphSec = await this.fanng.update(emb);
       search = this.fanng;
+      bar.tick(1, "searching negatives and positives");
     }
     const t0 = performance.now();
     const mined = await mineSmart(emb, this.classes, kappa, search);
     timing.mineSec = (performance.now() - t0) / 1000;
+    bar.tick(1, `${mined.negative.length} anchors mined`);
     return mined;
   }
 
@@ -496,10 +516,21 @@ class TrainingRun {
     let mined: SmartMining | undefined;
     this.onPhase?.("mine", epoch);
     if (config.mining.miner === "smart" && config.mining.minedFraction > 0) {
+      // One bar over the mining phases (each one GPU submission, so the bar moves per phase); the FANNG
+      // refresh draws its own bar inside.
+      const phases = config.mining.search === "fanng" ? 3 : 2;
+      const bar = new Progress(`epoch ${epoch}/${config.epochs} mining`, phases, {
+        unit: "phases",
+        quiet: config.quiet,
+        status: `embedding ${this.trainFeatures.rows} samples`,
+      });
+      bar.tick(0);
       const te = performance.now();
       using emb = await this.head.embedAll(this.trainFeatures);
       timing.embedSec = (performance.now() - te) / 1000;
-      mined = await this.mine(epoch, emb, kappaMined, timing);
+      bar.tick(1, config.mining.search === "fanng" ? "refreshing the FANNG graph" : "searching negatives");
+      mined = await this.mine(epoch, emb, kappaMined, timing, bar);
+      bar.done();
     }
     const rng = epochRng(config.seed, epoch, 1);
     const order = permutation(this.classes.size, rng);
@@ -610,8 +641,11 @@ class TrainingRun {
     // A step the GPU refused reads back garbage: fail before it reaches the controller or the log.
     this.checkGpu();
     if (!Number.isFinite(s.loss)) {
-      throw new UserError(
-        `the loss became ${s.loss} at epoch ${epoch}, batch ${batch}: training diverged; lower --lr (now ${this.config.optim.lr})`,
+      throw new UserError((n) =>
+        `the loss became ${s.loss} at epoch ${epoch}, batch ${batch}: training diverged; lower ${
+          n("optim.lr")
+        } ` +
+        `(now ${this.config.optim.lr})`
       );
     }
     // kappa only means something to the smart miner; others leave it untouched.

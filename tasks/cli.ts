@@ -5,20 +5,32 @@
  * @module
  */
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { UserError } from "../lib/errors.ts";
+import { type OptionNamer, UserError } from "../lib/errors.ts";
 
 function isArgError(e: unknown): boolean {
   const code = (e as { code?: string })?.code;
   return typeof code === "string" && code.startsWith("ERR_PARSE_ARGS");
 }
 
-/** Runs `main`; user errors end the process with one line on stderr and exit code 1. */
-export async function runTask(main: () => Promise<void>): Promise<void> {
+/** How {@link runTask} reports errors. */
+export interface TaskOptions {
+  /** Spells an option named in a library message as this task's flag (e.g. `mining.searchEf` -> `--search-ef`). */
+  optionName?: OptionNamer;
+}
+
+/**
+ * Runs `main`; user errors end the process with one line on stderr and exit code 1, with the options they
+ * name spelled by `optionName`.
+ */
+export async function runTask(main: () => Promise<void>, options: TaskOptions = {}): Promise<void> {
   try {
     await main();
   } catch (e) {
     if (e instanceof UserError || isArgError(e) || e instanceof TypeError && /^--/.test(e.message)) {
-      console.error(`error: ${(e as Error).message.trim().replace(/\s*\n\s*/g, " ")}`);
+      const message = e instanceof UserError && options.optionName
+        ? e.render(options.optionName)
+        : (e as Error).message;
+      console.error(`error: ${message.trim().replace(/\s*\n\s*/g, " ")}`);
       Deno.exit(1);
     }
     if (e instanceof Deno.errors.NotCapable) {

@@ -4,12 +4,12 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { type ExperimentName, experimentTable, runExperiment } from "../lib/experiments.ts";
+import { type ExperimentName, experimentTable, runExperiment } from "../lib/experiments/studies.ts";
 import { UserError } from "../lib/errors.ts";
 import { writeFileAtomic } from "../lib/util/fs.ts";
 import { writeReport } from "../lib/viz/report.ts";
 import { runTask } from "./cli.ts";
-import { parseTrainArgs } from "./train.ts";
+import { flagFor, parseTrainArgs } from "./train_flags.ts";
 
 const HELP = `deno task experiment kappa|mined [flags]
 
@@ -98,5 +98,5 @@ if (import.meta.main) {
       console.log(`report: ${report.htmlPath}`);
     }
     console.log(`experiment folder: ${outDir}`);
-  });
+  }, { optionName: flagFor });
 }

@@ -8,8 +8,9 @@ import type { TrainConfigInput } from "../lib/config.ts";
 import type { Gpu } from "../lib/gpu/device.ts";
 import { UserError } from "../lib/errors.ts";
 import { readJsonl } from "../lib/util/jsonl.ts";
-import { parseTrainArgs, summaryTable } from "../tasks/train.ts";
-import { validateDataset } from "../lib/data/load.ts";
+import { summaryTable } from "../tasks/train.ts";
+import { parseTrainArgs } from "../tasks/train_flags.ts";
+import { validateDataset } from "../lib/dataset_config.ts";
 import type { Dataset } from "../lib/data/dataset.ts";
 import { cyclingLabels, writeIdxFolder } from "./fixtures/idx.ts";
 
@@ -179,7 +180,7 @@ Deno.test("bad input is refused with one clear message before any GPU work", asy
       { dataset: { kind: "features", dir: `${dir}/nofeatures`, views: "all" } },
       /features|manifest/i,
     );
-    await refuse({ dataset: { kind: "idx", dir: good, split: "seen" }, optim: { lr: -1 } }, /--lr/);
+    await refuse({ dataset: { kind: "idx", dir: good, split: "seen" }, optim: { lr: -1 } }, /optim\.lr/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

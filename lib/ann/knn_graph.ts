@@ -28,7 +28,7 @@ import { CommandBatch, grid1d } from "../gpu/dispatch.ts";
 import type { HostMatrix } from "../util/matrix.ts";
 import { before, sqDistRows } from "./distance_ref.ts";
 import { NO_VERTEX } from "./graph.ts";
-import { distanceTrips, loopBudget } from "./rounds.ts";
+import { distanceTrips, loopBudget } from "../gpu/rounds.ts";
 import type { VectorBlocks } from "./vectors.ts";
 
 /** Flag bit of a list entry added since the last NN-descent iteration. */

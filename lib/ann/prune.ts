@@ -16,7 +16,7 @@ import type { HostMatrix } from "../util/matrix.ts";
 import { before, sqDistRows } from "./distance_ref.ts";
 import { NO_VERTEX, type PaddedGraph } from "./graph.ts";
 import type { GpuGraph } from "./gpu_graph.ts";
-import { distanceTrips, loopBudget, runRounds } from "./rounds.ts";
+import { distanceTrips, loopBudget, runRounds } from "../gpu/rounds.ts";
 import { alignedRow } from "./knn_graph.ts";
 import type { VectorBlocks } from "./vectors.ts";
 

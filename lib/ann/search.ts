@@ -14,11 +14,11 @@ import { GpuBuffer } from "../gpu/buffer.ts";
 import type { Gpu } from "../gpu/device.ts";
 import { type Bindable, CommandBatch, grid1d } from "../gpu/dispatch.ts";
 import type { GpuGraph } from "./gpu_graph.ts";
-import { loopBudget, runRounds } from "./rounds.ts";
+import { loopBudget, runRounds } from "../gpu/rounds.ts";
 import type { VectorBlocks } from "./vectors.ts";
 
-/** Largest k (and ef) the kernel accepts. */
-export const MAX_K = 1024;
+/** Largest k and ef of a FANNG search: the length of a query's sorted result and candidate lists. */
+export const SEARCH_MAX_K = 1024;
 /** Largest budget (distance evaluations per query). */
 export const MAX_BUDGET = 1 << 16;
 /** Largest number of candidates expanded per iteration. */
@@ -110,14 +110,16 @@ export function searchMemory(budget: number, k: number, ef: number, width: numbe
 
 /** Checks search parameters; throws a UserError saying which one is out of range. */
 export function checkSearchParams(k: number, budget: number, ef = 0, width = 1): void {
-  if (!Number.isInteger(k) || k < 1 || k > MAX_K) {
-    throw new UserError(`search: k must be an integer in 1..${MAX_K}, got ${k}`);
+  if (!Number.isInteger(k) || k < 1 || k > SEARCH_MAX_K) {
+    throw new UserError(`search: k must be an integer in 1..${SEARCH_MAX_K}, got ${k}`);
   }
   if (!Number.isInteger(budget) || budget < 0 || budget > MAX_BUDGET) {
     throw new UserError(`search: budget must be an integer in 0..${MAX_BUDGET}, got ${budget}`);
   }
-  if (!Number.isInteger(ef) || ef < 0 || ef > MAX_K) {
-    throw new UserError(`search: ef must be 0 (no natural stop) or an integer in 1..${MAX_K}, got ${ef}`);
+  if (!Number.isInteger(ef) || ef < 0 || ef > SEARCH_MAX_K) {
+    throw new UserError(
+      `search: ef must be 0 (no natural stop) or an integer in 1..${SEARCH_MAX_K}, got ${ef}`,
+    );
   }
   if (!Number.isInteger(width) || width < 1 || width > MAX_WIDTH) {
     throw new UserError(`search: width must be an integer in 1..${MAX_WIDTH}, got ${width}`);
@@ -201,7 +203,7 @@ const CHUNK_MEMORY = 128 * 2 ** 20;
 
 /**
  * Searches `queries` (or the base itself with `self`) on the GPU; submits its own work, in rounds (see
- * lib/ann/rounds.ts). Returns the outputs (caller owns them).
+ * lib/gpu/rounds.ts). Returns the outputs (caller owns them).
  */
 export async function runSearch(
   base: VectorBlocks,

@@ -16,7 +16,7 @@ import { randomPairs, traverseAddCandidates } from "./edges.ts";
 import { NO_VERTEX, type PaddedGraph } from "./graph.ts";
 import type { GpuGraph } from "./gpu_graph.ts";
 import { prune } from "./prune.ts";
-import { distanceTrips, loopBudget, runRounds } from "./rounds.ts";
+import { distanceTrips, loopBudget, runRounds } from "../gpu/rounds.ts";
 import type { VectorBlocks } from "./vectors.ts";
 
 const WG = 64;

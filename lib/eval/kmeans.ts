@@ -23,7 +23,7 @@ import { type EntryBindings, fieldsFor } from "../gpu/spec.ts";
 import { KMEANS } from "../gpu/specs/kmeans.ts";
 import { checkShape, fmtShape } from "../errors.ts";
 import { encodePrepareRows, type PreparedRows } from "../ops/distance.ts";
-import { loopBudget } from "../ann/rounds.ts";
+import { loopBudget } from "../gpu/rounds.ts";
 import type { HostMatrix } from "../util/matrix.ts";
 import {
   type Assignment,

@@ -10,8 +10,7 @@
  * @module
  */
 import { ShapeError } from "../errors.ts";
-import { sqL2Ref } from "../ops/distance.ts";
-import type { HostMatrix } from "../util/matrix.ts";
+import { type HostMatrix, sqL2Rows } from "../util/matrix.ts";
 
 /** Retrieval metrics, each averaged over the queries that have at least one other sample of their label. */
 export interface RetrievalMetrics {
@@ -44,7 +43,7 @@ export interface RetrievalRefOptions {
 /** Squared L2 distances in float64 from row `q` of `m` to every row of `base` (default `m`). */
 export function sqL2RowRef(m: HostMatrix, q: number, base: HostMatrix = m): Float64Array {
   const out = new Float64Array(base.rows);
-  for (let j = 0; j < base.rows; j++) out[j] = sqL2Ref(m, q, base, j);
+  for (let j = 0; j < base.rows; j++) out[j] = sqL2Rows(m, q, base, j);
   return out;
 }
 

@@ -15,7 +15,7 @@ import type { GpuBuffer } from "../gpu/buffer.ts";
 import type { Gpu } from "../gpu/device.ts";
 import { type Bindable, type CommandBatch, grid1d } from "../gpu/dispatch.ts";
 import { EVAL_TILES, EVAL_TILES_FLAGS as F } from "../gpu/specs/eval_tiles.ts";
-import { loopBudget } from "../ann/rounds.ts";
+import { loopBudget } from "../gpu/rounds.ts";
 
 /** Rows and columns per invocation tile. */
 export const TILE = 32;

@@ -18,7 +18,7 @@
 import { GpuBuffer } from "../gpu/buffer.ts";
 import { UserError } from "../errors.ts";
 import { knnSqL2 } from "../ops/knn.ts";
-import type { HostMatrix } from "../util/matrix.ts";
+import { type HostMatrix, sqL2Rows } from "../util/matrix.ts";
 import { Progress } from "../util/progress.ts";
 import { Rng } from "../util/rng.ts";
 import { asGpuMatrix } from "./kmeans.ts";
@@ -66,18 +66,13 @@ export function knnBruteForce(
   data: HostMatrix,
   k: number,
 ): { indices: Uint32Array; distances: Float32Array } {
-  const { rows: n, cols: dim, data: x } = data;
+  const n = data.rows;
   const indices = new Uint32Array(n * k), distances = new Float32Array(n * k);
   const d = new Float64Array(n);
   const order = new Uint32Array(n);
   for (let i = 0; i < n; i++) {
     for (let j = 0; j < n; j++) {
-      let s = 0;
-      for (let c = 0; c < dim; c++) {
-        const t = x[i * dim + c] - x[j * dim + c];
-        s += t * t;
-      }
-      d[j] = s;
+      d[j] = sqL2Rows(data, i, data, j);
       order[j] = j;
     }
     d[i] = Infinity;

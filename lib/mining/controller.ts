@@ -14,7 +14,7 @@
  * ```
  * @module
  */
-import { UserError } from "../errors.ts";
+import { checkOption } from "../errors.ts";
 
 /** Controller settings (defaults: target 0.5, gain 0.05, EMA 0.9, kappa in [1, 1024], initial 16). */
 export interface ControllerConfig {
@@ -34,24 +34,35 @@ export interface ControllerState {
   updates: number;
 }
 
-/** Checks a controller config; throws a UserError naming the bad setting. */
-export function validateControllerConfig(c: ControllerConfig): void {
-  if (!(c.kappaMin > 0) || !(c.kappaMax > 0)) {
-    throw new UserError(`kappa bounds must be positive, got [${c.kappaMin}, ${c.kappaMax}]`);
-  }
-  if (c.kappaMin > c.kappaMax) {
-    throw new UserError(
-      `kappa bounds are inverted: --kappa-min ${c.kappaMin} is above --kappa-max ${c.kappaMax}; swap them`,
-    );
-  }
-  if (!(c.initialKappa > 0)) throw new UserError(`initial kappa must be positive, got ${c.initialKappa}`);
-  if (!(c.ema >= 0 && c.ema < 1)) {
-    throw new UserError(`controller EMA factor must be in [0, 1), got ${c.ema}`);
-  }
-  if (!(c.targetError > 0 && c.targetError < 1)) {
-    throw new UserError(`target training error must be in (0, 1), got ${c.targetError}`);
-  }
-  if (!Number.isFinite(c.gain)) throw new UserError(`controller gain must be a number, got ${c.gain}`);
+/** The defaults (docs/method.md section 4): target error 0.5, gain 0.05, EMA 0.9, kappa in [1, 1024] from 16. */
+export function defaultControllerConfig(): ControllerConfig {
+  return { targetError: 0.5, gain: 0.05, ema: 0.9, kappaMin: 1, kappaMax: 1024, initialKappa: 16 };
+}
+
+/** Checks a controller config; throws an OptionError naming the field (under `prefix`, e.g. `controller.`). */
+export function validateControllerConfig(c: ControllerConfig, prefix = ""): void {
+  const at = (field: keyof ControllerConfig) => `${prefix}${field}`;
+  checkOption(
+    c.kappaMin > 0 && c.kappaMax > 0,
+    (n) =>
+      `${n(at("kappaMin"))} and ${n(at("kappaMax"))} must be positive, got [${c.kappaMin}, ${c.kappaMax}]`,
+  );
+  checkOption(
+    c.kappaMin <= c.kappaMax,
+    (n) =>
+      `kappa bounds are inverted: ${n(at("kappaMin"))} ${c.kappaMin} is above ${n(at("kappaMax"))} ` +
+      `${c.kappaMax}; swap them`,
+  );
+  checkOption(c.initialKappa > 0, (n) => `${n(at("initialKappa"))} must be positive, got ${c.initialKappa}`);
+  checkOption(
+    c.ema >= 0 && c.ema < 1,
+    (n) => `${n(at("ema"))} (the error EMA factor) must be in [0, 1), got ${c.ema}`,
+  );
+  checkOption(
+    c.targetError > 0 && c.targetError < 1,
+    (n) => `${n(at("targetError"))} must be in (0, 1), got ${c.targetError}`,
+  );
+  checkOption(Number.isFinite(c.gain), (n) => `${n(at("gain"))} must be a number, got ${c.gain}`);
 }
 
 /** Adaptive kappa: a clamped integral controller in log space driven by the EMA of the batch error. */

@@ -6,7 +6,7 @@
  * Semantics (GPU and reference alike): each row's list is ascending by value, ties broken by the smaller
  * column index, so results are deterministic. NaN entries are never selected; +Inf entries are selectable
  * and rank after every finite value. Rows with fewer than k qualifying entries are filled with index
- * {@link NO_INDEX} (0xFFFFFFFF) and distance +Infinity. k runs from 1 to {@link MAX_K}.
+ * {@link NO_INDEX} (0xFFFFFFFF) and distance +Infinity. k runs from 1 to {@link TOPK_MAX_K}.
  *
  * The fused distance + top-k (`knnSqL2`) lives in ./knn.ts (which imports this module).
  *
@@ -32,8 +32,8 @@ import type { HostMatrix } from "../util/matrix.ts";
 
 /** Index of an empty slot in a top-k list (fewer than k qualifying entries). */
 export const NO_INDEX = 0xffffffff;
-/** Largest supported k. */
-export const MAX_K = 256;
+/** Largest k of one top-k selection: the longest per-invocation list (private memory) the kernel keeps. */
+export const TOPK_MAX_K = 256;
 
 /** Optional filters of a top-k selection (GPU buffers). Rows and columns are global indices. */
 export interface TopkFilter {
@@ -83,12 +83,14 @@ export interface TopkOptions {
 }
 
 const WG = 64;
-const KMAX_BUCKETS = [16, 64, MAX_K];
+const KMAX_BUCKETS = [16, 64, TOPK_MAX_K];
 
 /** Checks k and returns the heap capacity of the pipeline that serves it. */
 export function checkK(op: string, k: number): number {
-  if (!Number.isInteger(k) || k < 1 || k > MAX_K) {
-    throw new UserError(`${op}: k must be an integer from 1 to ${MAX_K}, got ${k}; ask for fewer neighbours`);
+  if (!Number.isInteger(k) || k < 1 || k > TOPK_MAX_K) {
+    throw new UserError(
+      `${op}: k must be an integer from 1 to ${TOPK_MAX_K}, got ${k}; ask for fewer neighbours`,
+    );
   }
   return KMAX_BUCKETS.find((b) => k <= b)!;
 }

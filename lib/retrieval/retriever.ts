@@ -22,7 +22,7 @@ import { GpuBuffer } from "../gpu/buffer.ts";
 import { getGpu, type Gpu } from "../gpu/device.ts";
 import { EmbeddingHead } from "../model/head.ts";
 import { knnSqL2 } from "../ops/knn.ts";
-import { MAX_K } from "../ops/topk.ts";
+import { TOPK_MAX_K } from "../ops/topk.ts";
 import type { HostMatrix } from "../util/matrix.ts";
 import {
   decodeRetrievalIndex,
@@ -297,7 +297,7 @@ export class Retriever implements Disposable {
     if (exclude && exclude.length !== queries.rows) {
       throw new ShapeError(`exclude lists ${exclude.length} items for ${queries.rows} queries`);
     }
-    const limit = Math.min(MAX_K, this.size);
+    const limit = Math.min(TOPK_MAX_K, this.size);
     if (!Number.isInteger(k) || k < 1 || k > limit) {
       throw new UserError(
         `k must be a whole number from 1 to ${limit} (the gallery has ${this.size} items), got ${k}`,

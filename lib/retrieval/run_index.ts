@@ -8,7 +8,7 @@
 import type { FeatureDataset } from "../backbone/features.ts";
 import { type DatasetConfig, resolveConfig, type TrainConfig } from "../config.ts";
 import type { Dataset, LabeledSplit } from "../data/dataset.ts";
-import { loadDataset } from "../data/load.ts";
+import { loadDataset } from "../dataset_config.ts";
 import { UserError } from "../errors.ts";
 import { getGpu, type Gpu } from "../gpu/device.ts";
 import { readCheckpoint } from "../model/checkpoint.ts";

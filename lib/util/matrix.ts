@@ -45,3 +45,17 @@ export function l2NormalizeRowsRef(m: HostMatrix): HostMatrix {
   }
   return { rows: m.rows, cols: m.cols, data: out };
 }
+
+/**
+ * ||a_i - b_j||^2 summed in f64 in column order: the one host squared-L2 of the plain-TS references
+ * (callers that mirror f32 GPU output round it with Math.fround).
+ */
+export function sqL2Rows(a: HostMatrix, i: number, b: HostMatrix, j: number): number {
+  const d = a.cols, x = a.data, y = b.data;
+  let s = 0;
+  for (let k = 0, p = i * d, q = j * b.cols; k < d; k++) {
+    const t = x[p + k] - y[q + k];
+    s += t * t;
+  }
+  return s;
+}

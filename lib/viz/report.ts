@@ -11,7 +11,8 @@
  * ```
  * @module
  */
-import type { DatasetConfig } from "../config.ts";
+import { type DatasetConfig, loadDataset } from "../dataset_config.ts";
+import { tsne as tsneHost } from "../eval/tsne.ts";
 import type { Dataset } from "../data/dataset.ts";
 import { UserError } from "../errors.ts";
 import { writeFileAtomic } from "../util/fs.ts";
@@ -42,11 +43,11 @@ export type TsneFn = (data: HostMatrix, opts: { seed?: number }) => HostMatrix |
 
 /** Options for {@link writeReport}. */
 export interface ReportOptions {
-  /** Compute a t-SNE map of the final test embeddings (default true; needs lib/eval/tsne.ts). */
+  /** Compute a t-SNE map of the final test embeddings (default true). */
   tsne?: boolean;
   /** Most test points in the t-SNE map (a seeded random subset beyond this; default 6000). */
   tsnePoints?: number;
-  /** The t-SNE to use (default: `tsne` from lib/eval/tsne.ts when that module exists). */
+  /** The t-SNE to use (default: `tsne` from lib/eval/tsne.ts). */
   tsneFn?: TsneFn;
   /** Seed for subsampling and t-SNE (default 0). */
   seed?: number;
@@ -188,30 +189,10 @@ ${body}
 `;
 }
 
-// ---------------------------------------------------------------- optional modules
-
-/** Imports a sibling module that may not exist (yet); undefined when it is missing. */
-async function optionalImport<T>(relative: string): Promise<T | undefined> {
-  const url = new URL(relative, import.meta.url).href; // not a literal: the checker does not require it
-  try {
-    return await import(url) as T;
-  } catch (e) {
-    if (e instanceof Error && /Module not found|Cannot load module|No such file/i.test(e.message)) {
-      return undefined;
-    }
-    throw e;
-  }
-}
-
-async function defaultTsne(): Promise<TsneFn | undefined> {
-  return (await optionalImport<{ tsne?: TsneFn }>("../eval/tsne.ts"))?.tsne;
-}
-
 /** The data set a run trained on, loaded the way the trainer loads it (split and limits applied). */
 async function loadRunDataset(config: RunConfig): Promise<Dataset | undefined> {
   const dataset = config.dataset as DatasetConfig | undefined;
   if (!dataset) return undefined;
-  const { loadDataset } = await import("../data/load.ts"); // lazy: it pulls in the backbone's feature cache
   return await loadDataset(dataset, {
     train: Number(config.trainLimit ?? 0),
     test: Number(config.testLimit ?? 0),
@@ -267,11 +248,7 @@ async function tsneFigure(run: RunData, ds: Dataset | undefined, opts: ReportOpt
     );
     return undefined;
   }
-  const tsne = opts.tsneFn ?? await defaultTsne();
-  if (!tsne) {
-    warnings.push("t-SNE map left out: no t-SNE implementation available (lib/eval/tsne.ts)");
-    return undefined;
-  }
+  const tsne = opts.tsneFn ?? tsneHost;
   let { embeddings, labels } = test;
   const cap = opts.tsnePoints ?? 6000;
   if (embeddings.rows > cap) {

@@ -19,8 +19,8 @@ import { defaultSpec, viewCrop, writeView } from "../../lib/backbone/preprocess.
 import { DecodePool } from "../../lib/backbone/decode_pool.ts";
 import { decodeImage, encodeJpeg } from "../../lib/data/image.ts";
 import { Rng } from "../../lib/util/rng.ts";
-import { buildGoogLeNet } from "../../tests/fixtures/googlenet.ts";
-import { syntheticImage } from "../../tests/fixtures/image_folders.ts";
+import { buildGoogLeNet } from "./_googlenet.ts";
+import { syntheticImage } from "./_synthetic_image.ts";
 
 const BATCH = 8;
 const SIZE = 224;

@@ -24,7 +24,7 @@ import { FASHION_MNIST_DIR, loadIdxDataset } from "../../lib/data/idx.ts";
 import { EmbeddingHead, type HeadConfig, initHeadParameters } from "../../lib/model/head.ts";
 import { type LossConfig, TrainStep } from "../../lib/model/train_step.ts";
 import { Rng } from "../../lib/util/rng.ts";
-import { tfHeadLoss } from "../../tests/model/tf_graph.ts";
+import { tfHeadLoss } from "./_tf_head.ts";
 import { type Contender, loadTf, measure, printTable, record, recordSkipped } from "./_peers.ts";
 
 type Tf = typeof tfTypes;

@@ -8,7 +8,7 @@ import { UserError } from "../../lib/errors.ts";
 import { loadFeatureDataset } from "../../lib/backbone/features.ts";
 import { featuresMain } from "../../tasks/features.ts";
 import { train } from "../../lib/train.ts";
-import { buildGoogLeNet } from "../fixtures/googlenet.ts";
+import { buildGoogLeNet } from "../../tasks/bench/_googlenet.ts";
 import { writeCubFixture } from "../fixtures/image_folders.ts";
 
 Deno.test("deno task features: CUB folder + GoogLeNet ONNX file -> pool5 cache (K=2 views) that loads for training", async () => {

@@ -10,9 +10,9 @@ import { OnnxBackbone } from "../../lib/backbone/onnx.ts";
 import { Rng } from "../../lib/util/rng.ts";
 import { assertAllClose } from "../helpers.ts";
 import { buildSmallCnn } from "../fixtures/small_cnn.ts";
-import { buildGoogLeNet } from "../fixtures/googlenet.ts";
+import { buildGoogLeNet } from "../../tasks/bench/_googlenet.ts";
 import { runReference } from "../fixtures/onnx_ref.ts";
-import { OnnxGraph } from "../fixtures/onnx_builder.ts";
+import { OnnxGraph } from "../../tasks/bench/_onnx_builder.ts";
 
 const quiet = { log: () => {} };
 

@@ -12,7 +12,7 @@ import {
   type RgbImage,
 } from "../../lib/data/image.ts";
 import { Rng } from "../../lib/util/rng.ts";
-import { syntheticImage } from "../fixtures/image_folders.ts";
+import { syntheticImage } from "../../tasks/bench/_synthetic_image.ts";
 
 function randomImage(w: number, h: number, seed: number): RgbImage {
   const rng = new Rng(seed);

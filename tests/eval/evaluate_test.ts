@@ -6,7 +6,7 @@ import { retrievalMetrics } from "../../lib/eval/retrieval.ts";
 import { retrievalMetricsRef } from "../../lib/eval/retrieval_ref.ts";
 import { pairwiseSqL2 } from "../../lib/ops/distance.ts";
 import { train } from "../../lib/train.ts";
-import { parseTrainArgs } from "../../tasks/train.ts";
+import { parseTrainArgs } from "../../tasks/train_flags.ts";
 import { cyclingLabels, writeIdxFolder } from "../fixtures/idx.ts";
 import { getGpu } from "../../lib/gpu/device.ts";
 import { GpuBuffer } from "../../lib/gpu/buffer.ts";

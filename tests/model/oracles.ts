@@ -14,7 +14,7 @@ import type { TripletLossConfig } from "../../lib/ops/losses.ts";
 import type { LayerParams } from "../../lib/model/head.ts";
 import type { HostMatrix } from "../../lib/util/matrix.ts";
 import { Rng } from "../../lib/util/rng.ts";
-import { tfHeadLoss } from "./tf_graph.ts";
+import { tfHeadLoss } from "../../tasks/bench/_tf_head.ts";
 
 /** A head's parameters (host copies) and whether it normalises. */
 export interface OracleHead {

@@ -4,8 +4,8 @@ import { GpuBuffer } from "../../lib/gpu/buffer.ts";
 import { CommandBatch } from "../../lib/gpu/dispatch.ts";
 import {
   encodeTopkSmallest,
-  MAX_K,
   NO_INDEX,
+  TOPK_MAX_K,
   type TopkOptions,
   topkSmallest,
   topkSmallestRef,
@@ -122,7 +122,7 @@ Deno.test("topkSmallest blocks rows that exceed a binding and splits past one di
 
 Deno.test("topkSmallest rejects bad k, bad filters and bad shapes", async () => {
   using v = GpuBuffer.zeros(gpu, "f32", [4, 8]);
-  for (const k of [0, MAX_K + 1, 2.5]) {
+  for (const k of [0, TOPK_MAX_K + 1, 2.5]) {
     await assert.rejects(
       () => topkSmallest(v, k),
       (e: Error) => e instanceof UserError && /k must be/.test(e.message),
@@ -140,5 +140,8 @@ Deno.test("topkSmallest rejects bad k, bad filters and bad shapes", async () => 
   await assert.rejects(() => topkSmallest(v, 1, { rowLabels: rl }), /needs both rowLabels and colLabels/);
   using rm = GpuBuffer.zeros(gpu, "f32", [5]);
   await assert.rejects(() => topkSmallest(v, 1, { rowMinDistance: rm }), ShapeError);
-  assert.throws(() => topkSmallestRef({ rows: 1, cols: 1, data: new Float32Array(1) }, MAX_K + 1), UserError);
+  assert.throws(
+    () => topkSmallestRef({ rows: 1, cols: 1, data: new Float32Array(1) }, TOPK_MAX_K + 1),
+    UserError,
+  );
 });

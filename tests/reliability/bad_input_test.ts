@@ -12,7 +12,7 @@ import { FolderLock } from "../../lib/util/lock.ts";
 import { buildSmallCnn } from "../fixtures/small_cnn.ts";
 import { writeCubFixture } from "../fixtures/image_folders.ts";
 import { train } from "../../lib/train.ts";
-import { parseTrainArgs } from "../../tasks/train.ts";
+import { parseTrainArgs } from "../../tasks/train_flags.ts";
 import { writeIdxFolder } from "../fixtures/idx.ts";
 import { assertRefused, denoTask, listDir, refuses, tinyIdx, withTemp } from "./helpers.ts";
 
@@ -176,11 +176,11 @@ Deno.test("contradictory or unknown flags are refused: --views bogus, --data bes
     const base = { quiet: true, outDir: `${dir}/run` };
     await assert.rejects(
       () => train({ ...base, dataset: { kind: "features", dir, views: "bogus" as "all" } }),
-      refuses(/--views must be 'all' or 'centre', got 'bogus'/),
+      refuses(/dataset\.views must be 'all' or 'centre', got 'bogus'/),
     );
     await assert.rejects(
       () => train({ ...base, dataset: { kind: "idx", dir: data, split: "seen" }, epochs: 0 }),
-      refuses(/--epochs must be an integer >= 1, got 0/),
+      refuses(/^epochs must be an integer >= 1, got 0/),
     );
     assert.deepEqual(await listDir(`${dir}/run`), []);
     assertRefused(await denoTask("train", ["--features", dir, "--views", "bogus"]), /--views must be/);

@@ -1,6 +1,6 @@
 /**
  * A GPU error is a failure, never a warning next to a success: shapes that cannot fit are refused before
- * any GPU work, naming the flag; an error the device reports during an operation rejects that operation;
+ * any GPU work, naming the option; an error the device reports during an operation rejects that operation;
  * one during a run ends it before anything of the failed epoch is written.
  */
 import assert from "node:assert/strict";
@@ -90,7 +90,7 @@ Deno.test("a GPU error during a run ends it before the epoch is logged or checkp
   }
 });
 
-Deno.test("shapes the adapter cannot hold are refused up front, each naming its flag", async () => {
+Deno.test("shapes the adapter cannot hold are refused up front, each naming its option", async () => {
   const dir = await Deno.makeTempDir({ prefix: "dml-fits-" });
   try {
     const data = await tinyIdx(dir);
@@ -101,9 +101,9 @@ Deno.test("shapes the adapter cannot hold are refused up front, each naming its 
         assert.match((e as Error).message, pattern);
         return true;
       });
-    await refuse({ head: { outDim: 2_000_000 } }, /use a smaller --embedding-dim/);
-    await refuse({ head: { hidden: [8, 3_000_000] } }, /layer 2 .* use a smaller --hidden/);
-    await refuse({ batchSize: 150, head: { hidden: [4_000_000] } }, /--hidden/);
+    await refuse({ head: { outDim: 2_000_000 } }, /use a smaller head\.outDim/);
+    await refuse({ head: { hidden: [8, 3_000_000] } }, /layer 2 .* use a smaller head\.hidden/);
+    await refuse({ batchSize: 150, head: { hidden: [4_000_000] } }, /head\.hidden/);
     assert.deepEqual(await listDir(`${dir}/run`), []);
   } finally {
     await Deno.remove(dir, { recursive: true });

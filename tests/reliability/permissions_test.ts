@@ -5,7 +5,7 @@
  * message, exit 1.
  */
 import assert from "node:assert/strict";
-import { buildGoogLeNet } from "../fixtures/googlenet.ts";
+import { buildGoogLeNet } from "../../tasks/bench/_googlenet.ts";
 import { writeCubFixture } from "../fixtures/image_folders.ts";
 import { assertRefused, denoTask, listDir, ROOT, taskPermissions } from "./helpers.ts";
 

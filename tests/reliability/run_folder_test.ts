@@ -126,7 +126,7 @@ Deno.test("an existing run folder is refused unless --overwrite; foreign files a
     const before = await snapshot(out);
     await assert.rejects(
       () => train(cfg(data, out)),
-      refuses(/already holds a run .*continue it with --resume .*--overwrite/),
+      refuses(/already holds a run .*continue it with resume .*overwrite/),
     );
     assert.deepEqual(await snapshot(out), before);
     const r = await train(cfg(data, out, { seed: 5 }), { overwrite: true });
@@ -160,15 +160,15 @@ Deno.test("a resume changes only the flags it may, records them, and refuses the
     const before = await snapshot(out);
     await assert.rejects(
       () => train({ epochs: 3, optim: { lr: 0.01 } }, { resume: out }),
-      refuses(/cannot change --lr \(saved 0\.05, given 0\.01\).*may change only --epochs/),
+      refuses(/cannot change optim\.lr \(saved 0\.05, given 0\.01\).*may change only epochs/),
     );
     await assert.rejects(
       () => train({ epochs: 3, mining: { searchEf: 24 } }, { resume: out }),
-      refuses(/cannot change --search-ef/),
+      refuses(/cannot change mining\.searchEf/),
     );
     await assert.rejects(
       () => train({ outDir: `${root}/elsewhere` }, { resume: out }),
-      refuses(/--out cannot/),
+      refuses(/outDir cannot be combined with resume/),
     );
     assert.deepEqual(await snapshot(out), before, "a refused resume changed the folder");
     // Same values as saved are no change; epochs and the log cadence may change.
@@ -185,8 +185,8 @@ Deno.test("a resume changes only the flags it may, records them, and refuses the
     const resume = (await readJsonl<{ type: string; changed?: unknown }>(`${out}/log.jsonl`))
       .find((x) => x.type === "resume");
     assert.deepEqual(resume?.changed, [
-      { flag: "--epochs", from: 2, to: 3 },
-      { flag: "--log-every", from: 1, to: 2 },
+      { field: "epochs", from: 2, to: 3 },
+      { field: "logEveryBatches", from: 1, to: 2 },
     ]);
   });
 });
@@ -197,7 +197,10 @@ Deno.test("resuming a finished run keeps its summary; training on covers every e
     const out = `${root}/run`;
     await train(cfg(data, out, { epochs: 2 }));
     const before = await snapshot(out);
-    await assert.rejects(() => train({}, { resume: out }), refuses(/finished all its 2 epochs.*--epochs/));
+    await assert.rejects(
+      () => train({}, { resume: out }),
+      refuses(/finished all its 2 epochs.*resume it with epochs N/),
+    );
     await assert.rejects(() => train({ epochs: 1 }, { resume: out }), refuses(/trained 2 epochs already/));
     assert.deepEqual(await snapshot(out), before, "the summary or another file changed");
     const r = await train({ epochs: 3 }, { resume: out });

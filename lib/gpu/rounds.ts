@@ -6,9 +6,9 @@
  * host dispatches rounds until none is left. On other adapters the bound is effectively infinite.
  * @module
  */
-import { GpuBuffer } from "../gpu/buffer.ts";
-import type { Gpu } from "../gpu/device.ts";
-import { CommandBatch } from "../gpu/dispatch.ts";
+import { GpuBuffer } from "./buffer.ts";
+import type { Gpu } from "./device.ts";
+import { CommandBatch } from "./dispatch.ts";
 
 /** Loop back-edges one invocation may take per dispatch (a margin below llvmpipe's 65,535). */
 export function loopBudget(gpu: Gpu): number {

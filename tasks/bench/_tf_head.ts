@@ -3,6 +3,7 @@
  * normalisation -> triplet + global loss), written from method.md section 2. Used as the autodiff oracle
  * in tests (CPU backend) and as the peer in tasks/bench/train_step_bench.ts (webgpu backend). It takes
  * the tfjs namespace as an argument so importing it selects no backend.
+ * @module
  */
 import type * as Tf from "@tensorflow/tfjs-core";
 import type { LayerParams } from "../../lib/model/head.ts";

@@ -6,10 +6,10 @@
  *   training error, NMI, R@1, R@8 against epoch (Fig. 2).
  * @module
  */
-import type { TrainConfigInput } from "./config.ts";
-import { UserError } from "./errors.ts";
-import { type EpochReport, train } from "./train.ts";
-import { writeJsonAtomic } from "./util/fs.ts";
+import type { TrainConfigInput } from "../config.ts";
+import { UserError } from "../errors.ts";
+import { type EpochReport, train } from "../train.ts";
+import { writeJsonAtomic } from "../util/fs.ts";
 
 /** The studies. */
 export type ExperimentName = "kappa" | "mined";
