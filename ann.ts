@@ -9,15 +9,19 @@
  * ```ts
  * import { decodeGraph, encodeGraph, type FanngGraph, validateGraph } from "./ann.ts";
  *
+ * // Three points on a line; each vertex's edges sorted by length.
  * const graph: FanngGraph = {
- *   n: 3,
+ *   vertexCount: 3,
+ *   dims: 1,
+ *   maxDegree: 2,
  *   offsets: new Uint32Array([0, 1, 3, 4]),
  *   neighbours: new Uint32Array([1, 0, 2, 1]),
- *   entry: 0,
+ *   lengths: new Float32Array([1, 1, 4, 4]),
+ *   entries: new Uint32Array([0]),
  * };
  * validateGraph(graph);
  * const back = decodeGraph(encodeGraph(graph));
- * console.log(back.n, [...back.neighbours]); // 3 [1, 0, 2, 1]
+ * console.log(back.vertexCount, [...back.neighbours]); // 3 [1, 0, 2, 1]
  * ```
  * @module
  */

@@ -9,13 +9,11 @@
  * import { CHECKPOINT_VERSION, decodeCheckpoint, encodeCheckpoint } from "./io.ts";
  *
  * const bytes = encodeCheckpoint({
- *   epoch: 1,
- *   config: { head: { inputDim: 2, embeddingDim: 2 } },
- *   layers: [{ weight: new Float32Array([1, 0, 0, 1]), bias: new Float32Array(2) }],
- *   optimizer: undefined,
- *   blobs: {},
+ *   config: { inDim: 2, outDim: 2, hidden: [], normalize: true, seed: 0, init: "xavier-uniform" },
+ *   params: [{ inDim: 2, outDim: 2, weight: new Float32Array([1, 0, 0, 1]), bias: new Float32Array(2) }],
+ *   meta: { epoch: 1 },
  * });
- * console.log(CHECKPOINT_VERSION, decodeCheckpoint(bytes).epoch); // 2 1
+ * console.log(CHECKPOINT_VERSION, decodeCheckpoint(bytes).meta); // 2 { epoch: 1 }
  * ```
  * @module
  */

@@ -12,14 +12,14 @@
  *
  * const gpu = await getGpu();
  * using x = GpuBuffer.fromArray(gpu, new Float32Array([3, 4, 1, 0, 0, 2]), [3, 2]);
- * using unit = GpuBuffer.empty(gpu, "f32", [3, 2]);
- * using norms = GpuBuffer.empty(gpu, "f32", [3]);
- * using dist = GpuBuffer.empty(gpu, "f32", [3, 3]);
  * const batch = new CommandBatch(gpu);
- * await encodeL2NormalizeForward(batch, x, unit, norms);
- * await encodePairwiseSqL2(batch, unit, unit, dist);
+ * const { out: unit, norms } = await encodeL2NormalizeForward(batch, x);
+ * using dist = await encodePairwiseSqL2(batch, unit, unit);
  * await batch.submit();
+ * console.log(await norms.read()); // [5, 1, 2]
  * console.log(await dist.read()); // squared distances between the unit rows
+ * unit.destroy();
+ * norms.destroy();
  * ```
  * @module
  */

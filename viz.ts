@@ -8,8 +8,8 @@
  * import { figureToSvg, sweepFigure } from "./viz.ts";
  *
  * const fig = sweepFigure(
- *   [{ x: 0.5, value: 0.71, label: "κ 0.5" }, { x: 1, value: 0.74, label: "κ 1" }],
- *   { metric: "recall@1", xTitle: "κ" },
+ *   [{ value: 0.5, recall: { "1": 0.71, "2": 0.8 } }, { value: 1, recall: { "1": 0.74, "2": 0.83 } }],
+ *   { param: "κ", log: true, ks: [1, 2] },
  * );
  * const svg = await figureToSvg(fig);
  * console.log(svg.startsWith("<svg"));

@@ -10,8 +10,8 @@
  * @example
  * ```ts
  * import { train } from "./train.ts";
- * const result = await train({ epochs: 1, trainLimit: 2000, testLimit: 500, outDir: "/tmp/run" }, {
- *   onEpoch: (r) => console.log(r.epoch, r.eval.recall[1]),
+ * const result = await train({ epochs: 1, trainLimit: 1000, testLimit: 300, outDir: `${await Deno.makeTempDir()}/run` }, {
+ *   onEpoch: (r) => console.log(r.epoch, r.eval?.recall[1]),
  * });
  * ```
  * @module

@@ -20,8 +20,11 @@
  * @example
  * ```ts
  * import { OnnxBackbone } from "./onnx.ts";
- * const net = await OnnxBackbone.load("googlenet-12.onnx", { output: "pool5" });
- * const feats = await net.run(batch, 8); // [8 x 1024]
+ * // `images`: n preprocessed 224 x 224 images, NCHW float32 (lib/backbone/preprocess.ts writes them).
+ * async function pool5(images: Float32Array, n: number) {
+ *   const net = await OnnxBackbone.load("googlenet-12.onnx", { output: "pool5" });
+ *   return await net.run(images, n, 224); // [n x 1024]
+ * }
  * ```
  * @module
  */

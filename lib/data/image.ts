@@ -6,9 +6,10 @@
  *
  * @example
  * ```ts
- * import { readImage, resampleRgb } from "./image.ts";
- * const img = await readImage("bird.jpg");
- * const thumb = resampleRgb(img, { x: 0, y: 0, width: img.width, height: img.height }, 64, 64);
+ * import { decodeImage, encodePng, resampleRgb } from "./image.ts";
+ * // A grey 2 x 2 PNG through the codec, then resampled to 4 x 4 (readImage(path) reads a file).
+ * const img = decodeImage(encodePng({ width: 2, height: 2, data: new Uint8Array(12).fill(200) }));
+ * const thumb = resampleRgb(img, { x: 0, y: 0, width: img.width, height: img.height }, 4, 4);
  * ```
  * @module
  */

@@ -11,13 +11,20 @@
  *
  * @example
  * ```ts
+ * import { GpuBuffer } from "./buffer.ts";
  * import { getGpu } from "./device.ts";
- * import { CommandBatch } from "./dispatch.ts";
+ * import { CommandBatch, grid1d } from "./dispatch.ts";
  * const gpu = await getGpu();
- * const pipeline = await gpu.pipelines.get("distance", "main", { TM: 4 });
+ * // kernels/gather.wgsl: out[i] = src[index[i]], one workgroup of WG threads per output row.
+ * const pipeline = await gpu.pipelines.get("gather", "main", { WG: 64 });
+ * using src = GpuBuffer.fromArray(gpu, new Float32Array([1, 2, 3, 4, 5, 6]), [3, 2]);
+ * using index = GpuBuffer.fromArray(gpu, new Uint32Array([2, 0]), [2]);
+ * using out = GpuBuffer.zeros(gpu, "f32", [2, 2]);
  * const batch = new CommandBatch(gpu);
- * // batch.dispatch(pipeline, [params, a, b, out], [gx, gy], "distance");
+ * const params = batch.uniform([2, 2, 0, 3, 3]); // count, cols, block_start, block_rows, total_rows
+ * batch.dispatch(pipeline, [params, src, index, out], grid1d(gpu, 2), "gather");
  * await batch.submit();
+ * console.log(await out.read()); // [5, 6, 1, 2]
  * ```
  * @module
  */

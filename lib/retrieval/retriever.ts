@@ -7,9 +7,12 @@
  * @example
  * ```ts
  * import { Retriever } from "./retriever.ts";
- * using r = await Retriever.fromUrl("http://127.0.0.1:8000/index.bin");
- * const res = await r.searchItems([3], 5); // gallery item 3 as the query, itself left out
- * for (const n of res.queries[0]) console.log(n.id, r.className(n.label), n.distance.toFixed(3));
+ * // `url`: where `deno task serve` (or any static server) serves an index folder's index.bin.
+ * async function printNeighbours(url: string) {
+ *   using r = await Retriever.fromUrl(url);
+ *   const res = await r.searchItems([3], 5); // gallery item 3 as the query, itself left out
+ *   for (const n of res.queries[0]) console.log(n.id, r.className(n.label), n.distance.toFixed(3));
+ * }
  * ```
  * @module
  */

@@ -15,7 +15,7 @@
  *     encoding: { x: { field: "x", type: "quantitative" }, y: { field: "y", type: "quantitative" } },
  *   },
  * });
- * await saveFigure(fig, "runs/demo/figures"); // demo.svg and demo.png
+ * await saveFigure(fig, await Deno.makeTempDir()); // demo.svg and demo.png
  * ```
  * @module
  */

@@ -7,7 +7,11 @@
  * @example
  * ```ts
  * import { writeReport } from "./report.ts";
- * const { htmlPath } = await writeReport("runs/2026-01-01T00-00-00", { tsne: false });
+ * // `runDir`: a folder written by `deno task train` (or an experiment folder).
+ * async function report(runDir: string): Promise<string> {
+ *   const { htmlPath } = await writeReport(runDir, { tsne: false });
+ *   return htmlPath; // <runDir>/report.html
+ * }
  * ```
  * @module
  */
