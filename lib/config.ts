@@ -1,6 +1,6 @@
 /**
  * The one typed training configuration shared by the library (`train(config)`) and the command line
- * (`deno task train`). Defaults reproduce method.md section 1 on Fashion-MNIST: Triplet + FANNG +
+ * (`deno task train`). Defaults reproduce docs/method.md section 1 on Fashion-MNIST: Triplet + FANNG +
  * Adaptive + Global, linear 784 -> 64 head, L2-normalised, lr 0.05, momentum 0.9, batch 128, margin 0.2.
  * @module
  */
@@ -80,7 +80,7 @@ export type TrainConfigInput = {
     : TrainConfig[K];
 };
 
-/** The defaults (method.md section 1 and 4). */
+/** The defaults (docs/method.md section 1 and 4). */
 export function defaultConfig(): TrainConfig {
   return {
     dataset: { kind: "idx", dir: FASHION_MNIST_DIR, split: "seen" },

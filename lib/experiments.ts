@@ -1,5 +1,5 @@
 /**
- * The supplement's two studies (method.md section 8), each a set of training runs in one experiment
+ * The supplement's two studies (docs/method.md section 8), each a set of training runs in one experiment
  * folder (`experiment.json` + one run folder per setting) followed by its report:
  * - `kappa`: Triplet + FANNG + Global at fixed kappa in {1, 4, 16, 64}; R@{1,2,4,8} against kappa (Fig. 1).
  * - `mined`: Triplet + FANNG + Adaptive, target error 0.5, global loss off, mined fraction 10%..60%;

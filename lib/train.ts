@@ -1,5 +1,5 @@
 /**
- * The training loop (design.md "One epoch, GPU-resident"). Each epoch:
+ * The training loop (docs/design.md "One epoch, GPU-resident"). Each epoch:
  *   embed all training samples -> (smart mining) FANNG build/refresh, eps, filtered search, positives
  *   -> one triplet per anchor, mixed with random ones at the mined fraction -> uploaded once
  *   -> per batch: gather -> head forward -> losses -> backward -> SGD (one small readback of scalars)

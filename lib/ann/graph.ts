@@ -2,7 +2,7 @@
  * The FANNG graph: one vertex per point, directed edges in CSR form, each vertex's edges sorted by length
  * (squared L2, ties by target id), at most `maxDegree` per vertex. The GPU keeps the same graph padded to
  * `maxDegree` slots per vertex ({@link PaddedGraph}); this module converts between the two and checks the
- * structure and the occlusion rule (method.md section 5) on the host.
+ * structure and the occlusion rule (docs/method.md section 5) on the host.
  *
  * Occlusion rule: edge v -> c is occluded by edge v -> u when d(v,u) < d(v,c) and d(u,c) < d(v,c). A built
  * graph never keeps an edge that a shorter kept edge of the same vertex occludes.

@@ -1,7 +1,7 @@
 /**
  * Plain-TS reference of the batched FANNG graph search (kernels/fanng_search.wgsl `search`), iteration for
  * iteration: the test oracle of the GPU kernel and a no-GPU fallback for small inputs. docs/ann-search.md
- * describes the algorithm; in short (method.md section 5, with hnswlib's stopping rule):
+ * describes the algorithm; in short (docs/method.md section 5, with hnswlib's stopping rule):
  *
  * Per query: a visited set, a min-queue of candidates keyed by (distance, vertex), and the results, the
  * `max(ef, k)` best evaluated vertices that pass the filter (ef 0: k). Self-search starts with the query's own

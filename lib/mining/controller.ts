@@ -1,5 +1,5 @@
 /**
- * The adaptive controller of the mining radius kappa (method.md section 4).
+ * The adaptive controller of the mining radius kappa (docs/method.md section 4).
  *
  * After every batch, with `e` an exponential moving average of the batch training error:
  *   log kappa <- clamp(log kappa + gain * (e - target), log kappaMin, log kappaMax)

@@ -1,9 +1,9 @@
 /**
- * The neighbour questions smart mining asks (method.md section 3), answered on the GPU either by exact brute
- * force (fused distance + top-k, O(N^2 D)) or by the FANNG graph (method.md section 5). Both answer in GPU
+ * The neighbour questions smart mining asks (docs/method.md section 3), answered on the GPU either by exact brute
+ * force (fused distance + top-k, O(N^2 D)) or by the FANNG graph (docs/method.md section 5). Both answer in GPU
  * buffers: eps_a, the radius kappa * eps_a and the filtered search never pass through the host.
  *
- * Only the nearest qualifying negative is used (method.md section 3 step 5), so the filtered search asks for
+ * Only the nearest qualifying negative is used (docs/method.md section 3 step 5), so the filtered search asks for
  * one result; how thoroughly the graph search looks for it is its ef and budget (lib/ann/search_defaults.ts,
  * "filtered").
  * @module

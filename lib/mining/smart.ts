@@ -1,5 +1,5 @@
 /**
- * Smart mining (method.md section 3): for every anchor a,
+ * Smart mining (docs/method.md section 3): for every anchor a,
  *   eps_a = squared distance to its nearest other sample (any class),
  *   r_a   = kappa * eps_a (the exclusion boundary),
  *   n     = the nearest sample of another class with d(a, n) > r_a,

@@ -58,7 +58,7 @@ import {
 import type { EmbeddingHead, LayerParams } from "./head.ts";
 import { type LayerGradient, type OptimizerConfig, type OptimizerState, SgdMomentum } from "./optimizer.ts";
 
-/** Loss settings: margin, global-loss weight, lambda and t (method.md section 2). */
+/** Loss settings: margin, global-loss weight, lambda and t (docs/method.md section 2). */
 export type LossConfig = TripletLossConfig;
 
 /** The scalars one step reads back. */

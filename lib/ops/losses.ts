@@ -30,7 +30,7 @@ import { CommandBatch, grid1d } from "../gpu/dispatch.ts";
 import { checkShape, fmtShape, UserError } from "../errors.ts";
 import type { HostMatrix } from "../util/matrix.ts";
 
-/** Loss settings (method.md section 2). */
+/** Loss settings (docs/method.md section 2). */
 export interface TripletLossConfig {
   /** Triplet margin m (0.2 on unit-norm embeddings). */
   margin: number;
@@ -42,7 +42,7 @@ export interface TripletLossConfig {
   t: number;
 }
 
-/** The defaults of method.md: margin 0.2, global weight 1, lambda 1, t 0.4. */
+/** The defaults of docs/method.md: margin 0.2, global weight 1, lambda 1, t 0.4. */
 export const DEFAULT_LOSS_CONFIG: Readonly<TripletLossConfig> = {
   margin: 0.2,
   globalWeight: 1,
