@@ -48,7 +48,7 @@ export {
 } from "./lib/ann/file.ts";
 export { defaultSearchShape, type SearchShape } from "./lib/ann/search.ts";
 export { GpuGraph } from "./lib/ann/gpu_graph.ts";
-export { VectorBlocks } from "./lib/ann/vectors.ts";
+export { type BlockLayout, VectorBlocks } from "./lib/ann/vectors.ts";
 export {
   decodeRetrievalIndex,
   encodeRetrievalIndex,

@@ -44,7 +44,8 @@ export {
   tensorNames,
 } from "./lib/backbone/onnx_graph.ts";
 export { type Preset, type ViewCrop, viewCrop, writeView } from "./lib/backbone/preprocess.ts";
-export type { ExtractResult, SplitManifest } from "./lib/backbone/features.ts";
+export type { ExtractResult, ShardEntry, SplitManifest } from "./lib/backbone/features.ts";
+export type { Ort, Session } from "./lib/backbone/onnx.ts";
 export { CHECKPOINT_VERSION, decodeCheckpoint, encodeCheckpoint } from "./lib/model/checkpoint.ts";
 export { type JsonlOpenOptions, type JsonlRepair, JsonlWriter, readJsonl } from "./lib/util/jsonl.ts";
 export { FolderLock, type LockOwner } from "./lib/util/lock.ts";

@@ -32,12 +32,17 @@ export type MinerKind = "smart" | "random" | "semihard" | "batchhard";
 
 /** Everything a training run needs. */
 export interface TrainConfig {
+  /** Which data set to train on. */
   dataset: DatasetConfig;
   /** Use only the first N training / test samples (0 = all): for quick runs. */
   trainLimit: number;
+  /** Use only the first N test samples (0 = all). */
   testLimit: number;
+  /** Embedding width, hidden layers and whether embeddings are L2-normalised. */
   head: { outDim: number; hidden: number[]; normalize: boolean };
+  /** Triplet margin and the global loss's weight, lambda and t (docs/method.md section 2). */
   loss: { margin: number; globalWeight: number; lambda: number; t: number };
+  /** How triplets are chosen. */
   mining: {
     miner: MinerKind;
     /** Nearest-neighbour search for smart mining: the FANNG graph or exact GPU brute force. */
@@ -61,15 +66,21 @@ export interface TrainConfig {
   };
   /** `adaptive`: kappa follows the controller; otherwise kappa stays at `initialKappa`. */
   controller: ControllerConfig & { adaptive: boolean };
+  /** SGD learning rate, momentum and weight decay. */
   optim: { lr: number; momentum: number; weightDecay: number };
+  /** Triplets per batch. */
   batchSize: number;
+  /** Epochs to train (in all, for a resumed run). */
   epochs: number;
+  /** Seed of initialisation, order, random triplets and graphs. */
   seed: number;
+  /** Evaluate every N epochs; which Recall@K; NMI; MAP@R and R-Precision. */
   eval: { every: number; recallKs: number[]; nmi: boolean; mapAtR: boolean };
   /** Output folder for config.json, log.jsonl, summary.json, checkpoints and embeddings. */
   outDir: string;
   /** Write a batch record to the log every this many batches (0 = none). */
   logEveryBatches: number;
+  /** No progress bars or tables. */
   quiet: boolean;
 }
 
@@ -269,9 +280,13 @@ export const RESUMABLE_FIELDS: readonly string[] = [
 
 /** A field a resume changed. */
 export interface ConfigChange {
+  /** Config field (dotted path). */
   field: string;
+  /** The CLI flag that sets it. */
   flag: string;
+  /** Value saved with the run. */
   from: unknown;
+  /** Value of this resume. */
   to: unknown;
 }
 

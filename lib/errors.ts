@@ -6,16 +6,19 @@
 
 /** An error caused by input or environment that the user can fix; `message` says how. */
 export class UserError extends Error {
+  /** The error's name. */
   override name = "UserError";
 }
 
 /** Two shapes that do not fit together; the message names both. */
 export class ShapeError extends UserError {
+  /** The error's name. */
   override name = "ShapeError";
 }
 
 /** No WebGPU adapter or device could be obtained. */
 export class GpuUnavailableError extends UserError {
+  /** The error's name. */
   override name = "GpuUnavailableError";
 }
 
@@ -35,7 +38,9 @@ export function checkShape(cond: boolean, message: string): asserts cond {
  * names the kernel or step; the message says what the device said and, when it can tell, what to change.
  */
 export class GpuError extends UserError {
+  /** The error's name. */
   override name = "GpuError";
+  /** `where`: the operation or kernel; `gpuMessage`: what the device said; `hint`: what to change. */
   constructor(readonly where: string, readonly gpuMessage: string, readonly hint = "") {
     super(`GPU error in ${where}: ${gpuMessage.trim().replace(/\s+/g, " ")}${hint ? `; ${hint}` : ""}`);
   }

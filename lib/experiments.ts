@@ -32,10 +32,15 @@ export interface ExperimentOptions {
 
 /** One finished run of a study. */
 export interface ExperimentRunResult {
+  /** The run's folder. */
   dir: string;
+  /** Its label in tables and figures. */
   label: string;
+  /** The fixed kappa of the run (kappa study). */
   kappa?: number;
+  /** The mined fraction of the run (mined study). */
   minedFraction?: number;
+  /** Its last epoch's report. */
   final: EpochReport;
 }
 

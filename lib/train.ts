@@ -59,12 +59,15 @@ export type { EpochReport, EvalSummary, MiningStats };
 
 /** What `train` returns. */
 export interface TrainResult {
+  /** The run's full config. */
   config: TrainConfig;
   /** The epochs trained by this call. */
   epochs: EpochReport[];
   /** Every epoch of the run, those of earlier (resumed) calls included: what summary.json covers. */
   history: EpochReport[];
+  /** The run folder. */
   outDir: string;
+  /** Name of the adapter that ran it. */
   adapter: string;
 }
 

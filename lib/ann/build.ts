@@ -203,6 +203,7 @@ export function usesProjection(o: ResolvedBuildOptions, n: number, dims: number)
 
 /** Seconds spent per build phase, and what the candidate search did. */
 export interface BuildStats {
+  /** Wall seconds per build phase (candidates, prune, traverse-add...). */
   seconds: Record<string, number>;
   /** Walks that stopped short of their target, per traverse-add round. */
   traverseAddFailures: number[];

@@ -35,7 +35,9 @@ export interface FanngGraph {
 
 /** The GPU form: every vertex has `maxDegree` slots; unused ones hold NO_VERTEX and +Inf. */
 export interface PaddedGraph {
+  /** Number of vertices. */
   readonly vertexCount: number;
+  /** Slots per vertex (the maximum out-degree). */
   readonly maxDegree: number;
   /** [vertexCount x maxDegree] targets. */
   readonly adjacency: Uint32Array;
@@ -135,6 +137,7 @@ export function validateGraph(graph: FanngGraph, what = "FANNG graph"): void {
 
 /** An edge kept although a shorter kept edge of the same vertex occludes it. */
 export interface OcclusionViolation {
+  /** The vertex whose edges break the rule. */
   vertex: number;
   /** The occluded edge's target. */
   occluded: number;

@@ -96,6 +96,7 @@ export interface SearchOptions {
   entryCount?: number;
   /** Seed of "sampled" entry points (default 1). */
   seed?: number;
+  /** Which vertices may be results (labels, a minimum distance per query); see {@link SearchFilter}. */
   filter?: SearchFilter;
   /** Budget of the first pass of a `minDistanceScale`-only filter (default: the "nearest" use's). */
   nearestBudget?: number;
@@ -105,6 +106,7 @@ export interface SearchOptions {
 
 /** Search results on the GPU; dispose frees them. */
 export interface SearchResult extends Disposable {
+  /** Results per query. */
   k: number;
   /** [Q x k] result vertices, ascending by distance; NO_VERTEX (0xFFFFFFFF) where fewer qualified. */
   indices: GpuBuffer<"u32">;

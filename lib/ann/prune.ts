@@ -48,6 +48,7 @@ export interface PruneOptions {
  * computing and sorting the candidates' distances.
  */
 export interface Presorted<D> {
+  /** [rows x slots] distances of `extra`'s candidates, in the same layout. */
   extraDistances?: D;
 }
 

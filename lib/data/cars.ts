@@ -42,7 +42,9 @@ export const CARS_TRAIN_CLASSES = 98;
 
 /** One annotation: a relative image path and its 1-based class. */
 export interface CarsAnnotation {
+  /** Image path relative to the data set root. */
   path: string;
+  /** Class, 1-based. */
   cls: number;
 }
 

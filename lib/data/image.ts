@@ -19,21 +19,29 @@ import { UserError } from "../errors.ts";
 
 /** An 8-bit RGB image, rows top to bottom, pixels interleaved R, G, B. */
 export interface RgbImage {
+  /** Width in pixels. */
   width: number;
+  /** Height in pixels. */
   height: number;
+  /** [height x width x 3] bytes. */
   data: Uint8Array;
 }
 
 /** A rectangle in source pixel coordinates (may be fractional). */
 export interface Rect {
+  /** Left edge. */
   x: number;
+  /** Top edge. */
   y: number;
+  /** Width. */
   width: number;
+  /** Height. */
   height: number;
 }
 
 /** An image file could not be decoded. */
 export class ImageDecodeError extends UserError {
+  /** The error's name. */
   override name = "ImageDecodeError";
 }
 

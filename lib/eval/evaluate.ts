@@ -57,12 +57,15 @@ export interface EvalOptions {
 export interface EvalResult {
   /** Recall@K by K. */
   recall: Record<number, number>;
+  /** Fraction of queries whose nearest neighbour shares their class. */
   precisionAt1: number;
   /** NMI (arithmetic mean normalisation) of the k-means clusters against the labels. */
   nmi?: number;
   /** AMI of the same clustering. */
   ami?: number;
+  /** MAP@R, when asked for. */
   mapAtR?: number;
+  /** R-Precision, when asked for. */
   rPrecision?: number;
   /** Queries without another sample of their label, left out of the retrieval metrics. */
   queriesExcluded: number;

@@ -48,6 +48,7 @@ export interface KMeansResult {
   inertia: number;
   /** Which restart won, and every restart's inertia. */
   restart: number;
+  /** Final inertia of each restart. */
   inertias: number[];
   /** Assignment passes run (all restarts advance together). */
   iterations: number;
@@ -59,7 +60,9 @@ export interface KMeansResult {
 
 /** Nearest-centroid assignment of every point for every restart: [R x N] each. */
 export interface Assignment {
+  /** [n] cluster of each point. */
   assign: Uint32Array;
+  /** [n] squared distance to its centroid. */
   dist: Float32Array;
 }
 

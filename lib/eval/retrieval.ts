@@ -55,7 +55,9 @@ export type { RetrievalMetrics } from "./retrieval_ref.ts";
 
 /** Embeddings (on the GPU or host) with one label per row. */
 export interface LabeledEmbeddings {
+  /** [N x D] embeddings. */
   embeddings: GpuBuffer<"f32"> | HostMatrix;
+  /** [N] class labels. */
   labels: Int32Array;
 }
 
@@ -101,6 +103,7 @@ export interface QueryRanks {
    * O(queries * largest class) memory: for tests and small sets.
    */
   positiveRanks?: Uint32Array;
+  /** Ranks kept per query. */
   ranksWidth: number;
 }
 

@@ -38,11 +38,13 @@ export interface TsneOptions {
   learningRate?: number;
   /** Attraction multiplier for the first `exaggerationIters` steps (default 12 for 250 steps). */
   earlyExaggeration?: number;
+  /** Iterations with early exaggeration (default 250). */
   exaggerationIters?: number;
   /** Precomputed neighbours: [N x k] indices (no self) and squared distances, ascending. */
   neighbors?: { k: number; indices: Uint32Array; distances: Float32Array };
   /** Called every `progressEvery` steps (default 50) with the KL divergence estimate. */
   onProgress?: (iteration: number, total: number, kl: number) => void;
+  /** Report progress every this many iterations. */
   progressEvery?: number;
   /** No progress bar. */
   quiet?: boolean;

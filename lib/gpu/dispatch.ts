@@ -69,11 +69,13 @@ export function grid1d(gpu: Gpu, count: number): [number, number] {
 
 /** A set of GPU commands submitted together. */
 export class CommandBatch {
+  /** The encoder the batch records into. */
   readonly encoder: GPUCommandEncoder;
   readonly #temps: { destroy(): void }[] = [];
   readonly #errors: Promise<GpuErrorRecord | undefined>[] = [];
   #submitted = false;
 
+  /** A batch on `gpu`; `label` names it in errors and timings. */
   constructor(readonly gpu: Gpu, readonly label = "command batch") {
     this.encoder = gpu.device.createCommandEncoder({ label });
   }

@@ -48,6 +48,7 @@ function owned(parts: Omit<GpuNegatives, typeof Symbol.dispose>): GpuNegatives {
 
 /** Exact answers by GPU brute force over all pairs, streamed in blocks (no N x N matrix). */
 export class ExactSearch implements NeighbourSearch {
+  /** Exact search over `emb` with its `labels`, both on the GPU. */
   constructor(readonly emb: GpuBuffer<"f32">, readonly labels: GpuBuffer<"i32">) {}
 
   async negatives(kappa: number): Promise<GpuNegatives> {
@@ -73,11 +74,13 @@ export class ExactSearch implements NeighbourSearch {
 
 /** Options of the graph search used for mining (0 = the default of lib/ann/search_defaults.ts). */
 export interface FanngSearchOptions {
+  /** Maximum out-degree of the graph. */
   maxDegree: number;
   /** Distance evaluations per anchor in the filtered search; 0 = the default. */
   budget: number;
   /** ef of the filtered search; 0 = the default. */
   ef?: number;
+  /** Seed of the graph build. */
   seed: number;
   /** No progress bar while the graph is built. */
   quiet?: boolean;
@@ -93,6 +96,7 @@ export class FanngSearch implements NeighbourSearch, Disposable {
   /** A graph and refresh state from `restore()`, waiting for the next `update()`. */
   #restored: { graph: FanngGraph; refresh?: Uint8Array; source: string } | undefined;
 
+  /** FANNG search over the embeddings the next `prepare` gives, with their `labels`. */
   constructor(readonly labels: GpuBuffer<"i32">, readonly options: FanngSearchOptions) {}
 
   /** The current index (after `update`). */
@@ -158,6 +162,7 @@ export class FanngSearch implements NeighbourSearch, Disposable {
     });
   }
 
+  /** Frees the graph. */
   [Symbol.dispose](): void {
     this.#index?.[Symbol.dispose]();
     this.#index = undefined;

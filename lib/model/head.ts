@@ -61,9 +61,13 @@ export type ResolvedHeadConfig = Required<Omit<HeadConfig, "hidden">> & { hidden
 
 /** Host copy of one layer's parameters: weight [inDim x outDim] row-major, bias [outDim]. */
 export interface LayerParams {
+  /** Input width of the layer. */
   inDim: number;
+  /** Output width of the layer. */
   outDim: number;
+  /** [inDim x outDim] row-major. */
   weight: Float32Array;
+  /** [outDim]. */
   bias: Float32Array;
 }
 
@@ -268,6 +272,7 @@ export class EmbeddingHead implements Disposable {
     this.params.forEach((p) => p.destroy());
   }
 
+  /** Frees the parameters. */
   [Symbol.dispose](): void {
     this.destroy();
   }

@@ -54,14 +54,19 @@ export const DEFAULT_LOSS_CONFIG: Readonly<TripletLossConfig> = {
 export interface LossScalars {
   /** tripletLoss + globalWeight * globalLoss. */
   loss: number;
+  /** The mean triplet (hinge) loss. */
   tripletLoss: number;
   /** The unweighted global loss. */
   globalLoss: number;
   /** Fraction of triplets with d(a,p) >= d(a,n). */
   error: number;
+  /** Mean d(a,p). */
   meanDap: number;
+  /** Mean d(a,n). */
   meanDan: number;
+  /** Variance of d(a,p). */
   varDap: number;
+  /** Variance of d(a,n). */
   varDan: number;
   /** Fraction of triplets with a positive hinge (they carry triplet-loss gradient). */
   activeFraction: number;
@@ -107,14 +112,17 @@ export interface TripletLossOptions {
   count?: number;
   /** Embedding width (default emb.cols) and row stride (default the width). */
   dim?: number;
+  /** Row stride of the embeddings (default the width). */
   ldEmb?: number;
   /** Compute the slot gradients too. */
   backward?: boolean;
   /** Gradient output [3B x ldGrad] (default a new [3B x dim] buffer) and its row stride. */
   grad?: GpuBuffer<"f32">;
+  /** Row stride of the gradient (default the width). */
   ldGrad?: number;
   /** Outputs to reuse: distances [B x 2] and scalars [12]. */
   dists?: GpuBuffer<"f32">;
+  /** [12] scalar outputs to reuse. */
   scalars?: GpuBuffer<"f32">;
 }
 
@@ -212,6 +220,7 @@ export async function encodeTripletLoss(
 
 /** Result of {@link tripletLossForward} / {@link tripletLossBackward}. */
 export interface TripletLossResult {
+  /** The batch's loss scalars. */
   scalars: LossScalars;
   /** [B x 2] distances (caller owns it). */
   dists: GpuBuffer<"f32">;
@@ -256,9 +265,11 @@ export function tripletLossBackward(
 
 /** Result of {@link tripletLossRef}. */
 export interface TripletLossRefResult {
+  /** The batch's loss scalars. */
   scalars: LossScalars;
   /** d(a,p) and d(a,n) per triplet. */
   dap: Float64Array;
+  /** d(a,n) per triplet. */
   dan: Float64Array;
   /** [3B x dim] slot gradients. */
   grad: HostMatrix;

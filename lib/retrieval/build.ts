@@ -17,10 +17,13 @@ export const DEFAULT_SEARCH_BUDGET = 256;
 
 /** What a gallery index is built from. */
 export interface GalleryInput {
+  /** The trained head (config and parameters). */
   head: { config: ResolvedHeadConfig; params: readonly LayerParams[] };
   /** Gallery features [N x inDim] (the head's inputs). */
   features: HostMatrix;
+  /** [N] class labels. */
   labels: Int32Array;
+  /** [N] sample identities. */
   ids: readonly string[];
   /** Gallery pixels [N x height x width x channels], when they should travel with the index. */
   pixels?: Uint8Array | null;
@@ -47,8 +50,11 @@ export interface GalleryBuildOptions {
 
 /** The artifact's bytes and what building it took. */
 export interface BuiltGallery {
+  /** The index.bin bytes. */
   bytes: Uint8Array;
+  /** Its header. */
   header: RetrievalHeader;
+  /** Seconds spent embedding, building the graph and encoding. */
   seconds: { embed: number; graph: number; encode: number };
 }
 

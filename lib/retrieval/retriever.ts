@@ -72,6 +72,7 @@ export interface Neighbour {
   item: number;
   /** The sample's identity (IDX "t10k/<row>", or an image path relative to the data set's root). */
   id: string;
+  /** Class label. */
   label: number;
   /** Euclidean distance between the embeddings. */
   distance: number;
@@ -79,12 +80,15 @@ export interface Neighbour {
 
 /** Where a graph search ran, and why when not on the GPU. */
 export interface GraphSearchPlace {
+  /** Where the graph search ran. */
   on: "gpu" | "cpu";
+  /** Why not on the GPU, when it ran on the CPU. */
   reason?: string;
 }
 
 /** What a search returns. */
 export interface RetrievalResult {
+  /** Neighbours asked for per query. */
   k: number;
   /** Per query, its neighbours ascending by distance (fewer than k where the graph search found fewer). */
   queries: Neighbour[][];
@@ -94,6 +98,7 @@ export interface RetrievalResult {
   method: "graph-gpu" | "graph-cpu" | "exact-gpu";
   /** Wall milliseconds of the head's forward pass (0 for embeddings) and of the search, readbacks included. */
   embedMs: number;
+  /** Wall milliseconds of the search, readbacks included. */
   searchMs: number;
 }
 

@@ -35,12 +35,15 @@ export interface IndexRunOptions {
   budget?: number;
   /** Store the gallery's pixels (IDX data; default true), for thumbnails. */
   pixels?: boolean;
+  /** No progress output. */
   quiet?: boolean;
+  /** The GPU to use (default `getGpu()`). */
   gpu?: Gpu;
 }
 
 /** What {@link indexRun} wrote. */
 export interface IndexRunResult extends BuiltGallery {
+  /** Path of the index.bin written. */
   path: string;
 }
 

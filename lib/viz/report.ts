@@ -66,7 +66,9 @@ export interface ReportOptions {
 
 /** What {@link writeReport} wrote. */
 export interface ReportResult {
+  /** Path of the report.html written. */
   htmlPath: string;
+  /** The figures written. */
   figures: { name: string; svgPath: string; pngPath: string }[];
   /** Things the report could not show and why (also listed on the page). */
   warnings: string[];

@@ -23,8 +23,11 @@ export interface ScatterOptions {
   size?: number;
   /** Seed of the drawing order shuffle (so no class always lies on top; default 0). */
   seed?: number;
+  /** File name of the figure (default "tsne"). */
   name?: string;
+  /** Title above the figure. */
   title?: string;
+  /** Caption under the figure in reports. */
   caption?: string;
 }
 

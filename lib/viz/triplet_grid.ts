@@ -37,7 +37,9 @@ export interface TripletGridOptions {
   /** Draw thumbnails with nearest-neighbour scaling (default: when the pictures are raw pixels no larger
    * than a cell, so small images such as Fashion-MNIST stay sharp). */
   pixelated?: boolean;
+  /** File name of the figure (default "triplets"). */
   name?: string;
+  /** Title above the figure. */
   title?: string;
 }
 
