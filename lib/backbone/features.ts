@@ -177,11 +177,20 @@ export interface ExtractOptions {
   outDir: string;
   /** Preprocessing (preset, resize, crop). */
   preprocess: PreprocessSpec;
-  /** Views per training image (1 = centre crop only; default 1). */
+  /**
+   * Views per training image (1 = centre crop only; default 1).
+   * @default 1
+   */
   views?: number;
-  /** Seed of the augmentation views (default 0). */
+  /**
+   * Seed of the augmentation views (default 0).
+   * @default 0
+   */
   seed?: number;
-  /** Network images per batch (default 16). */
+  /**
+   * Network images per batch (default 16).
+   * @default 16
+   */
   batch?: number;
   /** Images per shard file (default 256; a resumed cache keeps the size it was started with). */
   shardSize?: number;
@@ -191,7 +200,10 @@ export interface ExtractOptions {
    * on the calling thread).
    */
   decodeWorkers?: number;
-  /** Skip unreadable images with a warning instead of stopping (default false). */
+  /**
+   * Skip unreadable images with a warning instead of stopping (default false).
+   * @default false
+   */
   skipBadImages?: boolean;
   /** Replace a cache folder made with a different key (default false: refuse). */
   overwrite?: boolean;

@@ -41,9 +41,15 @@ export type ProviderChoice = "auto" | "webgpu" | "wasm";
 
 /** Options for {@link OnnxBackbone.load}. */
 export interface OnnxBackboneOptions {
-  /** Tensor to expose as the feature (exact name, or `pool5`; default `pool5`). */
+  /**
+   * Tensor to expose as the feature (exact name, or `pool5`; default `pool5`).
+   * @default "pool5"
+   */
   output?: string;
-  /** Execution provider (default `auto`). */
+  /**
+   * Execution provider (default `auto`).
+   * @default "auto"
+   */
   provider?: ProviderChoice;
   /**
    * wasm threads (default: half the CPU cores, at most 4, onnxruntime-web's own default; on a busy

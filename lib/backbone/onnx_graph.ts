@@ -285,7 +285,10 @@ function summarizeNames(names: string[], head = 20, tail = 40): string {
 
 /** Options for {@link exposeOutput}. */
 export interface ExposeOptions {
-  /** Name given to the image input's batch dimension when the file fixes it to 1 (default "batch"). */
+  /**
+   * Name given to the image input's batch dimension when the file fixes it to 1 (default "batch").
+   * @default "batch"
+   */
   batchDimName?: string;
   /** Keep nodes the output does not need (default false: prune them). */
   keepUnusedNodes?: boolean;

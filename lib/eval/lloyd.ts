@@ -25,16 +25,25 @@ import { Rng } from "../util/rng.ts";
 
 /** Options of {@link kmeans} / {@link kmeansRef}. */
 export interface KMeansOptions {
-  /** Independent seedings; the one with the lowest inertia wins (default 3). */
+  /**
+   * Independent seedings; the one with the lowest inertia wins (default 3).
+   * @default 3
+   */
   restarts?: number;
-  /** Lloyd iterations at most per restart (default 100). */
+  /**
+   * Lloyd iterations at most per restart (default 100).
+   * @default 100
+   */
   maxIters?: number;
   /**
    * Stop once every restart's inertia fell by at most `tol` times itself in the last iteration, or no
    * point changed cluster (default 1e-4; 0 = only the latter).
    */
   tol?: number;
-  /** Seed of the seeding draws (default 0). */
+  /**
+   * Seed of the seeding draws (default 0).
+   * @default 0
+   */
   seed?: number;
 }
 

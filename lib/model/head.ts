@@ -48,11 +48,20 @@ export interface HeadConfig {
   outDim: number;
   /** Widths of hidden FC + ReLU layers before the output layer ([] = one FC layer, the default). */
   hidden?: readonly number[];
-  /** L2-normalise the embeddings (default true). */
+  /**
+   * L2-normalise the embeddings (default true).
+   * @default true
+   */
   normalize?: boolean;
-  /** Seed of the initialisation (default 0). */
+  /**
+   * Seed of the initialisation (default 0).
+   * @default 0
+   */
   seed?: number;
-  /** Weight initialisation (default "xavier-uniform"). */
+  /**
+   * Weight initialisation (default "xavier-uniform").
+   * @default "xavier-uniform"
+   */
   init?: HeadInit;
 }
 

@@ -66,7 +66,10 @@ export type StepScalars = LossScalars;
 
 /** Which triplets of the index source a step uses: `count` triplets from triplet `offset`. */
 export interface StepOptions {
-  /** First triplet (default 0). */
+  /**
+   * First triplet (default 0).
+   * @default 0
+   */
   offset?: number;
   /** Triplets in the step (default: the rest). */
   count?: number;

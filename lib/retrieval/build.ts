@@ -36,9 +36,15 @@ export interface GalleryInput {
 
 /** Build settings. */
 export interface GalleryBuildOptions {
-  /** FANNG maximum out-degree (default 32). */
+  /**
+   * FANNG maximum out-degree (default 32).
+   * @default 32
+   */
   maxDegree?: number;
-  /** Seed of the graph construction (default 1). */
+  /**
+   * Seed of the graph construction (default 1).
+   * @default 1
+   */
   seed?: number;
   /** Default search budget stored in the index (default {@link DEFAULT_SEARCH_BUDGET}). */
   budget?: number;

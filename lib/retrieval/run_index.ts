@@ -23,13 +23,25 @@ export type GallerySplit = "train" | "test" | "all";
 
 /** Options of {@link indexRun}. */
 export interface IndexRunOptions {
-  /** Gallery split(s) (default "test"). */
+  /**
+   * Gallery split(s) (default "test").
+   * @default "test"
+   */
   gallery?: GallerySplit;
-  /** Output folder (default `<run>/index`). */
+  /**
+   * Output folder (default `<run>/index`).
+   * @default "<run>/index"
+   */
   out?: string;
-  /** FANNG maximum out-degree (default 32). */
+  /**
+   * FANNG maximum out-degree (default 32).
+   * @default 32
+   */
   maxDegree?: number;
-  /** Seed of the graph construction (default 1). */
+  /**
+   * Seed of the graph construction (default 1).
+   * @default 1
+   */
   seed?: number;
   /** Default search budget stored in the index. */
   budget?: number;
@@ -37,7 +49,10 @@ export interface IndexRunOptions {
   pixels?: boolean;
   /** No progress output. */
   quiet?: boolean;
-  /** The GPU to use (default `getGpu()`). */
+  /**
+   * The GPU to use (default `getGpu()`).
+   * @default getGpu()
+   */
   gpu?: Gpu;
 }
 

@@ -9,7 +9,10 @@ import { UserError } from "../errors.ts";
 
 /** Options for opening a {@link JsonlWriter}. */
 export interface JsonlOpenOptions {
-  /** Keep the existing lines and write after them (default true); false starts an empty file. */
+  /**
+   * Keep the existing lines and write after them (default true); false starts an empty file.
+   * @default true
+   */
   append?: boolean;
   /**
    * With `append`: first cut the file back to this many bytes (a position {@link JsonlWriter.bytes} reported

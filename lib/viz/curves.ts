@@ -59,13 +59,22 @@ export interface CurvesOptions {
   kappaBounds?: readonly [number, number];
   /** Target training error of the adaptive controller, drawn as a dashed line on the error panel. */
   targetError?: number;
-  /** Panels per row (default 2). */
+  /**
+   * Panels per row (default 2).
+   * @default 2
+   */
   columns?: number;
-  /** File name of the figure (default "curves"). */
+  /**
+   * File name of the figure (default "curves").
+   * @default "curves"
+   */
   name?: string;
   /** Title above the figure. */
   title?: string;
-  /** Legend title for the runs (default "run"). */
+  /**
+   * Legend title for the runs (default "run").
+   * @default "run"
+   */
   runTitle?: string;
 }
 

@@ -48,15 +48,24 @@ export type TsneFn = (data: HostMatrix, opts: { seed?: number }) => HostMatrix |
 export interface ReportOptions {
   /** Compute a t-SNE map of the final test embeddings (default true; needs lib/eval/tsne.ts). */
   tsne?: boolean;
-  /** Most test points in the t-SNE map (a seeded random subset beyond this; default 6000). */
+  /**
+   * Most test points in the t-SNE map (a seeded random subset beyond this; default 6000).
+   * @default 6000
+   */
   tsnePoints?: number;
   /** The t-SNE to use (default: `tsne` from lib/eval/tsne.ts when that module exists). */
   tsneFn?: TsneFn;
-  /** Seed for subsampling and t-SNE (default 0). */
+  /**
+   * Seed for subsampling and t-SNE (default 0).
+   * @default 0
+   */
   seed?: number;
   /** The run's data set, for triplet thumbnails and class names (default: loaded from config.json). */
   dataset?: Dataset;
-  /** Experiment folders: also write each run's own report (default true). */
+  /**
+   * Experiment folders: also write each run's own report (default true).
+   * @default true
+   */
   perRun?: boolean;
   /** PNG settings for the figure files. */
   png?: PngOptions;
