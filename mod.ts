@@ -1,191 +1,86 @@
 /**
  * Smart Mining for Deep Metric Learning (Harwood et al., ICCV 2017) on WebGPU, in Deno.
  *
- * The public API: re-exports from lib/, nothing else. See README.md for usage.
+ * This entry point holds what a user of the toolkit reaches for: training ({@link train}) and its
+ * configuration, the datasets, the ONNX backbone and feature cache, the FANNG index ({@link FanngIndex}),
+ * evaluation, retrieval over a trained run ({@link Retriever}), reports, the GPU handle ({@link getGpu})
+ * and the main GPU ops (distances, top-k, kNN). The building blocks live in sub-entry points:
+ * `ops.ts` (GPU runtime, every kernel's op, head, optimizer, mining), `ann.ts` (graph internals and the
+ * index file formats), `viz.ts` (figures), `io.ts` (file and image formats, logs, locks, progress) and
+ * `testing.ts` (the plain-TS references every kernel is tested against). docs/design.md maps them.
+ *
+ * The WGSL kernels travel as text imports, so importing this module from a URL needs only
+ * `--allow-import` for its host, plus whatever the features used need (files, the GPU).
+ *
+ * @example Nearest neighbours on the GPU
+ * ```ts
+ * import { getGpu, GpuBuffer, knnSqL2, Rng } from "./mod.ts";
+ *
+ * const gpu = await getGpu();
+ * const rng = new Rng(1);
+ * using base = GpuBuffer.fromArray(gpu, rng.uniformArray(100 * 8, -1, 1), [100, 8]);
+ * using nn = await knnSqL2(base, base, 3);
+ * const indices = await nn.indices.read(); // row i: its 3 nearest rows, itself first
+ * console.log(indices.slice(0, 3));
+ * ```
  * @module
  */
 
 // --- GPU runtime (lib/gpu) ---
 export { type AdapterReport, getGpu, Gpu, type GpuErrorRecord, type GpuOptions } from "./lib/gpu/device.ts";
 export { type ArrayOf, type DType, GpuBuffer, type HostArray, type RowChunk } from "./lib/gpu/buffer.ts";
-export { CommandBatch, grid1d, packUniform, type UniformField } from "./lib/gpu/dispatch.ts";
-export { type Defines, loadWgsl, PipelineCache } from "./lib/gpu/kernels.ts";
 export { type LabelTiming, profile, type ProfileReport } from "./lib/gpu/timing.ts";
-export { fmtShape, GpuError, GpuUnavailableError, ShapeError, UserError } from "./lib/errors.ts";
+export {
+  fmtShape,
+  GpuError,
+  GpuUnavailableError,
+  type OptionMessage,
+  type OptionNamer,
+  ShapeError,
+  UserError,
+} from "./lib/errors.ts";
+export type { MinerKind as MiningMinerKind, MiningConfig } from "./lib/mining/options.ts";
 
-// --- Ops (lib/ops) ---
-export { gatherRows, gatherRowsRef } from "./lib/ops/gather.ts";
+// --- The main ops (lib/ops); the encode* forms and the rest are in ops.ts ---
+export { gatherRows } from "./lib/ops/gather.ts";
+export { type DistanceKernel, type DistanceOptions, pairwiseSqL2 } from "./lib/ops/distance.ts";
 export {
-  type DistanceKernel,
-  type DistanceOptions,
-  encodePairwiseSqL2,
-  pairwiseSqL2,
-  pairwiseSqL2Ref,
-} from "./lib/ops/distance.ts";
-export {
-  encodeTopkSmallest,
   NO_INDEX,
   TOPK_MAX_K,
   type TopkFilter,
-  type TopkFilterHost,
-  type TopkHostResult,
   type TopkOptions,
   type TopkResult,
   topkSmallest,
-  topkSmallestRef,
 } from "./lib/ops/topk.ts";
-export { encodeKnnSqL2, type KnnOptions, knnSqL2, knnSqL2Ref } from "./lib/ops/knn.ts";
+export { type KnnOptions, knnSqL2 } from "./lib/ops/knn.ts";
+export { l2Normalize } from "./lib/ops/normalize.ts";
 
 // --- Data (lib/data) ---
 export type { Dataset, LabeledSplit, SampleImage } from "./lib/data/dataset.ts";
-export {
-  FASHION_MNIST_CLASSES,
-  FASHION_MNIST_DIR,
-  loadIdxDataset,
-  loadIdxSplit,
-  parseIdx,
-} from "./lib/data/idx.ts";
+export { FASHION_MNIST_CLASSES, FASHION_MNIST_DIR, loadIdxDataset, loadIdxSplit } from "./lib/data/idx.ts";
 export type { ImageListDataset, ImageListFormat, ImageSample } from "./lib/data/image_list.ts";
 export { CUB_TRAIN_CLASSES, listCub } from "./lib/data/cub.ts";
-export { CARS_TRAIN_CLASSES, listCars, parseCarsCsv, parseCarsTxt } from "./lib/data/cars.ts";
+export { CARS_TRAIN_CLASSES, listCars } from "./lib/data/cars.ts";
 export { listFolder } from "./lib/data/folder.ts";
-export { type MatValue, readCarsAnnosMat, readMat } from "./lib/data/mat.ts";
-export {
-  decodeImage,
-  encodeJpeg,
-  encodePng,
-  ImageDecodeError,
-  readImage,
-  type Rect,
-  resampleRegion,
-  resampleRgb,
-  type RgbImage,
-} from "./lib/data/image.ts";
+export { type HostMatrix, hostMatrix } from "./lib/util/matrix.ts";
+export { Rng } from "./lib/util/rng.ts";
 
-// --- ANN index (lib/ann) ---
+// --- The FANNG index (lib/ann); graph internals and the file format are in ann.ts ---
 export { FanngIndex, type SearchFilter, type SearchOptions, type SearchResult } from "./lib/ann/index.ts";
-export { defaultSearchShape, type SearchOutputs, type SearchShape } from "./lib/ann/search.ts";
 export { type SearchDefaults, searchDefaults, type SearchUse } from "./lib/ann/search_defaults.ts";
-export { type BuildStats, type FanngBuildOptions } from "./lib/ann/build.ts";
-export {
-  degreeStats,
-  type FanngGraph,
-  graphFromPadded,
-  graphProblem,
-  NO_VERTEX,
-  type OcclusionViolation,
-  occlusionViolations,
-  paddedFromGraph,
-  type PaddedGraph,
-  validateGraph,
-} from "./lib/ann/graph.ts";
-export {
-  decodeGraph,
-  encodeGraph,
-  FANNG_FORMAT_VERSION,
-  FANNG_MAGIC,
-  loadGraph,
-  saveGraph,
-} from "./lib/ann/file.ts";
-export {
-  ceilingRef,
-  type SearchFilterRef,
-  searchRef,
-  type SearchRefOptions,
-  type SearchRefResult,
-} from "./lib/ann/search_ref.ts";
-export { pruneRef } from "./lib/ann/prune.ts";
-export { greedyRef } from "./lib/ann/traverse_add.ts";
+export type { BuildStats, FanngBuildOptions } from "./lib/ann/build.ts";
+export type { SearchOutputs } from "./lib/ann/search.ts";
 
-// --- Model and training step (lib/model) ---
-export {
-  EmbeddingHead,
-  embedRef,
-  type HeadConfig,
-  type HeadInit,
-  headLayerShapes,
-  initHeadParameters,
-  type LayerParams,
-  type ResolvedHeadConfig,
-} from "./lib/model/head.ts";
-export {
-  type LayerGradient,
-  type OptimizerConfig,
-  type OptimizerState,
-  SgdMomentum,
-  SgdMomentumRef,
-} from "./lib/model/optimizer.ts";
-export { type LossConfig, type StepOptions, type StepScalars, TrainStep } from "./lib/model/train_step.ts";
+// --- Model and checkpoints (lib/model); the training step's parts are in ops.ts ---
+export { EmbeddingHead, type HeadConfig, type HeadInit, type LayerParams } from "./lib/model/head.ts";
 export {
   applyCheckpoint,
-  CHECKPOINT_VERSION,
   type CheckpointContents,
-  decodeCheckpoint,
-  encodeCheckpoint,
   loadCheckpoint,
   type LoadedCheckpoint,
   readCheckpoint,
   saveCheckpoint,
 } from "./lib/model/checkpoint.ts";
-// The training step's ops (kernels/linear, normalize, losses, sgd) with their plain-TS references.
-export {
-  augmentedLength,
-  encodeLinearForward,
-  encodeLinearGradInput,
-  encodeLinearGradWeight,
-  linearForward,
-  linearForwardRef,
-  linearGradInputRef,
-  linearGradWeightRef,
-  type LinearShape,
-  type LinearTiles,
-  linearTiles,
-  packAugmented,
-  paddedWidth,
-  unpackAugmented,
-} from "./lib/ops/linear.ts";
-export {
-  encodeL2NormalizeBackward,
-  encodeL2NormalizeForward,
-  l2Normalize,
-  l2NormalizeBackwardRef,
-  l2NormalizeForwardRef,
-} from "./lib/ops/normalize.ts";
-export {
-  DEFAULT_LOSS_CONFIG,
-  encodeTripletLoss,
-  type LossScalars,
-  tripletLossBackward,
-  type TripletLossConfig,
-  tripletLossForward,
-  tripletLossRef,
-} from "./lib/ops/losses.ts";
-export { encodeSgdUpdate, type SgdHyper, sgdUpdateRef } from "./lib/ops/sgd.ts";
-
-// --- Mining and controller (lib/mining) ---
-export { ClassIndex } from "./lib/mining/classes.ts";
-export {
-  type ControllerConfig,
-  type ControllerState,
-  KappaController,
-  validateControllerConfig,
-} from "./lib/mining/controller.ts";
-export { mineSmart, mineSmartRef, type SmartMining, softestHarderPositives } from "./lib/mining/smart.ts";
-export {
-  ExactSearch,
-  FanngSearch,
-  type FanngSearchOptions,
-  type GpuNegatives,
-  type NeighbourSearch,
-} from "./lib/mining/search.ts";
-export {
-  assembleEpoch,
-  type EpochTriplets,
-  type MinedPartners,
-  permutation,
-  randomTriplets,
-} from "./lib/mining/triplets.ts";
-export { batchHardTriplets, sampleClassBalancedBatch, semiHardTriplets } from "./lib/mining/inbatch.ts";
 
 // --- Evaluation (lib/eval) ---
 export {
@@ -194,47 +89,15 @@ export {
   evaluateEmbeddings,
   type LabeledEmbeddings,
 } from "./lib/eval/evaluate.ts";
-export {
-  metricsFromRanks,
-  type QueryRanks,
-  queryRanks,
-  type QueryRanksOptions,
-  retrievalMetrics,
-  type RetrievalOptions,
-} from "./lib/eval/retrieval.ts";
-export {
-  type RetrievalMetrics,
-  retrievalMetricsRef,
-  type RetrievalRefOptions,
-} from "./lib/eval/retrieval_ref.ts";
-export {
-  type GpuKMeansOptions,
-  kmeans,
-  kmeansAssign,
-  type KMeansOptions,
-  type KMeansResult,
-} from "./lib/eval/kmeans.ts";
-export { kmeansAssignRef, kmeansRef } from "./lib/eval/kmeans_ref.ts";
-export { ami, contingency, entropy, expectedMutualInfo, mutualInfo, nmi } from "./lib/eval/nmi.ts";
+export { retrievalMetrics, type RetrievalOptions } from "./lib/eval/retrieval.ts";
+export type { RetrievalMetrics } from "./lib/eval/retrieval_ref.ts";
+export { type GpuKMeansOptions, kmeans, type KMeansOptions, type KMeansResult } from "./lib/eval/kmeans.ts";
+export { ami, nmi } from "./lib/eval/nmi.ts";
 export { tsne, tsneGpu, type TsneOptions } from "./lib/eval/tsne.ts";
 
 // --- Backbone and features (lib/backbone) ---
 export { OnnxBackbone, type OnnxBackboneOptions, type ProviderChoice } from "./lib/backbone/onnx.ts";
-export {
-  exposeOutput,
-  type OnnxModelInfo,
-  readOnnxModel,
-  resolveOutputName,
-  tensorNames,
-} from "./lib/backbone/onnx_graph.ts";
-export {
-  defaultSpec,
-  type PreprocessSpec,
-  type PresetName,
-  PRESETS,
-  viewCrop,
-  writeView,
-} from "./lib/backbone/preprocess.ts";
+export { defaultSpec, type PreprocessSpec, type PresetName, PRESETS } from "./lib/backbone/preprocess.ts";
 export {
   extractFeatures,
   type ExtractOptions,
@@ -246,7 +109,7 @@ export {
   type LoadFeatureOptions,
 } from "./lib/backbone/features.ts";
 
-// --- Training loop (lib/train.ts, lib/config.ts) ---
+// --- Training (lib/train.ts, lib/config.ts, lib/experiments/) ---
 export {
   type ConfigChange,
   type DatasetConfig,
@@ -290,17 +153,7 @@ export {
   type RetrieverOptions,
 } from "./lib/retrieval/retriever.ts";
 export { openRetriever } from "./lib/retrieval/open.ts";
-export {
-  decodeRetrievalIndex,
-  encodeRetrievalIndex,
-  type FeatureSource,
-  RETRIEVAL_FILE,
-  RETRIEVAL_FORMAT_VERSION,
-  RETRIEVAL_MAGIC,
-  type RetrievalContents,
-  type RetrievalHeader,
-  type RetrievalInput,
-} from "./lib/retrieval/format.ts";
+export { type FeatureSource, RETRIEVAL_FILE } from "./lib/retrieval/format.ts";
 export {
   buildGalleryIndex,
   type BuiltGallery,
@@ -315,33 +168,7 @@ export {
   type IndexRunResult,
 } from "./lib/retrieval/run_index.ts";
 
-// --- Visualisation and reports (lib/viz) ---
-export {
-  type FigureSpec,
-  figureToSvg,
-  type PngOptions,
-  pngSize,
-  type RenderedFigure,
-  renderFigure,
-  type SavedFigure,
-  saveFigure,
-  svgSize,
-  svgToPng,
-  type VegaLiteSpec,
-  type VegaSpec,
-} from "./lib/viz/render.ts";
-export {
-  ALL_CURVE_METRICS,
-  type CurveMetric,
-  type CurveRun,
-  curvesFigure,
-  type CurvesOptions,
-  FIG2_METRICS,
-} from "./lib/viz/curves.ts";
-export { sweepFigure, type SweepOptions, type SweepPoint } from "./lib/viz/sweep.ts";
-export { classColors, scatterFigure, type ScatterOptions } from "./lib/viz/scatter.ts";
-export { chooseEpochs, tripletGridFigure, type TripletGridOptions } from "./lib/viz/triplet_grid.ts";
-export { encodePixelsPng, sampleImageDataUrl, type ThumbnailOptions } from "./lib/viz/thumbnails.ts";
+// --- Run folders and reports (lib/viz); figures are in viz.ts ---
 export {
   type BatchRecord,
   type EpochRecord,
@@ -349,7 +176,6 @@ export {
   type ExperimentData,
   type ExperimentRun,
   isExperimentDir,
-  kappaBounds,
   type LoggedTriplet,
   type MiningRecord,
   parseRunLog,
@@ -369,10 +195,3 @@ export {
   writeReport,
   writeRunReport,
 } from "./lib/viz/report.ts";
-
-// --- Utilities (lib/util) ---
-export { Rng } from "./lib/util/rng.ts";
-export { type HostMatrix, hostMatrix, l2NormalizeRowsRef, row, selectRows } from "./lib/util/matrix.ts";
-export { Progress, type ProgressOptions } from "./lib/util/progress.ts";
-export { type JsonlOpenOptions, type JsonlRepair, JsonlWriter, readJsonl } from "./lib/util/jsonl.ts";
-export { FolderLock, type LockOwner } from "./lib/util/lock.ts";

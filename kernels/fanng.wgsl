@@ -47,7 +47,7 @@
 //   pairs[2p], sets stop[p] = UNFINISHED and continues in the next round (first = 0: only UNFINISHED walks).
 //   0 params uniform GreedyParams   1..8 blocks   9 adj read   10 degrees read   11 pairs rw u32 [P x 2]
 //   12 stop rw u32 [P]   13 active rw atomic u32 [rounds]
-// Entry point search: backtracking best-first search per query (method.md section 5). The queue is a binary
+// Entry point search: backtracking best-first search per query (docs/method.md section 5). The queue is a binary
 //   min-heap of (distance, vertex, next edge) keyed by (distance, vertex) holding the vertices with edges left;
 //   each step takes the top, advances its edge index (popping it once exhausted), and evaluates that edge's
 //   target unless visited; every evaluated vertex with edges is pushed. The heap has Q >= budget + entries + 2

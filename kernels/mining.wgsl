@@ -1,4 +1,4 @@
-// mining.wgsl: the exclusion radius of smart mining (method.md section 3): radius[i] = kappa * eps[i] in f32,
+// mining.wgsl: the exclusion radius of smart mining (docs/method.md section 3): radius[i] = kappa * eps[i] in f32,
 // so the radius never leaves the GPU between the eps search and the filtered search. Driven by
 // lib/mining/radius.ts (encodeRadius; reference radiusRef).
 // Entry point radius:

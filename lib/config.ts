@@ -1,6 +1,6 @@
 /**
  * The one typed training configuration shared by the library (`train(config)`) and the command line
- * (`deno task train`). Defaults reproduce method.md section 1 on Fashion-MNIST: Triplet + FANNG +
+ * (`deno task train`). Defaults reproduce docs/method.md section 1 on Fashion-MNIST: Triplet + FANNG +
  * Adaptive + Global, linear 784 -> 64 head, L2-normalised, lr 0.05, momentum 0.9, batch 128, margin 0.2.
  * @module
  */
@@ -23,24 +23,35 @@ export type { MinerKind, MiningConfig } from "./mining/options.ts";
 
 /** Everything a training run needs. */
 export interface TrainConfig {
+  /** Which data set to train on. */
   dataset: DatasetConfig;
   /** Use only the first N training / test samples (0 = all): for quick runs. */
   trainLimit: number;
+  /** Use only the first N test samples (0 = all). */
   testLimit: number;
+  /** Embedding width, hidden layers and whether embeddings are L2-normalised. */
   head: { outDim: number; hidden: number[]; normalize: boolean };
+  /** Triplet margin and the global loss's weight, lambda and t (docs/method.md section 2). */
   loss: { margin: number; globalWeight: number; lambda: number; t: number };
+  /** How triplets are chosen (lib/mining/options.ts). */
   mining: MiningConfig;
   /** `adaptive`: kappa follows the controller; otherwise kappa stays at `initialKappa`. */
   controller: ControllerConfig & { adaptive: boolean };
+  /** SGD learning rate, momentum and weight decay. */
   optim: { lr: number; momentum: number; weightDecay: number };
+  /** Triplets per batch. */
   batchSize: number;
+  /** Epochs to train (in all, for a resumed run). */
   epochs: number;
+  /** Seed of initialisation, order, random triplets and graphs. */
   seed: number;
+  /** Evaluate every N epochs; which Recall@K; NMI; MAP@R and R-Precision. */
   eval: { every: number; recallKs: number[]; nmi: boolean; mapAtR: boolean };
   /** Output folder for config.json, log.jsonl, summary.json, checkpoints and embeddings. */
   outDir: string;
   /** Write a batch record to the log every this many batches (0 = none). */
   logEveryBatches: number;
+  /** No progress bars or tables. */
   quiet: boolean;
 }
 
@@ -170,7 +181,9 @@ export const RESUMABLE_FIELDS: readonly string[] = [
 export interface ConfigChange {
   /** The field's config path, e.g. `epochs` or `eval.recallKs`. */
   field: string;
+  /** Value saved with the run. */
   from: unknown;
+  /** Value of this resume. */
   to: unknown;
 }
 

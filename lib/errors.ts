@@ -17,9 +17,11 @@ export type OptionMessage = (name: OptionNamer) => string;
  * re-renders it with its flags (`--search-ef`) through {@link UserError.render}.
  */
 export class UserError extends Error {
+  /** The error's name. */
   override name = "UserError";
   readonly #compose?: OptionMessage;
 
+  /** `message`: the text, or a function of how options are named (config paths in the library, flags in the CLI). */
   constructor(message: string | OptionMessage, options?: ErrorOptions) {
     super(typeof message === "string" ? message : message((option) => option), options);
     if (typeof message !== "string") this.#compose = message;
@@ -38,11 +40,13 @@ export function checkOption(cond: boolean, message: OptionMessage): asserts cond
 
 /** Two shapes that do not fit together; the message names both. */
 export class ShapeError extends UserError {
+  /** The error's name. */
   override name = "ShapeError";
 }
 
 /** No WebGPU adapter or device could be obtained. */
 export class GpuUnavailableError extends UserError {
+  /** The error's name. */
   override name = "GpuUnavailableError";
 }
 
@@ -62,6 +66,7 @@ export function checkShape(cond: boolean, message: string): asserts cond {
  * names the kernel or step; the message says what the device said and, when it can tell, what to change.
  */
 export class GpuError extends UserError {
+  /** The error's name. */
   override name = "GpuError";
   /** `hint` may name options (an {@link OptionMessage}), rendered like any UserError's. */
   constructor(readonly where: string, readonly gpuMessage: string, hint: string | OptionMessage = "") {

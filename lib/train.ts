@@ -1,5 +1,5 @@
 /**
- * The training loop (design.md "One epoch, GPU-resident"). Each epoch:
+ * The training loop (docs/design.md "One epoch, GPU-resident"). Each epoch:
  *   embed all training samples -> (smart mining) FANNG build/refresh, eps, filtered search, positives
  *   -> one triplet per anchor, mixed with random ones at the mined fraction -> uploaded once
  *   -> per batch: gather -> head forward -> losses -> backward -> SGD (one small readback of scalars)
@@ -10,8 +10,8 @@
  * @example
  * ```ts
  * import { train } from "./train.ts";
- * const result = await train({ epochs: 1, trainLimit: 2000, testLimit: 500, outDir: "/tmp/run" }, {
- *   onEpoch: (r) => console.log(r.epoch, r.eval.recall[1]),
+ * const result = await train({ epochs: 1, trainLimit: 1000, testLimit: 300, outDir: `${await Deno.makeTempDir()}/run` }, {
+ *   onEpoch: (r) => console.log(r.epoch, r.eval?.recall[1]),
  * });
  * ```
  * @module
@@ -59,12 +59,15 @@ export type { EpochReport, EvalSummary, MiningStats };
 
 /** What `train` returns. */
 export interface TrainResult {
+  /** The run's full config. */
   config: TrainConfig;
   /** The epochs trained by this call. */
   epochs: EpochReport[];
   /** Every epoch of the run, those of earlier (resumed) calls included: what summary.json covers. */
   history: EpochReport[];
+  /** The run folder. */
   outDir: string;
+  /** Name of the adapter that ran it. */
   adapter: string;
 }
 

@@ -1,5 +1,5 @@
 /**
- * FANNG construction (method.md section 5) on the GPU: a kNN candidate graph, occlusion pruning over a
+ * FANNG construction (docs/method.md section 5) on the GPU: a kNN candidate graph, occlusion pruning over a
  * large candidate pool, reverse edges through the same rule, optional traverse-add.
  *
  * 1. Candidates: every vertex's `candidates` nearest found (lib/ann/candidates.ts, lib/ann/knn_graph.ts).
@@ -57,7 +57,7 @@ export interface FanngBuildOptions {
   /** Reverse-edge candidates merged per vertex after pruning (default maxDegree; 0 disables). */
   reverseEdges?: number;
   /**
-   * Occlusion scale (default 1: FANNG's rule, method.md section 5). Above 1, DiskANN/Vamana's robust pruning:
+   * Occlusion scale (default 1: FANNG's rule, docs/method.md section 5). Above 1, DiskANN/Vamana's robust pruning:
    * c is occluded by a kept u only when alpha * d(u,c) < d(v,c), which keeps more, longer edges; such a
    * graph no longer obeys FANNG's rule.
    */
@@ -203,6 +203,7 @@ export function usesProjection(o: ResolvedBuildOptions, n: number, dims: number)
 
 /** Seconds spent per build phase, and what the candidate search did. */
 export interface BuildStats {
+  /** Wall seconds per build phase (candidates, prune, traverse-add...). */
   seconds: Record<string, number>;
   /** Walks that stopped short of their target, per traverse-add round. */
   traverseAddFailures: number[];

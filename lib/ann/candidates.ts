@@ -1,5 +1,5 @@
 /**
- * Candidate generation of a FANNG build (method.md section 5): approximate kNN lists of every vertex, on
+ * Candidate generation of a FANNG build (docs/method.md section 5): approximate kNN lists of every vertex, on
  * the GPU, in three steps:
  *
  * 1. Partition: k-means on a sample (lib/eval/kmeans.ts) gives `clusters` centroids; each point's home is

@@ -10,8 +10,11 @@ import type { PaddedGraph } from "./graph.ts";
 
 /** A padded graph in GPU buffers (owned: dispose frees them). */
 export class GpuGraph implements Disposable {
+  /** [vertexCount x maxDegree] neighbour ids; NO_VERTEX in unused slots. */
   readonly adjacency: GpuBuffer<"u32">;
+  /** [vertexCount x maxDegree] squared edge lengths; +Inf in unused slots. */
   readonly lengths: GpuBuffer<"f32">;
+  /** [vertexCount] out-degrees. */
   readonly degrees: GpuBuffer<"u32">;
 
   /** An empty graph (all degrees 0) of `vertexCount` vertices with `maxDegree` slots each. */
@@ -54,6 +57,7 @@ export class GpuGraph implements Disposable {
     this.degrees.destroy();
   }
 
+  /** Frees the three buffers. */
   [Symbol.dispose](): void {
     this.destroy();
   }

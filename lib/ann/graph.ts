@@ -2,7 +2,7 @@
  * The FANNG graph: one vertex per point, directed edges in CSR form, each vertex's edges sorted by length
  * (squared L2, ties by target id), at most `maxDegree` per vertex. The GPU keeps the same graph padded to
  * `maxDegree` slots per vertex ({@link PaddedGraph}); this module converts between the two and checks the
- * structure and the occlusion rule (method.md section 5) on the host.
+ * structure and the occlusion rule (docs/method.md section 5) on the host.
  *
  * Occlusion rule: edge v -> c is occluded by edge v -> u when d(v,u) < d(v,c) and d(u,c) < d(v,c). A built
  * graph never keeps an edge that a shorter kept edge of the same vertex occludes.
@@ -35,7 +35,9 @@ export interface FanngGraph {
 
 /** The GPU form: every vertex has `maxDegree` slots; unused ones hold NO_VERTEX and +Inf. */
 export interface PaddedGraph {
+  /** Number of vertices. */
   readonly vertexCount: number;
+  /** Slots per vertex (the maximum out-degree). */
   readonly maxDegree: number;
   /** [vertexCount x maxDegree] targets. */
   readonly adjacency: Uint32Array;
@@ -135,6 +137,7 @@ export function validateGraph(graph: FanngGraph, what = "FANNG graph"): void {
 
 /** An edge kept although a shorter kept edge of the same vertex occludes it. */
 export interface OcclusionViolation {
+  /** The vertex whose edges break the rule. */
   vertex: number;
   /** The occluded edge's target. */
   occluded: number;

@@ -1,6 +1,6 @@
 /**
  * FANNG (Harwood & Drummond, CVPR 2016) as the toolkit's ANN index: a directed graph over the points, built
- * and searched on the GPU, with label- and radius-filtered search for smart mining (method.md sections 3
+ * and searched on the GPU, with label- and radius-filtered search for smart mining (docs/method.md sections 3
  * and 5). The index keeps its own copy of the vectors on the GPU (column blocks, lib/ann/vectors.ts) and
  * the graph (padded on the GPU, CSR on the host as `graph`).
  *
@@ -56,7 +56,7 @@ import { VectorBlocks } from "./vectors.ts";
 
 export type { FanngBuildOptions } from "./build.ts";
 
-/** The filter of a search (method.md section 3). Vertices that fail it are still walked through. */
+/** The filter of a search (docs/method.md section 3). Vertices that fail it are still walked through. */
 export interface SearchFilter {
   /** Labels of the indexed points [N]; with `queryLabels`, keeps results whose label differs from the query's. */
   labels?: GpuBuffer<"i32"> | Int32Array;
@@ -96,6 +96,7 @@ export interface SearchOptions {
   entryCount?: number;
   /** Seed of "sampled" entry points (default 1). */
   seed?: number;
+  /** Which vertices may be results (labels, a minimum distance per query); see {@link SearchFilter}. */
   filter?: SearchFilter;
   /** Budget of the first pass of a `minDistanceScale`-only filter (default: the "nearest" use's). */
   nearestBudget?: number;
@@ -105,6 +106,7 @@ export interface SearchOptions {
 
 /** Search results on the GPU; dispose frees them. */
 export interface SearchResult extends Disposable {
+  /** Results per query. */
   k: number;
   /** [Q x k] result vertices, ascending by distance; NO_VERTEX (0xFFFFFFFF) where fewer qualified. */
   indices: GpuBuffer<"u32">;

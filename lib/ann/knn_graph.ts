@@ -1,5 +1,5 @@
 /**
- * The kNN candidate lists of a FANNG build (method.md section 5: "candidates come from an exact or
+ * The kNN candidate lists of a FANNG build (docs/method.md section 5: "candidates come from an exact or
  * approximate kNN list"), on the GPU:
  *
  * - Lists: every vertex's L nearest found so far, ids [N x L] u32 and squared distances [N x L] f32, each row

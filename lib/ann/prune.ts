@@ -1,5 +1,5 @@
 /**
- * Occlusion pruning (method.md section 5): each vertex keeps, from its candidates sorted nearest first,
+ * Occlusion pruning (docs/method.md section 5): each vertex keeps, from its candidates sorted nearest first,
  * those that no kept edge occludes (edge v -> c is occluded by a kept v -> u when d(v,u) < d(v,c) and
  * d(u,c) < d(v,c)), up to the maximum degree. On the GPU over many vertices at once (kernels/fanng.wgsl
  * `prune`) and as a plain-TS reference with the same semantics.
@@ -48,6 +48,7 @@ export interface PruneOptions {
  * computing and sorting the candidates' distances.
  */
 export interface Presorted<D> {
+  /** [rows x slots] distances of `extra`'s candidates, in the same layout. */
   extraDistances?: D;
 }
 

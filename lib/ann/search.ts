@@ -26,7 +26,9 @@ export const MAX_WIDTH = 8;
 
 /** How queries map onto the GPU: `lanes` per query (a team), `queriesPerGroup` teams per workgroup. */
 export interface SearchShape {
+  /** Lanes (threads) that search one query together. */
   lanes: number;
+  /** Queries per workgroup. */
   queriesPerGroup: number;
 }
 
@@ -67,10 +69,15 @@ export interface SearchKernelOptions {
 
 /** GPU outputs of {@link runSearch} (caller owns them). */
 export interface SearchOutputs {
+  /** [Q x k] result vertices, ascending by distance; NO_VERTEX where fewer qualified. */
   indices: GpuBuffer<"u32">;
+  /** [Q x k] squared distances; +Inf where missing. */
   distances: GpuBuffer<"f32">;
+  /** [Q] nearest vertex of any label found (for eps_a). */
   nearestAny: GpuBuffer<"u32">;
+  /** [Q] its squared distance. */
   nearestAnyDistance: GpuBuffer<"f32">;
+  /** [Q] distance evaluations per query. */
   evaluations: GpuBuffer<"u32">;
 }
 

@@ -24,7 +24,9 @@ export type SearchUse =
 
 /** Budget and ef of one use. */
 export interface SearchDefaults {
+  /** Most distance evaluations per query. */
   readonly budget: number;
+  /** Size of the candidate list: the search ends once its closest unexpanded candidate is farther than the ef-th result. */
   readonly ef: number;
 }
 

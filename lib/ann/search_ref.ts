@@ -1,7 +1,7 @@
 /**
  * Plain-TS reference of the batched FANNG graph search (kernels/fanng_search.wgsl `search`), iteration for
  * iteration: the test oracle of the GPU kernel and a no-GPU fallback for small inputs. docs/ann-search.md
- * describes the algorithm; in short (method.md section 5, with hnswlib's stopping rule):
+ * describes the algorithm; in short (docs/method.md section 5, with hnswlib's stopping rule):
  *
  * Per query: a visited set, a min-queue of candidates keyed by (distance, vertex), and the results, the
  * `max(ef, k)` best evaluated vertices that pass the filter (ef 0: k). Self-search starts with the query's own
@@ -46,17 +46,23 @@ export interface SearchRefOptions {
   width?: number;
   /** Entry vertices: shared (`entryStride` 0) or [Q x entryStride]. */
   entries: Uint32Array;
+  /** Entries per query in `entries` (0: every query shares them). */
   entryStride: number;
   /** Self-search: query q is base vertex q (queued at distance 0, never a result). Queries must be the base. */
   self?: boolean;
+  /** Which vertices may be results. */
   filter?: SearchFilterRef;
 }
 
 /** Host search results: [Q x k] ascending, NO_VERTEX / +Inf where missing. */
 export interface SearchRefResult {
+  /** [Q x k] result vertices, ascending; NO_VERTEX where missing. */
   indices: Uint32Array;
+  /** [Q x k] squared distances; +Inf where missing. */
   distances: Float32Array;
+  /** [Q] nearest vertex of any label found. */
   nearestAny: Uint32Array;
+  /** [Q] its squared distance. */
   nearestAnyDistance: Float32Array;
   /** Distance evaluations per query. */
   evaluations: Uint32Array;

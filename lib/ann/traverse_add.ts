@@ -1,5 +1,5 @@
 /**
- * Traverse-add refinement (method.md section 5, FANNG): walk greedily from a random vertex s toward a
+ * Traverse-add refinement (docs/method.md section 5, FANNG): walk greedily from a random vertex s toward a
  * random target t; where the walk stops short of t (at u, no neighbour of u is closer to t), add the edge
  * u -> t under the occlusion rule (it may occlude and so replace longer edges of u; it is itself never
  * occluded, since no neighbour of u is closer to t than u). Many walks run at once on the GPU

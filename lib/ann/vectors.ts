@@ -18,7 +18,9 @@ export const MAX_BLOCKS = 4;
 
 /** How a [rows x dims] matrix is split: `count` blocks of `w4` vec4 per row. */
 export interface BlockLayout {
+  /** Number of column blocks. */
   readonly count: number;
+  /** Width of one block in vec4s. */
   readonly w4: number;
 }
 
@@ -141,6 +143,7 @@ export class VectorBlocks implements Disposable {
     this.blocks.forEach((b) => b.destroy());
   }
 
+  /** Frees the blocks. */
   [Symbol.dispose](): void {
     this.destroy();
   }

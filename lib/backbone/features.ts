@@ -64,15 +64,21 @@ export function listImageDataset(format: ImageListFormat, root: string): Promise
 
 /** Everything that decides the cached numbers. */
 export interface FeatureCacheKey {
+  /** The image list: loader, root, name and the sha256 of its paths with labels. */
   dataset: { format: ImageListFormat; name: string; root: string; listSha256: string };
+  /** The model file's sha256 and the exposed output tensor. */
   model: { sha256: string; output: string };
+  /** Resize, crop and normalisation. */
   preprocess: PreprocessSpec;
+  /** Views per training image (1 = the centre crop only). */
   views: number;
+  /** Seed of the random crops and flips. */
   seed: number;
 }
 
 /** One finished shard. */
 export interface ShardEntry {
+  /** File name inside the cache folder. */
   file: string;
   /** Index of the shard's first image in the split's image list. */
   start: number;
@@ -86,24 +92,39 @@ export interface ShardEntry {
 
 /** A split's part of the manifest. */
 export interface SplitManifest {
+  /** Images of the split. */
   images: number;
+  /** Rows per image (views for train, 1 for test). */
   views: number;
+  /** Images per shard file. */
   shardSize: number;
+  /** Finished shards, in order. */
   shards: ShardEntry[];
 }
 
 /** The manifest of a cache folder. */
 export interface FeatureManifest {
+  /** Always "dml-features". */
   format: "dml-features";
+  /** Format version (1). */
   version: number;
+  /** Everything that decides the numbers. */
   key: FeatureCacheKey;
+  /** sha256 of `key`'s canonical JSON: a cache is reused only when it matches. */
   keyHash: string;
+  /** Width of one feature row (null until the first batch ran). */
   featureDim: number | null;
+  /** Shard lists per split. */
   splits: { train: SplitManifest; test: SplitManifest };
+  /** Images left out with `skipBadImages`, and why. */
   skipped: { split: "train" | "test"; index: number; id: string; reason: string }[];
+  /** True once every shard of both splits is written. */
   complete: boolean;
+  /** The execution provider that ran the backbone. */
   provider: string;
+  /** ISO time the cache was started. */
   createdAt: string;
+  /** ISO time of the last manifest update. */
   updatedAt: string;
 }
 
@@ -156,11 +177,20 @@ export interface ExtractOptions {
   outDir: string;
   /** Preprocessing (preset, resize, crop). */
   preprocess: PreprocessSpec;
-  /** Views per training image (1 = centre crop only; default 1). */
+  /**
+   * Views per training image (1 = centre crop only; default 1).
+   * @default 1
+   */
   views?: number;
-  /** Seed of the augmentation views (default 0). */
+  /**
+   * Seed of the augmentation views (default 0).
+   * @default 0
+   */
   seed?: number;
-  /** Network images per batch (default 16). */
+  /**
+   * Network images per batch (default 16).
+   * @default 16
+   */
   batch?: number;
   /** Images per shard file (default 256; a resumed cache keeps the size it was started with). */
   shardSize?: number;
@@ -170,7 +200,10 @@ export interface ExtractOptions {
    * on the calling thread).
    */
   decodeWorkers?: number;
-  /** Skip unreadable images with a warning instead of stopping (default false). */
+  /**
+   * Skip unreadable images with a warning instead of stopping (default false).
+   * @default false
+   */
   skipBadImages?: boolean;
   /** Replace a cache folder made with a different key (default false: refuse). */
   overwrite?: boolean;
@@ -184,7 +217,9 @@ export interface ExtractOptions {
 
 /** What {@link extractFeatures} did. */
 export interface ExtractResult {
+  /** The cache folder. */
   dir: string;
+  /** Its manifest after the extraction. */
   manifest: FeatureManifest;
   /** Shards computed by this call (0 when the cache was already complete). */
   shardsComputed: number;
@@ -626,6 +661,7 @@ export interface LoadFeatureOptions {
 export interface FeatureDataset extends Dataset {
   /** The cache folder. */
   dir: string;
+  /** The cache's manifest. */
   manifest: FeatureManifest;
   /** Training rows per image in `train` (K for views "all", 1 for "centre"). */
   trainViewsPerImage: number;

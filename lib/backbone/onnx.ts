@@ -20,8 +20,11 @@
  * @example
  * ```ts
  * import { OnnxBackbone } from "./onnx.ts";
- * const net = await OnnxBackbone.load("googlenet-12.onnx", { output: "pool5" });
- * const feats = await net.run(batch, 8); // [8 x 1024]
+ * // `images`: n preprocessed 224 x 224 images, NCHW float32 (lib/backbone/preprocess.ts writes them).
+ * async function pool5(images: Float32Array, n: number) {
+ *   const net = await OnnxBackbone.load("googlenet-12.onnx", { output: "pool5" });
+ *   return await net.run(images, n, 224); // [n x 1024]
+ * }
  * ```
  * @module
  */
@@ -38,9 +41,15 @@ export type ProviderChoice = "auto" | "webgpu" | "wasm";
 
 /** Options for {@link OnnxBackbone.load}. */
 export interface OnnxBackboneOptions {
-  /** Tensor to expose as the feature (exact name, or `pool5`; default `pool5`). */
+  /**
+   * Tensor to expose as the feature (exact name, or `pool5`; default `pool5`).
+   * @default "pool5"
+   */
   output?: string;
-  /** Execution provider (default `auto`). */
+  /**
+   * Execution provider (default `auto`).
+   * @default "auto"
+   */
   provider?: ProviderChoice;
   /**
    * wasm threads (default: half the CPU cores, at most 4, onnxruntime-web's own default; on a busy

@@ -33,6 +33,7 @@ export type OnnxDim = number | string | null;
 
 /** A graph input or output as the file declares it. */
 export interface OnnxValueInfo {
+  /** Tensor name. */
   name: string;
   /** ONNX TensorProto.DataType (1 = float32), or 0 when not declared. */
   elemType: number;
@@ -42,9 +43,13 @@ export interface OnnxValueInfo {
 
 /** One node of the graph. */
 export interface OnnxNode {
+  /** Node name (may be empty). */
   name: string;
+  /** Operator, e.g. "Conv". */
   opType: string;
+  /** Input tensor names. */
   inputs: string[];
+  /** Output tensor names. */
   outputs: string[];
   /** The node carries a subgraph (If, Loop, Scan), which may read outer tensors implicitly. */
   hasSubgraph: boolean;
@@ -52,13 +57,17 @@ export interface OnnxNode {
 
 /** What {@link readOnnxModel} finds in a model file. */
 export interface OnnxModelInfo {
+  /** ONNX IR version of the file. */
   irVersion: number;
   /** Opset version by domain ("" = the default ONNX domain). */
   opsets: Map<string, number>;
   /** Graph inputs that are not initializers: the tensors a caller must feed. */
   inputs: OnnxValueInfo[];
+  /** Graph outputs. */
   outputs: OnnxValueInfo[];
+  /** Nodes in file order. */
   nodes: OnnxNode[];
+  /** Names of the stored weights. */
   initializerNames: Set<string>;
   /** Some initializer keeps its data in an external file. */
   hasExternalData: boolean;
@@ -276,7 +285,10 @@ function summarizeNames(names: string[], head = 20, tail = 40): string {
 
 /** Options for {@link exposeOutput}. */
 export interface ExposeOptions {
-  /** Name given to the image input's batch dimension when the file fixes it to 1 (default "batch"). */
+  /**
+   * Name given to the image input's batch dimension when the file fixes it to 1 (default "batch").
+   * @default "batch"
+   */
   batchDimName?: string;
   /** Keep nodes the output does not need (default false: prune them). */
   keepUnusedNodes?: boolean;
@@ -290,6 +302,7 @@ export interface ExposeResult {
   input: OnnxValueInfo;
   /** Nodes kept / in the original graph. */
   keptNodes: number;
+  /** Nodes in the graph before the edit. */
   totalNodes: number;
 }
 

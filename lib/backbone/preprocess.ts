@@ -36,7 +36,9 @@ export interface Preset {
   order: [number, number, number];
   /** Per-network-channel value = (pixel * scale - mean) / std. */
   scale: number;
+  /** Per-channel mean subtracted (in the preset's channel order and scale). */
   mean: [number, number, number];
+  /** Per-channel divisor after the mean. */
   std: [number, number, number];
 }
 
@@ -53,6 +55,7 @@ export const PRESETS: Readonly<Record<PresetName, Preset>> = {
 
 /** Everything that decides the network input for an image and view (part of the feature cache key). */
 export interface PreprocessSpec {
+  /** Channel order, scale and normalisation. */
   preset: PresetName;
   /** Shorter side after resizing (default 256). */
   resize: number;
@@ -86,7 +89,9 @@ export function checkSpec(spec: PreprocessSpec): Preset {
 
 /** Where a view's crop lies in the original image, and whether it is mirrored. */
 export interface ViewCrop {
+  /** Source rectangle the crop samples. */
   region: Rect;
+  /** Mirror horizontally. */
   flip: boolean;
 }
 

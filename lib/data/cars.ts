@@ -15,8 +15,11 @@
  * @example
  * ```ts
  * import { listCars } from "./cars.ts";
- * const cars = await listCars("/data/cars196");
- * console.log(cars.train.length, cars.test.length); // 8054 8131
+ * // `root`: the folder holding cars_annos.mat and car_ims/ (the data set is not shipped with the toolkit).
+ * async function splitSizes(root: string): Promise<[number, number]> {
+ *   const cars = await listCars(root);
+ *   return [cars.train.length, cars.test.length]; // [8054, 8131]
+ * }
  * ```
  * @module
  */
@@ -39,7 +42,9 @@ export const CARS_TRAIN_CLASSES = 98;
 
 /** One annotation: a relative image path and its 1-based class. */
 export interface CarsAnnotation {
+  /** Image path relative to the data set root. */
   path: string;
+  /** Class, 1-based. */
   cls: number;
 }
 

@@ -10,8 +10,11 @@
  * @example
  * ```ts
  * import { listCub } from "./cub.ts";
- * const cub = await listCub("/data/CUB_200_2011");
- * console.log(cub.train.length, cub.test.length); // 5864 5924
+ * // `root`: the extracted CUB_200_2011 folder (the data set is not shipped with the toolkit).
+ * async function splitSizes(root: string): Promise<[number, number]> {
+ *   const cub = await listCub(root);
+ *   return [cub.train.length, cub.test.length]; // [5864, 5924]
+ * }
  * ```
  * @module
  */

@@ -24,8 +24,11 @@ export interface LabeledSplit {
 
 /** A dataset: train and test splits and a human name. */
 export interface Dataset {
+  /** Short name, e.g. "fashion-mnist". */
   name: string;
+  /** The training split. */
   train: LabeledSplit;
+  /** The test split (classes unseen in training for the DML protocols). */
   test: LabeledSplit;
   /** Class names by label, when known. */
   classNames?: Map<number, string>;

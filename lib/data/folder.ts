@@ -11,7 +11,11 @@
  * @example
  * ```ts
  * import { listFolder } from "./folder.ts";
- * const ds = await listFolder("/data/my_objects");
+ * // `root`: root/<class>/*.jpg, or root/train/<class>/ and root/test/<class>/.
+ * async function classCount(root: string): Promise<number> {
+ *   const ds = await listFolder(root);
+ *   return ds.classNames.size;
+ * }
  * ```
  * @module
  */

@@ -13,7 +13,9 @@ export const FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist";
 
 /** A parsed IDX tensor of unsigned bytes. */
 export interface IdxTensor {
+  /** Shape, outermost first. */
   dims: number[];
+  /** The values, row-major (u8 IDX files only). */
   data: Uint8Array;
 }
 

@@ -6,9 +6,10 @@
  *
  * @example
  * ```ts
- * import { readImage, resampleRgb } from "./image.ts";
- * const img = await readImage("bird.jpg");
- * const thumb = resampleRgb(img, { x: 0, y: 0, width: img.width, height: img.height }, 64, 64);
+ * import { decodeImage, encodePng, resampleRgb } from "./image.ts";
+ * // A grey 2 x 2 PNG through the codec, then resampled to 4 x 4 (readImage(path) reads a file).
+ * const img = decodeImage(encodePng({ width: 2, height: 2, data: new Uint8Array(12).fill(200) }));
+ * const thumb = resampleRgb(img, { x: 0, y: 0, width: img.width, height: img.height }, 4, 4);
  * ```
  * @module
  */
@@ -18,21 +19,29 @@ import { UserError } from "../errors.ts";
 
 /** An 8-bit RGB image, rows top to bottom, pixels interleaved R, G, B. */
 export interface RgbImage {
+  /** Width in pixels. */
   width: number;
+  /** Height in pixels. */
   height: number;
+  /** [height x width x 3] bytes. */
   data: Uint8Array;
 }
 
 /** A rectangle in source pixel coordinates (may be fractional). */
 export interface Rect {
+  /** Left edge. */
   x: number;
+  /** Top edge. */
   y: number;
+  /** Width. */
   width: number;
+  /** Height. */
   height: number;
 }
 
 /** An image file could not be decoded. */
 export class ImageDecodeError extends UserError {
+  /** The error's name. */
   override name = "ImageDecodeError";
 }
 

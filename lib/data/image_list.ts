@@ -21,11 +21,17 @@ export type ImageListFormat = "cub" | "cars" | "folder";
 
 /** An image dataset: training and test images (disjoint classes in the DML protocol). */
 export interface ImageListDataset {
+  /** Data set name. */
   name: string;
+  /** The layout it was read from. */
   format: ImageListFormat;
+  /** Folder the paths are relative to. */
   root: string;
+  /** Training images. */
   train: ImageSample[];
+  /** Test images. */
   test: ImageSample[];
+  /** Class names by label. */
   classNames: Map<number, string>;
 }
 

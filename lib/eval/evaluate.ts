@@ -27,7 +27,10 @@ export type { LabeledEmbeddings } from "./retrieval.ts";
 export interface EvalOptions {
   /** Ks of Recall@K (default [1, 2, 4, 8]). */
   recallKs?: number[];
-  /** Cluster with k-means and report NMI and AMI (default true). */
+  /**
+   * Cluster with k-means and report NMI and AMI (default true).
+   * @default true
+   */
   nmi?: boolean;
   /** Also MAP@R and R-Precision (default true; the costlier part, turn off for quick per-epoch checks). */
   mapAtR?: boolean;
@@ -36,11 +39,20 @@ export interface EvalOptions {
    * protocol): no self-exclusion, R = the gallery samples of the query's label. NMI is of the queries.
    */
   gallery?: LabeledEmbeddings;
-  /** k-means restarts, best inertia kept (default 3). */
+  /**
+   * k-means restarts, best inertia kept (default 3).
+   * @default 3
+   */
   kmeansRestarts?: number;
-  /** k-means iterations at most (default 100). */
+  /**
+   * k-means iterations at most (default 100).
+   * @default 100
+   */
   kmeansIters?: number;
-  /** Seed of the k-means seeding (default 0). */
+  /**
+   * Seed of the k-means seeding (default 0).
+   * @default 0
+   */
   seed?: number;
   /** Query rows per block of the MAP@R path (default: what 64 MiB allows); tests force it small. */
   blockRows?: number;
@@ -57,12 +69,15 @@ export interface EvalOptions {
 export interface EvalResult {
   /** Recall@K by K. */
   recall: Record<number, number>;
+  /** Fraction of queries whose nearest neighbour shares their class. */
   precisionAt1: number;
   /** NMI (arithmetic mean normalisation) of the k-means clusters against the labels. */
   nmi?: number;
   /** AMI of the same clustering. */
   ami?: number;
+  /** MAP@R, when asked for. */
   mapAtR?: number;
+  /** R-Precision, when asked for. */
   rPrecision?: number;
   /** Queries without another sample of their label, left out of the retrieval metrics. */
   queriesExcluded: number;

@@ -25,16 +25,25 @@ import { Rng } from "../util/rng.ts";
 
 /** Options of {@link kmeans} / {@link kmeansRef}. */
 export interface KMeansOptions {
-  /** Independent seedings; the one with the lowest inertia wins (default 3). */
+  /**
+   * Independent seedings; the one with the lowest inertia wins (default 3).
+   * @default 3
+   */
   restarts?: number;
-  /** Lloyd iterations at most per restart (default 100). */
+  /**
+   * Lloyd iterations at most per restart (default 100).
+   * @default 100
+   */
   maxIters?: number;
   /**
    * Stop once every restart's inertia fell by at most `tol` times itself in the last iteration, or no
    * point changed cluster (default 1e-4; 0 = only the latter).
    */
   tol?: number;
-  /** Seed of the seeding draws (default 0). */
+  /**
+   * Seed of the seeding draws (default 0).
+   * @default 0
+   */
   seed?: number;
 }
 
@@ -48,6 +57,7 @@ export interface KMeansResult {
   inertia: number;
   /** Which restart won, and every restart's inertia. */
   restart: number;
+  /** Final inertia of each restart. */
   inertias: number[];
   /** Assignment passes run (all restarts advance together). */
   iterations: number;
@@ -59,7 +69,9 @@ export interface KMeansResult {
 
 /** Nearest-centroid assignment of every point for every restart: [R x N] each. */
 export interface Assignment {
+  /** [n] cluster of each point. */
   assign: Uint32Array;
+  /** [n] squared distance to its centroid. */
   dist: Float32Array;
 }
 

@@ -23,10 +23,15 @@ import { ShapeError } from "../errors.ts";
  * order.
  */
 export interface Contingency {
+  /** Distinct labels of the first labelling. */
   rows: number;
+  /** Distinct labels of the second. */
   cols: number;
+  /** Row of each non-zero cell. */
   cellRows: Uint32Array;
+  /** Column of each non-zero cell. */
   cellCols: Uint32Array;
+  /** Count of each non-zero cell. */
   cellCounts: Float64Array;
   /** Row sums (sizes of the classes of the first labeling). */
   rowSums: Float64Array;

@@ -51,7 +51,9 @@ export type { RetrievalMetrics } from "./retrieval_ref.ts";
 
 /** Embeddings (on the GPU or host) with one label per row. */
 export interface LabeledEmbeddings {
+  /** [N x D] embeddings. */
   embeddings: GpuBuffer<"f32"> | HostMatrix;
+  /** [N] class labels. */
   labels: Int32Array;
 }
 
@@ -59,7 +61,10 @@ export interface LabeledEmbeddings {
 export interface RetrievalOptions {
   /** Ks of Recall@K (default [1, 2, 4, 8]); any positive integers. */
   recallKs?: number[];
-  /** Also compute MAP@R and R-Precision (needs every positive's rank; default true). */
+  /**
+   * Also compute MAP@R and R-Precision (needs every positive's rank; default true).
+   * @default true
+   */
   mapAtR?: boolean;
   /**
    * Search the queries against this gallery instead of against themselves (In-Shop protocol): no query
@@ -70,7 +75,10 @@ export interface RetrievalOptions {
   blockBytes?: number;
   /** Query rows per block of the MAP@R path (default: as many as `blockBytes` allows); tests force it. */
   blockRows?: number;
-  /** Distance bins of the MAP@R rank kernel (default 1024); tests use few to crowd the bins. */
+  /**
+   * Distance bins of the MAP@R rank kernel (default 1024); tests use few to crowd the bins.
+   * @default 1024
+   */
   bins?: number;
   /**
    * Take the blocked path for Recall@K too (it is taken anyway when the data exceed one storage binding);
@@ -97,6 +105,7 @@ export interface QueryRanks {
    * O(queries * largest class) memory: for tests and small sets.
    */
   positiveRanks?: Uint32Array;
+  /** Ranks kept per query. */
   ranksWidth: number;
 }
 

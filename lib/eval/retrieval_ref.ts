@@ -30,6 +30,7 @@ export interface RetrievalMetrics {
 
 /** Options of {@link retrievalMetricsRef}. */
 export interface RetrievalRefOptions {
+  /** Which Recall@K to report (default 1, 2, 4, 8). */
   recallKs?: number[];
   /** Search the queries against this gallery (no self-exclusion) instead of against themselves. */
   gallery?: { embeddings: HostMatrix; labels: Int32Array };

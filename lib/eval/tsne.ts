@@ -32,17 +32,28 @@ export interface TsneOptions {
   iterations?: number;
   /** Barnes-Hut accuracy: cells with width / distance below theta are summarised (default 0.5; 0 = exact). */
   theta?: number;
-  /** Seed of the initial layout (default 0). */
+  /**
+   * Seed of the initial layout (default 0).
+   * @default 0
+   */
   seed?: number;
   /** Learning rate (default max(N / earlyExaggeration / 4, 50)). */
   learningRate?: number;
   /** Attraction multiplier for the first `exaggerationIters` steps (default 12 for 250 steps). */
   earlyExaggeration?: number;
+  /**
+   * Iterations with early exaggeration (default 250).
+   * @default 250
+   */
   exaggerationIters?: number;
   /** Precomputed neighbours: [N x k] indices (no self) and squared distances, ascending. */
   neighbors?: { k: number; indices: Uint32Array; distances: Float32Array };
-  /** Called every `progressEvery` steps (default 50) with the KL divergence estimate. */
+  /**
+   * Called every `progressEvery` steps (default 50) with the KL divergence estimate.
+   * @default 50
+   */
   onProgress?: (iteration: number, total: number, kl: number) => void;
+  /** Report progress every this many iterations. */
   progressEvery?: number;
   /** No progress bar. */
   quiet?: boolean;

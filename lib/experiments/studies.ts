@@ -1,5 +1,5 @@
 /**
- * The supplement's two studies (method.md section 8), each a set of training runs in one experiment
+ * The supplement's two studies (docs/method.md section 8), each a set of training runs in one experiment
  * folder (`experiment.json` + one run folder per setting) followed by its report:
  * - `kappa`: Triplet + FANNG + Global at fixed kappa in {1, 4, 16, 64}; R@{1,2,4,8} against kappa (Fig. 1).
  * - `mined`: Triplet + FANNG + Adaptive, target error 0.5, global loss off, mined fraction 10%..60%;
@@ -32,10 +32,15 @@ export interface ExperimentOptions {
 
 /** One finished run of a study. */
 export interface ExperimentRunResult {
+  /** The run's folder. */
   dir: string;
+  /** Its label in tables and figures. */
   label: string;
+  /** The fixed kappa of the run (kappa study). */
   kappa?: number;
+  /** The mined fraction of the run (mined study). */
   minedFraction?: number;
+  /** Its last epoch's report. */
   final: EpochReport;
 }
 

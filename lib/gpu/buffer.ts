@@ -53,8 +53,11 @@ export function sizeOf(shape: readonly number[]): number {
 
 /** A block of rows of a 2-D buffer with a binding covering exactly them. */
 export interface RowChunk {
+  /** First row of the chunk. */
   rowStart: number;
+  /** Rows in the chunk. */
   rows: number;
+  /** The chunk as a binding. */
   binding: GPUBufferBinding;
 }
 
@@ -292,6 +295,7 @@ export class GpuBuffer<D extends DType = DType> implements Disposable {
     }
   }
 
+  /** Frees the buffer (as `destroy()`). */
   [Symbol.dispose](): void {
     this.destroy();
   }

@@ -21,7 +21,9 @@ import type { GpuProfiler } from "./timing.ts";
 export interface AdapterReport {
   /** Human-readable adapter name, e.g. "llvmpipe (LLVM 15.0.6, 256 bits)" or "NVIDIA H100". */
   name: string;
+  /** Adapter vendor. */
   vendor: string;
+  /** Adapter architecture. */
   architecture: string;
   /** True for a CPU implementation (Mesa llvmpipe/lavapipe, SwiftShader, WARP). */
   isSoftware: boolean;
@@ -37,12 +39,15 @@ export interface AdapterReport {
 export interface GpuErrorRecord {
   /** The kernel, copy or step it happened in ("uncaptured" when no scope caught it). */
   where: string;
+  /** What kind of error the device reported. */
   kind: "validation" | "out-of-memory" | "internal" | "uncaptured" | "lost";
+  /** The device's message. */
   message: string;
 }
 
 /** Options for {@link Gpu.create}. */
 export interface GpuOptions {
+  /** Adapter preference passed to requestAdapter. */
   powerPreference?: GPUPowerPreference;
 }
 

@@ -13,10 +13,10 @@
  *
  * @example
  * ```ts
+ * import { GpuBuffer } from "./buffer.ts";
  * import { getGpu } from "./device.ts";
  * import { CommandBatch } from "./dispatch.ts";
  * import { GATHER } from "./specs/gather.ts";
- * import { GpuBuffer } from "./buffer.ts";
  * const gpu = await getGpu();
  * using src = GpuBuffer.fromArray(gpu, new Float32Array([1, 2, 3, 4]), [2, 2]);
  * using index = GpuBuffer.fromArray(gpu, new Uint32Array([1]));
@@ -76,11 +76,13 @@ export function grid1d(gpu: Gpu, count: number): [number, number] {
 
 /** A set of GPU commands submitted together. */
 export class CommandBatch {
+  /** The encoder the batch records into. */
   readonly encoder: GPUCommandEncoder;
   readonly #temps: { destroy(): void }[] = [];
   readonly #errors: Promise<GpuErrorRecord | undefined>[] = [];
   #submitted = false;
 
+  /** A batch on `gpu`; `label` names it in errors and timings. */
   constructor(readonly gpu: Gpu, readonly label = "command batch") {
     this.encoder = gpu.device.createCommandEncoder({ label });
   }

@@ -47,6 +47,7 @@ export function withDefines(source: string, defines: Defines): string {
 export class PipelineCache {
   readonly #pipelines = new Map<string, Promise<GPUComputePipeline>>();
 
+  /** A cache of pipelines on `device`. */
   constructor(readonly device: GPUDevice) {}
 
   /** Number of distinct pipelines compiled so far. */

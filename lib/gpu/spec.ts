@@ -38,7 +38,9 @@ export type FieldTypes = Readonly<Record<string, Scalar>>;
 
 /** A uniform struct: its WGSL name and fields (all 4-byte scalars, packed in declaration order). */
 export interface UniformStruct<F extends FieldTypes = FieldTypes> {
+  /** The struct's WGSL name. */
   readonly name: string;
+  /** Field name -> WGSL type, in struct order. */
   readonly fields: F;
   /** Bytes of a packed value: 4 per field, rounded up to 16 (a uniform binding's granularity). */
   readonly byteLength: number;
@@ -51,8 +53,11 @@ export type Flags = Readonly<Record<string, number>>;
 
 /** The uniform part of an entry point: the WGSL variable at binding 0, its struct, the fields it ignores. */
 export interface EntryUniform<N extends string = string, F extends FieldTypes = FieldTypes, U = string> {
+  /** The WGSL variable at binding 0. */
   readonly name: N;
+  /** Its struct. */
   readonly struct: UniformStruct<F>;
+  /** Fields this entry point does not read. */
   readonly unused: readonly U[];
 }
 
@@ -63,7 +68,9 @@ export interface EntrySpec<
   U extends string = string,
   B extends string = string,
 > {
+  /** The uniform at binding 0, when the entry point has one. */
   readonly uniform?: EntryUniform<N, F, U>;
+  /** The other bindings by name, in binding order. */
   readonly bindings: readonly B[];
 }
 
@@ -79,6 +86,7 @@ export type EntryBindings<E> = E extends EntrySpec<infer N, FieldTypes, string, 
 
 /** A spec mistake, or a kernel source or a dispatch that disagrees with its spec (a programming error). */
 export class SpecError extends Error {
+  /** The error's name. */
   override name = "SpecError";
 }
 
@@ -138,7 +146,7 @@ export function moreFlags<const B extends Flags, const N extends string>(
  * F_SELF drops the row itself, F_LABELS keeps other-label candidates (same-label ones with F_SAME),
  * F_RADIUS keeps candidates beyond the row's radius (distance > its minimum).
  */
-export const FILTER_FLAGS = flags({ F_SELF: 1, F_LABELS: 2, F_SAME: 4, F_RADIUS: 8 });
+export const FILTER_FLAGS: Flags = flags({ F_SELF: 1, F_LABELS: 2, F_SAME: 4, F_RADIUS: 8 });
 
 /**
  * Declares an entry point that reads few fields of a shared struct: `reads` lists them (all others are
@@ -221,13 +229,18 @@ export const WGSL_HELPERS = {
 } as const;
 
 /** Compile-time constants of a pipeline (see lib/gpu/kernels.ts). */
-type DefinesLike = Readonly<Record<string, number | boolean>>;
+/** Compile-time defines of a kernel (name -> value). */
+export type DefinesLike = Readonly<Record<string, number | boolean>>;
 
 /** A compiled entry point with its spec: what `CommandBatch.run` dispatches. */
 export interface EntryPipeline<E extends EntrySpec = EntrySpec> {
+  /** The compiled pipeline. */
   readonly pipeline: GPUComputePipeline;
+  /** The kernel (kernels/<kernel>.wgsl). */
   readonly kernel: string;
+  /** The entry point's name. */
   readonly entryPoint: string;
+  /** The entry point's spec. */
   readonly spec: E;
 }
 
@@ -239,6 +252,7 @@ export class KernelSpec<E extends Readonly<Record<string, EntrySpec>> = Readonly
   readonly id = nextId++;
   readonly #modules = new Map<string, WgslModule>();
 
+  /** `kernel`: the file's name; `entries`: each entry point's spec; `flags`: the kernel's named flag bits. */
   constructor(readonly kernel: string, readonly entries: E, readonly flags: Flags) {
     checkIdent("kernel", kernel);
     const structs = new Map<string, UniformStruct>();

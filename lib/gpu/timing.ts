@@ -19,7 +19,9 @@ import type { Gpu } from "./device.ts";
 
 /** Time spent in passes with one label. */
 export interface LabelTiming {
+  /** Compute passes with this label. */
   passes: number;
+  /** Their total milliseconds. */
   ms: number;
 }
 
@@ -29,7 +31,9 @@ export interface ProfileReport {
   totalMs: number;
   /** Wall-clock ms from the start of the region until all its GPU work completed. */
   wallMs: number;
+  /** How the times were measured: GPU timestamp queries, or wall time around submissions. */
   source: "timestamps" | "wall";
+  /** Totals per dispatch label. */
   byLabel: Map<string, LabelTiming>;
   /** Passes encoded beyond the query capacity of one submission, hence untimed. */
   untimedPasses: number;
@@ -43,9 +47,12 @@ export class GpuProfiler {
   readonly #querySet: GPUQuerySet;
   #labels: string[] = [];
   #pending: Promise<void>[] = [];
+  /** Totals per dispatch label so far. */
   readonly byLabel: Map<string, LabelTiming> = new Map();
+  /** Passes that could not be timed. */
   untimedPasses: number = 0;
 
+  /** A profiler on `gpu` (timestamp queries when the adapter has them). */
   constructor(gpu: Gpu) {
     this.#gpu = gpu;
     this.#querySet = gpu.device.createQuerySet({ type: "timestamp", count: QUERY_CAPACITY });
@@ -104,6 +111,7 @@ export class GpuProfiler {
     this.#pending = [];
   }
 
+  /** Frees the query buffers. */
   destroy(): void {
     this.#querySet.destroy();
   }

@@ -12,8 +12,11 @@
 
 /** One `@group(g) @binding(n) var<space> name: type;` declaration. */
 export interface WgslBinding {
+  /** The bind group. */
   group: number;
+  /** The binding number. */
   binding: number;
+  /** The variable's name. */
   name: string;
   /** The address space and access between the angle brackets, e.g. "storage, read_write"; "" for none. */
   space: string;
@@ -22,14 +25,18 @@ export interface WgslBinding {
 }
 
 /** A module-scope function: its name and text (signature and body). */
-interface WgslFunction {
+export interface WgslFunction {
+  /** The function's name. */
   name: string;
+  /** Its text: signature and body. */
   text: string;
 }
 
 /** What a module declares, read from its text. */
 export interface WgslModule {
+  /** Every `@group(0) @binding(n)` declaration, in text order. */
   bindings: WgslBinding[];
+  /** Every function by name. */
   functions: Map<string, WgslFunction>;
   /** Every module-scope name: structs, consts, overrides, aliases, variables and functions. */
   declared: Set<string>;

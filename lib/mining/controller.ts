@@ -1,5 +1,5 @@
 /**
- * The adaptive controller of the mining radius kappa (method.md section 4).
+ * The adaptive controller of the mining radius kappa (docs/method.md section 4).
  *
  * After every batch, with `e` an exponential moving average of the batch training error:
  *   log kappa <- clamp(log kappa + gain * (e - target), log kappaMin, log kappaMax)
@@ -18,19 +18,27 @@ import { checkOption } from "../errors.ts";
 
 /** Controller settings (defaults: target 0.5, gain 0.05, EMA 0.9, kappa in [1, 1024], initial 16). */
 export interface ControllerConfig {
+  /** Batch error the controller steers toward. */
   targetError: number;
+  /** Step of log kappa per unit of error. */
   gain: number;
   /** EMA factor: e <- ema * e + (1 - ema) * batchError. */
   ema: number;
+  /** Lower bound of kappa. */
   kappaMin: number;
+  /** Upper bound of kappa. */
   kappaMax: number;
+  /** kappa before the first update. */
   initialKappa: number;
 }
 
 /** Serialisable controller state, kept in checkpoints so a resumed run continues identically. */
 export interface ControllerState {
+  /** The current log kappa. */
   logKappa: number;
+  /** EMA of the batch error (null before the first batch). */
   errorEma: number | null;
+  /** Updates so far. */
   updates: number;
 }
 
@@ -69,6 +77,7 @@ export function validateControllerConfig(c: ControllerConfig, prefix = ""): void
 export class KappaController {
   #state: ControllerState;
 
+  /** A controller with `config`, resumed from `state` when given. */
   constructor(readonly config: ControllerConfig, state?: ControllerState) {
     validateControllerConfig(config);
     const clamped = Math.min(config.kappaMax, Math.max(config.kappaMin, config.initialKappa));

@@ -14,6 +14,7 @@ export const MINER_KINDS: readonly MinerKind[] = ["smart", "random", "semihard",
 
 /** Mining settings. */
 export interface MiningConfig {
+  /** Which miner chooses the triplets (docs/method.md section 3). */
   miner: MinerKind;
   /** Nearest-neighbour search for smart mining: the FANNG graph or exact GPU brute force. */
   search: "fanng" | "exact";

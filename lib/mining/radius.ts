@@ -1,5 +1,5 @@
 /**
- * The exclusion radius of smart mining, r_a = kappa * eps_a (method.md section 3), computed on the GPU
+ * The exclusion radius of smart mining, r_a = kappa * eps_a (docs/method.md section 3), computed on the GPU
  * (kernels/mining.wgsl `radius`) so that it stays there between the eps search and the filtered search.
  * @module
  */

@@ -1,9 +1,9 @@
 /**
- * The neighbour questions smart mining asks (method.md section 3), answered on the GPU either by exact brute
- * force (fused distance + top-k, O(N^2 D)) or by the FANNG graph (method.md section 5). Both answer in GPU
+ * The neighbour questions smart mining asks (docs/method.md section 3), answered on the GPU either by exact brute
+ * force (fused distance + top-k, O(N^2 D)) or by the FANNG graph (docs/method.md section 5). Both answer in GPU
  * buffers: eps_a, the radius kappa * eps_a and the filtered search never pass through the host.
  *
- * Only the nearest qualifying negative is used (method.md section 3 step 5), so the filtered search asks for
+ * Only the nearest qualifying negative is used (docs/method.md section 3 step 5), so the filtered search asks for
  * one result; how thoroughly the graph search looks for it is its ef and budget (lib/ann/search_defaults.ts,
  * "filtered").
  * @module
@@ -48,6 +48,7 @@ function owned(parts: Omit<GpuNegatives, typeof Symbol.dispose>): GpuNegatives {
 
 /** Exact answers by GPU brute force over all pairs, streamed in blocks (no N x N matrix). */
 export class ExactSearch implements NeighbourSearch {
+  /** Exact search over `emb` with its `labels`, both on the GPU. */
   constructor(readonly emb: GpuBuffer<"f32">, readonly labels: GpuBuffer<"i32">) {}
 
   async negatives(kappa: number): Promise<GpuNegatives> {
@@ -73,11 +74,13 @@ export class ExactSearch implements NeighbourSearch {
 
 /** Options of the graph search used for mining (0 = the default of lib/ann/search_defaults.ts). */
 export interface FanngSearchOptions {
+  /** Maximum out-degree of the graph. */
   maxDegree: number;
   /** Distance evaluations per anchor in the filtered search; 0 = the default. */
   budget: number;
   /** ef of the filtered search; 0 = the default. */
   ef?: number;
+  /** Seed of the graph build. */
   seed: number;
   /** No progress bar while the graph is built. */
   quiet?: boolean;
@@ -93,6 +96,7 @@ export class FanngSearch implements NeighbourSearch, Disposable {
   /** A graph and refresh state from `restore()`, waiting for the next `update()`. */
   #restored: { graph: FanngGraph; refresh?: Uint8Array; source: string } | undefined;
 
+  /** FANNG search over the embeddings the next `prepare` gives, with their `labels`. */
   constructor(readonly labels: GpuBuffer<"i32">, readonly options: FanngSearchOptions) {}
 
   /** The current index (after `update`). */
@@ -158,6 +162,7 @@ export class FanngSearch implements NeighbourSearch, Disposable {
     });
   }
 
+  /** Frees the graph. */
   [Symbol.dispose](): void {
     this.#index?.[Symbol.dispose]();
     this.#index = undefined;

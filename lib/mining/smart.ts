@@ -1,5 +1,5 @@
 /**
- * Smart mining (method.md section 3): for every anchor a,
+ * Smart mining (docs/method.md section 3): for every anchor a,
  *   eps_a = squared distance to its nearest other sample (any class),
  *   r_a   = kappa * eps_a (the exclusion boundary),
  *   n     = the nearest sample of another class with d(a, n) > r_a,
@@ -25,10 +25,15 @@ import type { NeighbourSearch } from "./search.ts";
 
 /** Per-anchor mining outcome; -1 where nothing qualified. */
 export interface SmartMining {
+  /** eps_a: distance to the anchor's nearest neighbour of any label. */
   eps: Float32Array;
+  /** The mined negative per anchor (-1: none). */
   negative: Int32Array;
+  /** d(a,n) per anchor. */
   dan: Float32Array;
+  /** The mined positive per anchor (-1: none). */
   positive: Int32Array;
+  /** d(a,p) per anchor. */
   dap: Float32Array;
   /** Mean distance evaluations per anchor in the negative search (graph search), when known. */
   evaluations?: number;

@@ -10,15 +10,19 @@ import type { ClassIndex } from "./classes.ts";
 
 /** One epoch's triplets, row-major [count x 3] (anchor, positive, negative). */
 export interface EpochTriplets {
+  /** [count x 3] anchor, positive, negative. */
   triplets: Uint32Array;
   /** 1 where the triplet is a mined one. */
   mined: Uint8Array;
+  /** Triplets in the epoch. */
   count: number;
 }
 
 /** Mined partners per anchor (-1 where the miner found none). */
 export interface MinedPartners {
+  /** Positive per anchor (-1: none). */
   positive: Int32Array;
+  /** Negative per anchor (-1: none). */
   negative: Int32Array;
 }
 

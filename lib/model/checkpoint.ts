@@ -54,9 +54,13 @@ export const CHECKPOINT_VERSION = 2;
 
 /** Everything a checkpoint holds. */
 export interface CheckpointContents {
+  /** The head's shape and options, every default filled in. */
   config: ResolvedHeadConfig;
+  /** Weights and biases per layer. */
   params: LayerParams[];
+  /** The optimiser's state, when saved with the head. */
   optimizer?: OptimizerState;
+  /** Free-form metadata (a training run keeps its epoch, controller and reports here). */
   meta: Record<string, unknown>;
   /** Named byte strings saved with the head (empty for version 1 files). */
   blobs?: Record<string, Uint8Array>;
@@ -253,8 +257,11 @@ export async function readCheckpoint(path: string): Promise<CheckpointContents> 
 
 /** A head rebuilt from a checkpoint, with the saved optimiser state and metadata. */
 export interface LoadedCheckpoint {
+  /** The restored head on the GPU (the caller owns it). */
   head: EmbeddingHead;
+  /** The optimiser's state, when the checkpoint has one. */
   optimizerState?: OptimizerState;
+  /** The checkpoint's metadata. */
   meta: Record<string, unknown>;
 }
 
@@ -264,6 +271,7 @@ export interface LoadedCheckpoint {
  * loads the parameters and the optimiser state in place, and returns the metadata.
  */
 export function loadCheckpoint(path: string, gpu: Gpu): Promise<LoadedCheckpoint>;
+/** Loads a checkpoint from `path` (a file) onto `gpu`. */
 export function loadCheckpoint(
   path: string,
   head: EmbeddingHead,

@@ -47,11 +47,20 @@ export interface HeadConfig {
   outDim: number;
   /** Widths of hidden FC + ReLU layers before the output layer ([] = one FC layer, the default). */
   hidden?: readonly number[];
-  /** L2-normalise the embeddings (default true). */
+  /**
+   * L2-normalise the embeddings (default true).
+   * @default true
+   */
   normalize?: boolean;
-  /** Seed of the initialisation (default 0). */
+  /**
+   * Seed of the initialisation (default 0).
+   * @default 0
+   */
   seed?: number;
-  /** Weight initialisation (default "xavier-uniform"). */
+  /**
+   * Weight initialisation (default "xavier-uniform").
+   * @default "xavier-uniform"
+   */
   init?: HeadInit;
 }
 
@@ -60,9 +69,13 @@ export type ResolvedHeadConfig = Required<Omit<HeadConfig, "hidden">> & { hidden
 
 /** Host copy of one layer's parameters: weight [inDim x outDim] row-major, bias [outDim]. */
 export interface LayerParams {
+  /** Input width of the layer. */
   inDim: number;
+  /** Output width of the layer. */
   outDim: number;
+  /** [inDim x outDim] row-major. */
   weight: Float32Array;
+  /** [outDim]. */
   bias: Float32Array;
 }
 
@@ -269,6 +282,7 @@ export class EmbeddingHead implements Disposable {
     this.params.forEach((p) => p.destroy());
   }
 
+  /** Frees the parameters. */
   [Symbol.dispose](): void {
     this.destroy();
   }

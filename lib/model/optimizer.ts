@@ -41,10 +41,15 @@ export interface OptimizerConfig {
 
 /** The optimiser's state, for checkpoints: settings, step count and momentum buffers per layer. */
 export interface OptimizerState {
+  /** Learning rate. */
   lr: number;
+  /** Momentum. */
   momentum: number;
+  /** L2 weight decay. */
   weightDecay: number;
+  /** Learning-rate multiplier per layer. */
   lrMultipliers: number[];
+  /** Steps taken. */
   steps: number;
   /** Momentum buffers in the parameters' layout (weight [inDim x outDim], bias [outDim]). */
   velocities: LayerParams[];
@@ -71,17 +76,22 @@ export function checkOptimizerConfig(config: OptimizerConfig, layers: number): n
 
 /** Per-layer gradients as the linear backward leaves them: split-K partial sums. */
 export interface LayerGradient {
+  /** [splits x inDim+1 x outDim] partial sums of the gradient. */
   partials: GpuBuffer<"f32">;
+  /** Number of partial sums to add. */
   splits: number;
 }
 
 /** SGD with momentum over a head's parameters, on the GPU. */
 export class SgdMomentum implements Disposable {
+  /** Momentum buffers per layer. */
   readonly velocities: GpuBuffer<"f32">[];
+  /** Learning-rate multiplier per layer. */
   readonly lrMultipliers: readonly number[];
   #lr: number;
   #steps = 0;
 
+  /** SGD with momentum over `head`'s parameters. */
   constructor(readonly head: EmbeddingHead, readonly config: OptimizerConfig) {
     this.lrMultipliers = checkOptimizerConfig(config, head.layers.length);
     this.#lr = config.lr;
@@ -168,6 +178,7 @@ export class SgdMomentum implements Disposable {
     this.velocities.forEach((v) => v.destroy());
   }
 
+  /** Frees the momentum buffers. */
   [Symbol.dispose](): void {
     this.destroy();
   }
@@ -175,10 +186,14 @@ export class SgdMomentum implements Disposable {
 
 /** Plain-TS reference of {@link SgdMomentum}, on host copies of the parameters. */
 export class SgdMomentumRef {
+  /** Momentum buffers per layer. */
   readonly velocities: LayerParams[];
+  /** Learning-rate multiplier per layer. */
   readonly lrMultipliers: number[];
+  /** Learning rate (may be changed between steps). */
   lr: number;
 
+  /** The reference optimiser over host copies `params`. */
   constructor(readonly params: LayerParams[], readonly config: OptimizerConfig) {
     this.lrMultipliers = checkOptimizerConfig(config, params.length);
     this.lr = config.lr;

@@ -58,7 +58,7 @@ import {
 import type { EmbeddingHead, LayerParams } from "./head.ts";
 import { type LayerGradient, type OptimizerConfig, type OptimizerState, SgdMomentum } from "./optimizer.ts";
 
-/** Loss settings: margin, global-loss weight, lambda and t (method.md section 2). */
+/** Loss settings: margin, global-loss weight, lambda and t (docs/method.md section 2). */
 export type LossConfig = TripletLossConfig;
 
 /** The scalars one step reads back. */
@@ -66,7 +66,12 @@ export type StepScalars = LossScalars;
 
 /** Which triplets of the index source a step uses: `count` triplets from triplet `offset`. */
 export interface StepOptions {
+  /**
+   * First triplet (default 0).
+   * @default 0
+   */
   offset?: number;
+  /** Triplets in the step (default: the rest). */
   count?: number;
 }
 
@@ -117,7 +122,9 @@ const MAX_WORKSPACES = 4;
 
 /** The GPU training step of an {@link EmbeddingHead} on a feature matrix. */
 export class TrainStep implements Disposable {
+  /** The optimiser the step updates the head with. */
   readonly optimizer: SgdMomentum;
+  /** Margin, global weight, lambda and t. */
   readonly loss: Readonly<LossConfig>;
   readonly #tiles: LinearTiles;
   readonly #workspaces = new Map<number, Workspace>();
@@ -125,6 +132,7 @@ export class TrainStep implements Disposable {
   #destroyed = false;
 
   /**
+   * A training step of `head` on `features` with the given loss and optimiser settings.
    * @param features [N x head.inDim] feature matrix on the GPU (may exceed one storage binding).
    * @param loss margin, global weight, lambda, t.
    * @param optimizer lr, momentum, weight decay, optional per-layer lr multipliers.
@@ -367,6 +375,7 @@ export class TrainStep implements Disposable {
     this.optimizer.destroy();
   }
 
+  /** Frees the step's buffers and the optimiser. */
   [Symbol.dispose](): void {
     this.destroy();
   }

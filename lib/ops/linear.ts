@@ -35,7 +35,9 @@ import type { HostMatrix } from "../util/matrix.ts";
 
 /** Input and output width of one fully connected layer. */
 export interface LinearShape {
+  /** Input width. */
   readonly inDim: number;
+  /** Output width. */
   readonly outDim: number;
 }
 
@@ -140,6 +142,7 @@ export interface LinearForwardOptions {
   ldy?: number;
   /** Largest binding in bytes (default the adapter's); tests lower it to force row blocks. */
   maxBindingBytes?: number;
+  /** Tile sizes (default {@link linearTiles} of the adapter). */
   tiles?: LinearTiles;
 }
 

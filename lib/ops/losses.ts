@@ -31,7 +31,7 @@ import { LOSSES } from "../gpu/specs/losses.ts";
 import { checkShape, fmtShape, UserError } from "../errors.ts";
 import type { HostMatrix } from "../util/matrix.ts";
 
-/** Loss settings (method.md section 2). */
+/** Loss settings (docs/method.md section 2). */
 export interface TripletLossConfig {
   /** Triplet margin m (0.2 on unit-norm embeddings). */
   margin: number;
@@ -43,7 +43,7 @@ export interface TripletLossConfig {
   t: number;
 }
 
-/** The defaults of method.md: margin 0.2, global weight 1, lambda 1, t 0.4. */
+/** The defaults of docs/method.md: margin 0.2, global weight 1, lambda 1, t 0.4. */
 export const DEFAULT_LOSS_CONFIG: Readonly<TripletLossConfig> = {
   margin: 0.2,
   globalWeight: 1,
@@ -55,14 +55,19 @@ export const DEFAULT_LOSS_CONFIG: Readonly<TripletLossConfig> = {
 export interface LossScalars {
   /** tripletLoss + globalWeight * globalLoss. */
   loss: number;
+  /** The mean triplet (hinge) loss. */
   tripletLoss: number;
   /** The unweighted global loss. */
   globalLoss: number;
   /** Fraction of triplets with d(a,p) >= d(a,n). */
   error: number;
+  /** Mean d(a,p). */
   meanDap: number;
+  /** Mean d(a,n). */
   meanDan: number;
+  /** Variance of d(a,p). */
   varDap: number;
+  /** Variance of d(a,n). */
   varDan: number;
   /** Fraction of triplets with a positive hinge (they carry triplet-loss gradient). */
   activeFraction: number;
@@ -108,14 +113,17 @@ export interface TripletLossOptions {
   count?: number;
   /** Embedding width (default emb.cols) and row stride (default the width). */
   dim?: number;
+  /** Row stride of the embeddings (default the width). */
   ldEmb?: number;
   /** Compute the slot gradients too. */
   backward?: boolean;
   /** Gradient output [3B x ldGrad] (default a new [3B x dim] buffer) and its row stride. */
   grad?: GpuBuffer<"f32">;
+  /** Row stride of the gradient (default the width). */
   ldGrad?: number;
   /** Outputs to reuse: distances [B x 2] and scalars [12]. */
   dists?: GpuBuffer<"f32">;
+  /** [12] scalar outputs to reuse. */
   scalars?: GpuBuffer<"f32">;
 }
 
@@ -211,6 +219,7 @@ export async function encodeTripletLoss(
 
 /** Result of {@link tripletLossForward} / {@link tripletLossBackward}. */
 export interface TripletLossResult {
+  /** The batch's loss scalars. */
   scalars: LossScalars;
   /** [B x 2] distances (caller owns it). */
   dists: GpuBuffer<"f32">;
@@ -255,9 +264,11 @@ export function tripletLossBackward(
 
 /** Result of {@link tripletLossRef}. */
 export interface TripletLossRefResult {
+  /** The batch's loss scalars. */
   scalars: LossScalars;
   /** d(a,p) and d(a,n) per triplet. */
   dap: Float64Array;
+  /** d(a,n) per triplet. */
   dan: Float64Array;
   /** [3B x dim] slot gradients. */
   grad: HostMatrix;

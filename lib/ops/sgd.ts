@@ -27,8 +27,11 @@ import { checkShape, fmtShape } from "../errors.ts";
 
 /** The hyper-parameters of one update (lr already multiplied by the parameter group's multiplier). */
 export interface SgdHyper {
+  /** Learning rate. */
   lr: number;
+  /** Momentum. */
   momentum: number;
+  /** L2 weight decay. */
   weightDecay: number;
 }
 

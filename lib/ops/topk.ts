@@ -53,24 +53,35 @@ export interface TopkFilter {
 
 /** {@link TopkFilter} with host arrays, for the references. */
 export interface TopkFilterHost {
+  /** Leave out column i for row i (self-search). */
   excludeSelf?: boolean;
+  /** Row i is base column i + selfOffset (default 0). */
   selfOffset?: number;
+  /** Label per row. */
   rowLabels?: Int32Array;
+  /** Label per column. */
   colLabels?: Int32Array;
+  /** Keep columns whose label differs from (or equals) the row's. */
   labelMode?: "different" | "same";
+  /** Keep only entries at least this far from the row, per row. */
   rowMinDistance?: Float32Array;
 }
 
 /** The k best entries of each row: [M x k] indices and values, ascending; frees both on dispose. */
 export interface TopkResult extends Disposable {
+  /** Results per row. */
   k: number;
+  /** [M x k] column indices; NO_INDEX where fewer qualified. */
   indices: GpuBuffer<"u32">;
+  /** [M x k] values, ascending; +Inf where missing. */
   distances: GpuBuffer<"f32">;
 }
 
 /** Host top-k lists: [M x k] row-major. */
 export interface TopkHostResult {
+  /** [M x k] column indices; NO_INDEX where missing. */
   indices: Uint32Array;
+  /** [M x k] values, ascending. */
   distances: Float32Array;
 }
 

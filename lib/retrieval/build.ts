@@ -17,10 +17,13 @@ export const DEFAULT_SEARCH_BUDGET = 256;
 
 /** What a gallery index is built from. */
 export interface GalleryInput {
+  /** The trained head (config and parameters). */
   head: { config: ResolvedHeadConfig; params: readonly LayerParams[] };
   /** Gallery features [N x inDim] (the head's inputs). */
   features: HostMatrix;
+  /** [N] class labels. */
   labels: Int32Array;
+  /** [N] sample identities. */
   ids: readonly string[];
   /** Gallery pixels [N x height x width x channels], when they should travel with the index. */
   pixels?: Uint8Array | null;
@@ -33,9 +36,15 @@ export interface GalleryInput {
 
 /** Build settings. */
 export interface GalleryBuildOptions {
-  /** FANNG maximum out-degree (default 32). */
+  /**
+   * FANNG maximum out-degree (default 32).
+   * @default 32
+   */
   maxDegree?: number;
-  /** Seed of the graph construction (default 1). */
+  /**
+   * Seed of the graph construction (default 1).
+   * @default 1
+   */
   seed?: number;
   /** Default search budget stored in the index (default {@link DEFAULT_SEARCH_BUDGET}). */
   budget?: number;
@@ -47,8 +56,11 @@ export interface GalleryBuildOptions {
 
 /** The artifact's bytes and what building it took. */
 export interface BuiltGallery {
+  /** The index.bin bytes. */
   bytes: Uint8Array;
+  /** Its header. */
   header: RetrievalHeader;
+  /** Seconds spent embedding, building the graph and encoding. */
   seconds: { embed: number; graph: number; encode: number };
 }
 

@@ -69,22 +69,29 @@ export type FeatureSource =
 
 /** One section of the file. */
 export interface SectionEntry {
+  /** Section name (head, embeddings, labels, ids, graph, pixels). */
   name: string;
   /** Byte offset from the start of the file (a multiple of 8). */
   offset: number;
+  /** Length in bytes. */
   bytes: number;
 }
 
 /** The JSON header. */
 export interface RetrievalHeader {
+  /** Always "dml-retrieval-index". */
   format: "dml-retrieval-index";
+  /** Format version (1). */
   version: number;
+  /** ISO time of writing. */
   createdAt: string;
   /** Gallery items N. */
   count: number;
   /** Embedding dimension D (the head's output). */
   dims: number;
+  /** The head's config and layer shapes. */
   head: { config: ResolvedHeadConfig; layers: { inDim: number; outDim: number }[] };
+  /** What the gallery's features are (pixels, or a feature cache's backbone). */
   features: FeatureSource;
   /** Which split(s) of the run the gallery holds (train items first for "all"), and the data set's name. */
   gallery: { split: "train" | "test" | "all"; dataset: string };
@@ -111,29 +118,43 @@ export interface RetrievalHeader {
     recall: Record<string, number> | null;
     adapter: string;
   };
+  /** The sections in file order. */
   sections: SectionEntry[];
 }
 
 /** Everything the file holds, decoded. */
 export interface RetrievalContents {
+  /** The JSON header. */
   header: RetrievalHeader;
+  /** The head's parameters. */
   params: LayerParams[];
+  /** [N x D] gallery embeddings. */
   embeddings: HostMatrix;
+  /** [N] labels. */
   labels: Int32Array;
+  /** [N] sample identities. */
   ids: string[];
+  /** The FANNG graph over the embeddings. */
   graph: FanngGraph;
+  /** Gallery pixels, when stored. */
   pixels: Uint8Array | null;
 }
 
 /** What {@link encodeRetrievalIndex} needs: the header without its section table, and the data. */
 export interface RetrievalInput {
+  /** The header's descriptive fields. */
   header: Omit<RetrievalHeader, "sections" | "format" | "version" | "count" | "dims">;
+  /** The head's parameters. */
   params: readonly LayerParams[];
+  /** [N x D] gallery embeddings. */
   embeddings: HostMatrix;
+  /** [N] labels. */
   labels: Int32Array;
+  /** [N] sample identities. */
   ids: readonly string[];
   /** The graph in its file format (`FanngIndex.toBytes()`). */
   graphBytes: Uint8Array;
+  /** Gallery pixels to store, if any. */
   pixels?: Uint8Array | null;
 }
 

@@ -6,8 +6,11 @@
  * @example
  * ```ts
  * import { openRetriever } from "./open.ts";
- * using r = await openRetriever("runs/fmnist/index"); // the folder, or its index.bin
- * const res = await r.searchItems([3], 5);
+ * // `index`: a folder written by `deno task index <run-dir>`, or its index.bin.
+ * async function neighboursOfItem3(index: string) {
+ *   using r = await openRetriever(index);
+ *   return (await r.searchItems([3], 5)).queries[0];
+ * }
  * ```
  * @module
  */

@@ -7,9 +7,12 @@
  * @example
  * ```ts
  * import { Retriever } from "./retriever.ts";
- * using r = await Retriever.fromUrl("http://127.0.0.1:8000/index.bin");
- * const res = await r.searchItems([3], 5); // gallery item 3 as the query, itself left out
- * for (const n of res.queries[0]) console.log(n.id, r.className(n.label), n.distance.toFixed(3));
+ * // `url`: where `deno task serve` (or any static server) serves an index folder's index.bin.
+ * async function printNeighbours(url: string) {
+ *   using r = await Retriever.fromUrl(url);
+ *   const res = await r.searchItems([3], 5); // gallery item 3 as the query, itself left out
+ *   for (const n of res.queries[0]) console.log(n.id, r.className(n.label), n.distance.toFixed(3));
+ * }
  * ```
  * @module
  */
@@ -72,6 +75,7 @@ export interface Neighbour {
   item: number;
   /** The sample's identity (IDX "t10k/<row>", or an image path relative to the data set's root). */
   id: string;
+  /** Class label. */
   label: number;
   /** Euclidean distance between the embeddings. */
   distance: number;
@@ -79,12 +83,15 @@ export interface Neighbour {
 
 /** Where a graph search ran, and why when not on the GPU. */
 export interface GraphSearchPlace {
+  /** Where the graph search ran. */
   on: "gpu" | "cpu";
+  /** Why not on the GPU, when it ran on the CPU. */
   reason?: string;
 }
 
 /** What a search returns. */
 export interface RetrievalResult {
+  /** Neighbours asked for per query. */
   k: number;
   /** Per query, its neighbours ascending by distance (fewer than k where the graph search found fewer). */
   queries: Neighbour[][];
@@ -94,6 +101,7 @@ export interface RetrievalResult {
   method: "graph-gpu" | "graph-cpu" | "exact-gpu";
   /** Wall milliseconds of the head's forward pass (0 for embeddings) and of the search, readbacks included. */
   embedMs: number;
+  /** Wall milliseconds of the search, readbacks included. */
   searchMs: number;
 }
 

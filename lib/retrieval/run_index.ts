@@ -23,24 +23,42 @@ export type GallerySplit = "train" | "test" | "all";
 
 /** Options of {@link indexRun}. */
 export interface IndexRunOptions {
-  /** Gallery split(s) (default "test"). */
+  /**
+   * Gallery split(s) (default "test").
+   * @default "test"
+   */
   gallery?: GallerySplit;
-  /** Output folder (default `<run>/index`). */
+  /**
+   * Output folder (default `<run>/index`).
+   * @default "<run>/index"
+   */
   out?: string;
-  /** FANNG maximum out-degree (default 32). */
+  /**
+   * FANNG maximum out-degree (default 32).
+   * @default 32
+   */
   maxDegree?: number;
-  /** Seed of the graph construction (default 1). */
+  /**
+   * Seed of the graph construction (default 1).
+   * @default 1
+   */
   seed?: number;
   /** Default search budget stored in the index. */
   budget?: number;
   /** Store the gallery's pixels (IDX data; default true), for thumbnails. */
   pixels?: boolean;
+  /** No progress output. */
   quiet?: boolean;
+  /**
+   * The GPU to use (default `getGpu()`).
+   * @default getGpu()
+   */
   gpu?: Gpu;
 }
 
 /** What {@link indexRun} wrote. */
 export interface IndexRunResult extends BuiltGallery {
+  /** Path of the index.bin written. */
   path: string;
 }
 

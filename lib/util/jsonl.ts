@@ -9,7 +9,10 @@ import { UserError } from "../errors.ts";
 
 /** Options for opening a {@link JsonlWriter}. */
 export interface JsonlOpenOptions {
-  /** Keep the existing lines and write after them (default true); false starts an empty file. */
+  /**
+   * Keep the existing lines and write after them (default true); false starts an empty file.
+   * @default true
+   */
   append?: boolean;
   /**
    * With `append`: first cut the file back to this many bytes (a position {@link JsonlWriter.bytes} reported
@@ -34,6 +37,7 @@ export class JsonlWriter implements Disposable {
   /** What opening dropped (all zero for a fresh or intact file). */
   readonly repair: JsonlRepair;
 
+  /** Opens `path` for appending (or truncates it to `truncateTo` bytes first; see the options). */
   constructor(readonly path: string, { append = true, truncateTo }: JsonlOpenOptions = {}) {
     this.#file = Deno.openSync(path, { read: true, write: true, create: true, truncate: !append });
     const size = this.#file.statSync().size;
@@ -64,10 +68,12 @@ export class JsonlWriter implements Disposable {
     this.#bytes += data.length;
   }
 
+  /** Closes the file. */
   close(): void {
     this.#file.close();
   }
 
+  /** Closes the file. */
   [Symbol.dispose](): void {
     this.close();
   }

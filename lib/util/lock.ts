@@ -9,6 +9,7 @@ import { UserError } from "../errors.ts";
 
 /** What a lock file records about its owner. */
 export interface LockOwner {
+  /** Process id of the holder. */
   pid: number;
   /** ISO time the lock was taken. */
   since: string;
@@ -101,6 +102,7 @@ export class FolderLock implements Disposable {
     file.close();
   }
 
+  /** Releases the lock. */
   [Symbol.dispose](): void {
     this.release();
   }

@@ -7,8 +7,11 @@ import { fmtShape, ShapeError } from "../errors.ts";
 
 /** A row-major [rows x cols] f32 matrix in host memory. */
 export interface HostMatrix {
+  /** Row count. */
   readonly rows: number;
+  /** Column count. */
   readonly cols: number;
+  /** [rows x cols] values, row-major. */
   readonly data: Float32Array;
 }
 

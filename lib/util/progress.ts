@@ -48,6 +48,7 @@ export class Progress {
   readonly #tty: boolean;
   readonly #out: NonNullable<ProgressOptions["out"]>;
 
+  /** A bar named `label` counting to `total`. */
   constructor(readonly label: string, readonly total: number, readonly options: ProgressOptions = {}) {
     this.#out = options.out ?? Deno.stderr;
     this.#tty = this.#out.isTerminal();

@@ -15,6 +15,7 @@
 export class Rng {
   #s: Uint32Array;
 
+  /** A generator seeded with `seed` (an integer). */
   constructor(seed: number) {
     // splitmix32 expands the seed into the 128-bit state.
     this.#s = new Uint32Array(4);

@@ -18,8 +18,11 @@ import type { BatchRecord, EpochRecord } from "./run_dir.ts";
 
 /** One run's records, as read by readRunDir (batches optional: they add per-batch kappa). */
 export interface CurveRun {
+  /** Legend label. */
   label: string;
+  /** The run's epoch records. */
   epochs: readonly EpochRecord[];
+  /** The run's batch records, for the per-batch curves. */
   batches?: readonly BatchRecord[];
 }
 
@@ -56,11 +59,22 @@ export interface CurvesOptions {
   kappaBounds?: readonly [number, number];
   /** Target training error of the adaptive controller, drawn as a dashed line on the error panel. */
   targetError?: number;
-  /** Panels per row (default 2). */
+  /**
+   * Panels per row (default 2).
+   * @default 2
+   */
   columns?: number;
+  /**
+   * File name of the figure (default "curves").
+   * @default "curves"
+   */
   name?: string;
+  /** Title above the figure. */
   title?: string;
-  /** Legend title for the runs (default "run"). */
+  /**
+   * Legend title for the runs (default "run").
+   * @default "run"
+   */
   runTitle?: string;
 }
 

@@ -15,7 +15,7 @@
  *     encoding: { x: { field: "x", type: "quantitative" }, y: { field: "y", type: "quantitative" } },
  *   },
  * });
- * await saveFigure(fig, "runs/demo/figures"); // demo.svg and demo.png
+ * await saveFigure(fig, await Deno.makeTempDir()); // demo.svg and demo.png
  * ```
  * @module
  */
@@ -24,7 +24,12 @@ import type { Spec as VegaSpec } from "npm:vega@6.4.0";
 import { UserError } from "../errors.ts";
 import { writeFileAtomic } from "../util/fs.ts";
 
-export type { TopLevelSpec as VegaLiteSpec, VegaSpec };
+/**
+ * A Vega-Lite specification, as vega-lite's own types describe it (`TopLevelSpec` of npm:vega-lite).
+ * @ignore
+ */
+export type VegaLiteSpec = TopLevelSpec;
+export type { VegaSpec };
 
 /** What a figure shows, before rendering: a name for its files, a title, and the spec to draw. */
 export type FigureSpec =
@@ -36,17 +41,23 @@ export type FigureSpec =
     /** One or two sentences under the figure in a report. */
     caption?: string;
   }
-  & ({ vegaLite: TopLevelSpec; vega?: never } | { vega: VegaSpec; vegaLite?: never });
+  & ({ vegaLite: VegaLiteSpec; vega?: never } | { vega: VegaSpec; vegaLite?: never });
 
 /** A rendered figure: SVG markup, PNG bytes, and the SVG's size in CSS pixels. */
 export interface RenderedFigure {
+  /** File name without extension. */
   name: string;
+  /** Title. */
   title: string;
+  /** Caption under the figure in reports. */
   caption?: string;
+  /** SVG markup. */
   svg: string;
+  /** PNG bytes. */
   png: Uint8Array;
   /** SVG width and height (the PNG is `scale` times larger). */
   width: number;
+  /** SVG height in CSS pixels. */
   height: number;
   /** Warnings Vega or Vega-Lite raised while building the figure (empty when all is well). */
   warnings: string[];
@@ -223,7 +234,9 @@ export async function renderFigure(fig: FigureSpec, opts: PngOptions = {}): Prom
 
 /** Where {@link saveFigure} wrote a figure. */
 export interface SavedFigure {
+  /** Path of the SVG file written. */
   svgPath: string;
+  /** Path of the PNG file written. */
   pngPath: string;
 }
 

@@ -7,7 +7,11 @@
  * @example
  * ```ts
  * import { writeReport } from "./report.ts";
- * const { htmlPath } = await writeReport("runs/2026-01-01T00-00-00", { tsne: false });
+ * // `runDir`: a folder written by `deno task train` (or an experiment folder).
+ * async function report(runDir: string): Promise<string> {
+ *   const { htmlPath } = await writeReport(runDir, { tsne: false });
+ *   return htmlPath; // <runDir>/report.html
+ * }
  * ```
  * @module
  */
@@ -45,15 +49,24 @@ export type TsneFn = (data: HostMatrix, opts: { seed?: number }) => HostMatrix |
 export interface ReportOptions {
   /** Compute a t-SNE map of the final test embeddings (default true). */
   tsne?: boolean;
-  /** Most test points in the t-SNE map (a seeded random subset beyond this; default 6000). */
+  /**
+   * Most test points in the t-SNE map (a seeded random subset beyond this; default 6000).
+   * @default 6000
+   */
   tsnePoints?: number;
   /** The t-SNE to use (default: `tsne` from lib/eval/tsne.ts). */
   tsneFn?: TsneFn;
-  /** Seed for subsampling and t-SNE (default 0). */
+  /**
+   * Seed for subsampling and t-SNE (default 0).
+   * @default 0
+   */
   seed?: number;
   /** The run's data set, for triplet thumbnails and class names (default: loaded from config.json). */
   dataset?: Dataset;
-  /** Experiment folders: also write each run's own report (default true). */
+  /**
+   * Experiment folders: also write each run's own report (default true).
+   * @default true
+   */
   perRun?: boolean;
   /** PNG settings for the figure files. */
   png?: PngOptions;
@@ -63,7 +76,9 @@ export interface ReportOptions {
 
 /** What {@link writeReport} wrote. */
 export interface ReportResult {
+  /** Path of the report.html written. */
   htmlPath: string;
+  /** The figures written. */
   figures: { name: string; svgPath: string; pngPath: string }[];
   /** Things the report could not show and why (also listed on the page). */
   warnings: string[];

@@ -22,15 +22,25 @@ export type EvalRecord = EvalSummary;
 
 /** A per-batch log record. */
 export interface BatchRecord {
+  /** Record type. */
   type: "batch";
+  /** Epoch number, from 1. */
   epoch: number;
+  /** Batch number within the epoch. */
   batch: number;
+  /** kappa after the batch. */
   kappa: number;
+  /** The batch's error (fraction of triplets with d(a,p) >= d(a,n)). */
   error: number;
+  /** EMA of the batch error the controller steers. */
   errorEma?: number;
+  /** Total loss. */
   loss: number;
+  /** Triplet loss. */
   tripletLoss?: number;
+  /** Global loss. */
   globalLoss?: number;
+  /** Fraction of mined triplets in the batch. */
   smartFraction?: number;
 }
 
@@ -41,18 +51,29 @@ export type MiningRecord =
 
 /** A per-epoch log record. */
 export interface EpochRecord {
+  /** Record type. */
   type: "epoch";
+  /** Epoch number, from 1. */
   epoch: number;
+  /** kappa at the end of the epoch. */
   kappa: number;
   /** Which bound kappa sat at when the epoch ended, if any. */
   kappaBound?: "min" | "max" | null;
+  /** The epoch's training error. */
   trainError: number;
+  /** Mean total loss. */
   loss: number;
+  /** Mean triplet loss. */
   tripletLoss?: number;
+  /** Mean global loss. */
   globalLoss?: number;
+  /** Mining statistics. */
   mining?: MiningRecord;
+  /** Test metrics, on epochs that evaluate. */
   eval?: EvalRecord;
+  /** Wall seconds of the epoch. */
   epochSec?: number;
+  /** Training triplets per second. */
   tripletsPerSec?: number;
   /** Seconds per phase of the epoch (embedSec, graphSec, mineSec, trainSec, evalSec). */
   timing?: Record<string, number>;
@@ -60,8 +81,11 @@ export interface EpochRecord {
 
 /** One mined triplet (indices into the training split). */
 export interface LoggedTriplet {
+  /** Anchor index in the training split. */
   anchor: number;
+  /** Positive index. */
   positive: number;
+  /** Negative index. */
   negative: number;
   /** False when the anchor fell back to a random triplet. */
   smart: boolean;
@@ -69,18 +93,27 @@ export interface LoggedTriplet {
 
 /** The first mined triplet of each fixed anchor at one epoch. */
 export interface TripletRecord {
+  /** Record type. */
   type: "triplets";
+  /** Epoch number, from 1. */
   epoch: number;
+  /** The fixed anchors' triplets. */
   triplets: LoggedTriplet[];
 }
 
 /** A run's log, split by record type (other record types are kept in `other`). */
 export interface RunLog {
+  /** The `start` record. */
   start?: Record<string, unknown>;
+  /** The `batch` records. */
   batches: BatchRecord[];
+  /** The `epoch` records. */
   epochs: EpochRecord[];
+  /** The `triplets` records. */
   triplets: TripletRecord[];
+  /** The `end` record. */
   end?: Record<string, unknown>;
+  /** Records of other types. */
   other: Record<string, unknown>[];
 }
 
@@ -89,9 +122,13 @@ export type RunConfig = Partial<TrainConfig> & Record<string, unknown>;
 
 /** Everything a run folder holds except the embeddings (read those with {@link readTestEmbeddings}). */
 export interface RunData {
+  /** The run folder. */
   dir: string;
+  /** Its config.json. */
   config: RunConfig;
+  /** Its log.jsonl. */
   log: RunLog;
+  /** Its summary.json, when the run finished. */
   summary?: Record<string, unknown>;
   /** Problems found while reading (e.g. a truncated last log line), for the report. */
   warnings: string[];
@@ -99,17 +136,25 @@ export interface RunData {
 
 /** One run of an experiment with its label and swept parameter. */
 export interface ExperimentRun {
+  /** Label of the run in the experiment. */
   label: string;
+  /** Its fixed kappa (kappa study). */
   kappa?: number;
+  /** Its mined fraction (mined study). */
   minedFraction?: number;
+  /** The run's data. */
   run: RunData;
 }
 
 /** An experiment folder: its name, the runs it holds, and the raw experiment.json. */
 export interface ExperimentData {
+  /** The experiment folder. */
   dir: string;
+  /** The study's name. */
   name: string;
+  /** Its runs. */
   runs: ExperimentRun[];
+  /** experiment.json as read. */
   meta: Record<string, unknown>;
 }
 

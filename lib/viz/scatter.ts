@@ -17,14 +17,29 @@ import type { FigureSpec, VegaLiteSpec } from "./render.ts";
 
 /** Options for {@link scatterFigure}. */
 export interface ScatterOptions {
-  /** Class names by label for the legend (default "class <label>"). */
+  /**
+   * Class names by label for the legend (default "class <label>").
+   * @default "class <label>"
+   */
   classNames?: ReadonlyMap<number, string>;
-  /** Plot size in pixels (default 520). */
+  /**
+   * Plot size in pixels (default 520).
+   * @default 520
+   */
   size?: number;
-  /** Seed of the drawing order shuffle (so no class always lies on top; default 0). */
+  /**
+   * Seed of the drawing order shuffle (so no class always lies on top; default 0).
+   * @default 0
+   */
   seed?: number;
+  /**
+   * File name of the figure (default "tsne").
+   * @default "tsne"
+   */
   name?: string;
+  /** Title above the figure. */
   title?: string;
+  /** Caption under the figure in reports. */
   caption?: string;
 }
 

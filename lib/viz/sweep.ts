@@ -17,6 +17,7 @@ import type { FigureSpec, VegaLiteSpec } from "./render.ts";
 
 /** One point of a sweep: the parameter's value and the Recall@K reached there. */
 export interface SweepPoint {
+  /** The swept parameter's value. */
   value: number;
   /** Recall@K by K ("1", "2", ...). */
   recall: Readonly<Record<string, number>>;
@@ -34,8 +35,11 @@ export interface SweepOptions {
   ks?: readonly number[];
   /** Format of x tick labels (d3-format; default "~g", or ".0%" style when given). */
   format?: string;
+  /** Panels per row. */
   columns?: number;
+  /** File name of the figure. */
   name?: string;
+  /** Title above the figure. */
   title?: string;
 }
 

@@ -44,7 +44,10 @@ export function sniffImageMime(bytes: Uint8Array): string | undefined {
 
 /** Options for {@link sampleImageDataUrl}. */
 export interface ThumbnailOptions {
-  /** Longest side of a thumbnail made from an image file, in pixels (default 128). */
+  /**
+   * Longest side of a thumbnail made from an image file, in pixels (default 128).
+   * @default 128
+   */
   maxSide?: number;
 }
 

@@ -30,14 +30,25 @@ export interface TripletGridOptions {
   caption?: (i: number) => string;
   /** Epochs to show as rows (default: every logged epoch, or `maxRows` spread evenly when there are more). */
   epochs?: readonly number[];
-  /** Most rows chosen by default (default 8). */
+  /**
+   * Most rows chosen by default (default 8).
+   * @default 8
+   */
   maxRows?: number;
-  /** Thumbnail side in pixels (default 56). */
+  /**
+   * Thumbnail side in pixels (default 56).
+   * @default 56
+   */
   cell?: number;
   /** Draw thumbnails with nearest-neighbour scaling (default: when the pictures are raw pixels no larger
    * than a cell, so small images such as Fashion-MNIST stay sharp). */
   pixelated?: boolean;
+  /**
+   * File name of the figure (default "triplets").
+   * @default "triplets"
+   */
   name?: string;
+  /** Title above the figure. */
   title?: string;
 }
 

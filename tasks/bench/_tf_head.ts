@@ -1,6 +1,6 @@
 /**
  * The training loss of a head as a tfjs-core graph (gather -> FC layers with ReLU between -> optional L2
- * normalisation -> triplet + global loss), written from method.md section 2. Used as the autodiff oracle
+ * normalisation -> triplet + global loss), written from docs/method.md section 2. Used as the autodiff oracle
  * in tests (CPU backend) and as the peer in tasks/bench/train_step_bench.ts (webgpu backend). It takes
  * the tfjs namespace as an argument so importing it selects no backend.
  * @module

@@ -1,4 +1,4 @@
-/** The golden metric values of tests/eval/oracles_metrics.json (a copy of shared/oracles/metrics.json). */
+/** The golden metric values of tests/eval/oracles_metrics.json (golden values computed independently of this code, kept in the repository). */
 import type { HostMatrix } from "../../lib/util/matrix.ts";
 
 /** One oracle case: embeddings, labels, a clustering and what PML / scikit-learn report for them. */
@@ -20,7 +20,7 @@ export interface OracleCase {
   };
 }
 
-/** The oracle cases, read from the copy inside the repository (CI has no shared/ folder). */
+/** The oracle cases, read from the copy inside the repository (nothing outside the repository is read). */
 export function oracleCases(): OracleCase[] {
   const raw = JSON.parse(Deno.readTextFileSync(new URL("./oracles_metrics.json", import.meta.url)));
   return raw.cases.map((
