@@ -4,17 +4,11 @@
  * on integer-valued data of moderate size (every partial sum exact) and to rounding otherwise.
  * @module
  */
-import type { HostMatrix } from "../util/matrix.ts";
+import { type HostMatrix, sqL2Rows } from "../util/matrix.ts";
 
 /** ||a_i - b_j||^2 rounded to f32. */
 export function sqDistRows(a: HostMatrix, i: number, b: HostMatrix, j: number): number {
-  const d = a.cols, x = a.data, y = b.data;
-  let s = 0;
-  for (let k = 0, p = i * d, q = j * b.cols; k < d; k++) {
-    const t = x[p + k] - y[q + k];
-    s += t * t;
-  }
-  return Math.fround(s);
+  return Math.fround(sqL2Rows(a, i, b, j));
 }
 
 /** True when (d1, v1) orders before (d2, v2): by distance, ties by id (the order of every list in lib/ann). */

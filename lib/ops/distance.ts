@@ -27,7 +27,7 @@ import type { Gpu } from "../gpu/device.ts";
 import { CommandBatch, grid1d } from "../gpu/dispatch.ts";
 import { DISTANCE } from "../gpu/specs/distance.ts";
 import { checkShape, fmtShape, ShapeError, UserError } from "../errors.ts";
-import type { HostMatrix } from "../util/matrix.ts";
+import { type HostMatrix, sqL2Rows } from "../util/matrix.ts";
 
 /** Which distance kernel runs: chosen per adapter and shape unless forced (tests force each one). */
 export type DistanceKernel = "reg32" | "reg16" | "reg4" | "tiled";
@@ -279,13 +279,7 @@ export async function pairwiseSqL2(
 
 /** Squared L2 distance between row `i` of `a` and row `j` of `b`, summed in f64. */
 export function sqL2Ref(a: HostMatrix, i: number, b: HostMatrix, j: number): number {
-  let s = 0;
-  const d = a.cols;
-  for (let k = 0; k < d; k++) {
-    const t = a.data[i * d + k] - b.data[j * d + k];
-    s += t * t;
-  }
-  return s;
+  return sqL2Rows(a, i, b, j);
 }
 
 /** Plain-TS reference of {@link pairwiseSqL2}: exact differences in f64, rounded to f32 once. */

@@ -25,7 +25,6 @@
  * timings are single runs, so compare ratios measured in the same run.
  * @module
  */
-import { fileURLToPath } from "node:url";
 import { getGpu } from "../../lib/gpu/device.ts";
 import { GpuBuffer } from "../../lib/gpu/buffer.ts";
 import { knnSqL2, knnSqL2Ref } from "../../lib/ops/knn.ts";
@@ -36,6 +35,7 @@ import type { HostMatrix } from "../../lib/util/matrix.ts";
 import { selectRows } from "../../lib/util/matrix.ts";
 import { Rng } from "../../lib/util/rng.ts";
 import { benchOnce, fmt, textTable } from "./_peers.ts";
+import { hnswlibPeer } from "./_search_data.ts";
 
 const gpu = await getGpu();
 const QUICK = Deno.env.get("FANNG_BENCH") === "quick";
@@ -60,7 +60,6 @@ const SIZES = QUICK
     crossover: [2000, 8000, 32000, 100000],
   };
 const SELF_SAMPLE = Number(Deno.env.get("FANNG_BENCH_SELF_SAMPLE") ?? (QUICK ? 500 : 2000));
-const PYTHON = "/usr/bin/python3";
 /** The FANNG builds compared in every case: FANNG's rule (defaults) and robust pruning. */
 const GRAPHS: { label: string; options: FanngBuildOptions }[] = [
   { label: "FANNG", options: {} },
@@ -213,49 +212,8 @@ async function hnswlib(
   efs: number[],
   selfIds?: Uint32Array,
 ): Promise<{ build: number; runs: { ef: number; seconds: number; labels: Uint32Array }[] } | string> {
-  const perm = await Deno.permissions.query({ name: "run", command: PYTHON });
-  if (perm.state !== "granted") return `skipped: run with --allow-run=${PYTHON}`;
-  const script = fileURLToPath(new URL("./hnswlib_peer.py", import.meta.url));
-  try {
-    const child = new Deno.Command(PYTHON, {
-      args: [script],
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "piped",
-    })
-      .spawn();
-    const writer = child.stdin.getWriter();
-    const header = {
-      n: base.rows,
-      d: base.cols,
-      q: queries.rows,
-      k: K,
-      efs,
-      threads: 2,
-      M: 16,
-      ef_construction: 200,
-      self_ids: selfIds ? Array.from(selfIds) : [],
-    };
-    await writer.write(new TextEncoder().encode(JSON.stringify(header) + "\n"));
-    for (const m of [base, queries]) {
-      const bytes = new Uint8Array(m.data.buffer, m.data.byteOffset, m.data.byteLength);
-      for (let o = 0; o < bytes.length; o += 1 << 22) await writer.write(bytes.subarray(o, o + (1 << 22)));
-    }
-    await writer.close();
-    const out = await child.output();
-    if (!out.success) return `failed: ${new TextDecoder().decode(out.stderr).trim().split("\n").pop()}`;
-    const res = JSON.parse(new TextDecoder().decode(out.stdout));
-    return {
-      build: res.build_seconds,
-      runs: res.runs.map((r: { ef: number; seconds: number; labels: string }) => ({
-        ef: r.ef,
-        seconds: r.seconds,
-        labels: new Uint32Array(Uint8Array.from(atob(r.labels), (c) => c.charCodeAt(0)).buffer),
-      })),
-    };
-  } catch (e) {
-    return `unavailable: ${(e as Error).message}`;
-  }
+  const peer = await hnswlibPeer(base, queries, K, efs, selfIds);
+  return typeof peer === "string" ? peer : { build: peer.buildSeconds, runs: peer.runs };
 }
 
 /**
