@@ -25,7 +25,7 @@ import { UserError } from "../lib/errors.ts";
 import { writeFileAtomic } from "../lib/util/fs.ts";
 import { Rng } from "../lib/util/rng.ts";
 import { selectRows } from "../lib/util/matrix.ts";
-import { clustered, hnswlibPeer, recallAt } from "./bench/_search_data.ts";
+import { clustered, hnswlibPeer, recallAt, withoutSelf } from "./bench/_search_data.ts";
 import { fmt, median, textTable } from "./bench/_peers.ts";
 import { runTask } from "./cli.ts";
 
@@ -161,11 +161,7 @@ async function fanngCase(gpu: Gpu, n: number, sample: number): Promise<SuiteRow[
   using exact = await knnSqL2(q, base, k + 1);
   const exactIdx = await exact.indices.read();
   const exactQps = sample / ((performance.now() - t0) / 1000);
-  const truth = new Uint32Array(sample * k);
-  for (let i = 0; i < sample; i++) {
-    const row = Array.from(exactIdx.subarray(i * (k + 1), (i + 1) * (k + 1))).filter((v) => v !== ids[i]);
-    truth.set(row.slice(0, k), i * k);
-  }
+  const truth = withoutSelf(exactIdx, k, ids);
   const size = `${n} x 64 clustered`;
   const rows: SuiteRow[] = [{
     case: "FANNG",

@@ -109,12 +109,22 @@ export async function exactNeighbours(
   const kk = selfIds ? k + 1 : k;
   using r = await knnSqL2(q, b, kk);
   const raw = await r.indices.read();
-  const out = new Uint32Array(queries.rows * k);
-  for (let i = 0; i < queries.rows; i++) {
-    const row = Array.from(raw.subarray(i * kk, (i + 1) * kk));
-    out.set((selfIds ? row.filter((x) => x !== selfIds[i]) : row).slice(0, k), i * k);
-  }
+  const out = selfIds ? withoutSelf(raw, k, selfIds) : raw;
   await writeCache(file, new Uint8Array(out.buffer));
+  return out;
+}
+
+/**
+ * [Q x k] lists from [Q x (k + 1)] self-search lists `raw`: each row without its query's own id
+ * (`selfIds[i]`), cut to k.
+ */
+export function withoutSelf(raw: Uint32Array, k: number, selfIds: Uint32Array): Uint32Array {
+  const q = selfIds.length, kk = raw.length / q;
+  const out = new Uint32Array(q * k);
+  for (let i = 0; i < q; i++) {
+    const row = Array.from(raw.subarray(i * kk, (i + 1) * kk)).filter((x) => x !== selfIds[i]);
+    out.set(row.slice(0, k), i * k);
+  }
   return out;
 }
 

@@ -35,7 +35,7 @@ import type { HostMatrix } from "../../lib/util/matrix.ts";
 import { selectRows } from "../../lib/util/matrix.ts";
 import { Rng } from "../../lib/util/rng.ts";
 import { benchOnce, fmt, textTable } from "./_peers.ts";
-import { hnswlibPeer } from "./_search_data.ts";
+import { hnswlibPeer, withoutSelf } from "./_search_data.ts";
 
 const gpu = await getGpu();
 const QUICK = Deno.env.get("FANNG_BENCH") === "quick";
@@ -197,12 +197,7 @@ async function bruteForce(
     vsBrute: 1,
   });
   if (!selfIds) return { indices: raw, qps };
-  const out = new Uint32Array(queries.rows * K);
-  for (let i = 0; i < queries.rows; i++) {
-    const row = Array.from(raw.subarray(i * kk, (i + 1) * kk)).filter((x) => x !== selfIds[i]).slice(0, K);
-    out.set(row, i * K);
-  }
-  return { indices: out, qps };
+  return { indices: withoutSelf(raw, K, selfIds), qps };
 }
 
 /** Runs hnswlib (peer) when available; returns build seconds and per-ef seconds and labels, or why not. */

@@ -24,6 +24,21 @@ function blobs(
   return { emb: { rows: n, cols: dim, data }, labels };
 }
 
+/** Runs `fn` and records the element count of every GpuBuffer read it makes. */
+async function countingReads<T>(fn: () => Promise<T>): Promise<{ result: T; reads: number[] }> {
+  const reads: number[] = [];
+  const read = GpuBuffer.prototype.read;
+  GpuBuffer.prototype.read = function (this: GpuBuffer, start?: number, count?: number) {
+    reads.push(count ?? this.length - (start ?? 0));
+    return read.call(this, start, count);
+  } as typeof read;
+  try {
+    return { result: await fn(), reads };
+  } finally {
+    GpuBuffer.prototype.read = read;
+  }
+}
+
 Deno.test("smart mining on the GPU (exact search) matches the plain-TS reference", async () => {
   const gpu = await getGpu();
   for (const [n, dim, classes, kappa] of [[97, 5, 3, 4], [331, 17, 7, 1], [200, 64, 10, 16]]) {
@@ -95,18 +110,7 @@ Deno.test("smart mining on the GPU (exact search) equals the reference exactly o
     using e = GpuBuffer.fromArray(gpu, emb.data, [n, dim]);
     using l = GpuBuffer.fromArray(gpu, labels);
     // Every GPU read during mining: control counters (one element) and the one data readback.
-    const reads: number[] = [];
-    const read = GpuBuffer.prototype.read;
-    GpuBuffer.prototype.read = function (this: GpuBuffer, start?: number, count?: number) {
-      reads.push(count ?? this.length - (start ?? 0));
-      return read.call(this, start, count);
-    } as typeof read;
-    let got;
-    try {
-      got = await mineSmart(e, ci, kappa, new ExactSearch(e, l));
-    } finally {
-      GpuBuffer.prototype.read = read;
-    }
+    const { result: got, reads } = await countingReads(() => mineSmart(e, ci, kappa, new ExactSearch(e, l)));
     assert.equal(reads.filter((c) => c > 1).length, 1, `reads ${reads}`);
     assert.deepEqual(Array.from(got.eps), Array.from(ref.eps), `eps, n ${n}`);
     assert.deepEqual(Array.from(got.negative), Array.from(ref.negative), `negatives, n ${n}`);
@@ -127,18 +131,7 @@ Deno.test("smart mining through the FANNG graph keeps its data on the GPU: one d
   using l = GpuBuffer.fromArray(gpu, labels);
   using fanng = new FanngSearch(l, { maxDegree: 24, budget: 0, seed: 2 });
   await fanng.update(e);
-  const reads: number[] = [];
-  const read = GpuBuffer.prototype.read;
-  GpuBuffer.prototype.read = function (this: GpuBuffer, start?: number, count?: number) {
-    reads.push(count ?? this.length - (start ?? 0));
-    return read.call(this, start, count);
-  } as typeof read;
-  let got;
-  try {
-    got = await mineSmart(e, ci, 3, fanng);
-  } finally {
-    GpuBuffer.prototype.read = read;
-  }
+  const { result: got, reads } = await countingReads(() => mineSmart(e, ci, 3, fanng));
   assert.equal(reads.filter((c) => c > 1).length, 1, `reads ${reads}`);
   const ref = mineSmartRef(emb, ci, 3);
   let same = 0, withNeg = 0;
