@@ -417,16 +417,22 @@ export class FanngIndex implements Disposable {
           `${fmtShape([rows, cols])}; pass the vectors the index was built on`,
       );
     }
-    let vectors: VectorBlocks;
-    if (asHostMatrix(data)) vectors = VectorBlocks.fromHost(gpu, data);
-    else {
-      const batch = new CommandBatch(gpu, "fanng.load");
-      vectors = await VectorBlocks.encodeFrom(batch, data);
-      await batch.submit();
-    }
+    // Checked before the vectors are copied, so a damaged state allocates nothing that could leak.
     const refresh = refreshBytes
       ? decodeRefreshState(gpu, refreshBytes, graph.vertexCount, source)
       : refreshState(graph.vertexCount);
+    let vectors: VectorBlocks;
+    try {
+      if (asHostMatrix(data)) vectors = VectorBlocks.fromHost(gpu, data);
+      else {
+        const batch = new CommandBatch(gpu, "fanng.load");
+        vectors = await VectorBlocks.encodeFrom(batch, data);
+        await batch.submit();
+      }
+    } catch (e) {
+      refresh[Symbol.dispose]();
+      throw e;
+    }
     const gpuGraph = GpuGraph.fromPadded(gpu, paddedFromGraph(graph));
     return new FanngIndex(
       gpu,

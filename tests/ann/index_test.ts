@@ -261,6 +261,26 @@ Deno.test("index: refresh after the points moved keeps the rule and the recall; 
   await assert.rejects(() => index.refresh({ rows: 10, cols: 32, data: new Float32Array(320) }), UserError);
 });
 
+Deno.test("index: fromGraph with refreshStateBytes refreshes exactly like the original; damaged state is a UserError", async () => {
+  const rng = new Rng(17);
+  const { data } = blobs(rng, 1200, 16, 12, 3);
+  const opts = { exactLimit: 300, quiet: true };
+  using original = await FanngIndex.build(gpu, data, opts);
+  const state = await original.refreshStateBytes();
+  using restored = await FanngIndex.fromGraph(gpu, original.graph, data, "the saved graph", state);
+  const moved = { ...data, data: data.data.map((x) => x + 0.1 * rng.normal()) };
+  await original.refresh(moved, opts);
+  await restored.refresh(moved, opts);
+  assert.deepEqual(restored.graph.neighbours, original.graph.neighbours);
+  assert.deepEqual(restored.graph.offsets, original.graph.offsets);
+  await assert.rejects(
+    () =>
+      FanngIndex.fromGraph(gpu, original.graph, data, "the saved graph", state.subarray(0, state.length - 4)),
+    (e: unknown) =>
+      e instanceof UserError && /the saved graph is not a valid FANNG refresh state/.test(e.message),
+  );
+});
+
 Deno.test("index: save/load round trip gives the same graph and results; bad files and data are UserErrors", async () => {
   const rng = new Rng(17);
   const { data } = blobs(rng, 800, 12, 10);
