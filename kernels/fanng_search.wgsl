@@ -130,8 +130,41 @@ fn block_part(b: u32, iq: u32, iv: u32, w: u32) -> vec4f {
   return a0 + a1;
 }
 
-// Squared distance between query row q and base row v; NaN counts as +Inf.
+// QW4 > 0: the vectors are one column block of QW4 vec4s, known when compiling. Each invocation then holds
+// its query's row in private registers (query_load, once per query), so a distance reads only the base row:
+// half the scattered loads, and a loop the compiler unrolls.
+const QREG = max(QW4, 1);
+var<private> g_query: array<vec4f, QREG>;
+
+fn query_load(q: u32) {
+  if (QW4 > 0) {
+    for (var j = 0u; j < u32(QW4); j++) { g_query[j] = q0[q * u32(QW4) + j]; }
+  }
+}
+
+// block_part's arithmetic, operation for operation (the results must not depend on the path).
+fn dist_reg(v: u32) -> f32 {
+  let iv = v * u32(QW4);
+  var a0 = vec4f(0.0);
+  var a1 = vec4f(0.0);
+  var j = 0u;
+  for (; j + 4u <= u32(QW4); j += 4u) {
+    let d0 = g_query[j] - b0[iv + j];
+    let d1 = g_query[j + 1u] - b0[iv + j + 1u];
+    let d2 = g_query[j + 2u] - b0[iv + j + 2u];
+    let d3 = g_query[j + 3u] - b0[iv + j + 3u];
+    a0 = fma(d0, d0, fma(d2, d2, a0));
+    a1 = fma(d1, d1, fma(d3, d3, a1));
+  }
+  for (; j < u32(QW4); j++) { let d = g_query[j] - b0[iv + j]; a0 = fma(d, d, a0); }
+  let a = vec4f(0.0) + (a0 + a1);
+  return nan_to_inf((a.x + a.y) + (a.z + a.w));
+}
+
+// Squared distance between query row q and base row v; NaN counts as +Inf. With QW4 > 0, q must be the row
+// query_load took.
 fn dist(q: u32, v: u32) -> f32 {
+  if (QW4 > 0) { return dist_reg(v); }
   let w = g_w4;
   var a = vec4f(0.0);
   for (var b = 0u; b < g_nblocks; b++) { a += block_part(b, q * w, v * w, w); }
@@ -158,7 +191,8 @@ struct SearchParams {
   has_self: u32,         // 1: query q is base vertex q + self_offset
   self_offset: u32,
   query_row_offset: u32, // query q is row q + query_row_offset of the query blocks
-  filters: u32,          // bit 0: label filter, bit 1: minimum distance
+  filters: u32,          // bit 0: label filter, bit 1: minimum distance, bit 2: the label filter also
+                         // decides who joins the queue (an in-filter walk)
   min_scale: f32,        // the minimum distance is min_scale * qmin[q]
   step_cap: u32,         // iterations per dispatch
   first_round: u32,
@@ -432,7 +466,7 @@ fn self_vertex() -> u32 {
 fn choose() -> u32 {
   if (!g_running) { return IDLE; }
   g_bound = inf();
-  if (sp.ef != 0u && rn >= KE) { g_bound = g_worst_d; }
+  if (sp.ef != 0u && rn >= KE) { g_bound = ring_key(g_worst_d); }
   var mode = IDLE;
   if (g_evals >= sp.budget) {
     g_running = false;
@@ -467,6 +501,14 @@ fn edge_slot(v: u32, e: u32) -> u32 {
   return NO_VERTEX;
 }
 
+// The queue's key of a vertex at distance d. With a radius filter, its distance from the exclusion sphere,
+// |d - r| (NaN, from r = +Inf, as +Inf): results are the nearest points beyond r, so the walk spreads from
+// the sphere, not from the query; without one, d.
+fn ring_key(d: f32) -> f32 {
+  if ((sp.filters & 2u) == 0u) { return d; }
+  return nan_to_inf(abs(d - g_min_d));
+}
+
 // Step C for one new vertex (against the bound of step A, so the order of new vertices does not matter).
 fn merge(d: f32, c: u32) {
   g_evals++;
@@ -474,10 +516,10 @@ fn merge(d: f32, c: u32) {
     g_any_d = d;
     g_any_v = c;
   }
-  if (((sp.filters & 1u) == 0u || s_labels[c] != g_qlabel) && ((sp.filters & 2u) == 0u || d > g_min_d)) {
-    results_add(d, c);
-  }
-  if (d < g_bound) { queue_push(d, c); }
+  let label_ok = (sp.filters & 1u) == 0u || s_labels[c] != g_qlabel;
+  if (label_ok && ((sp.filters & 2u) == 0u || d > g_min_d)) { results_add(d, c); }
+  let key = ring_key(d);
+  if (key < g_bound && (label_ok || (sp.filters & 4u) == 0u)) { queue_push(key, c); }
 }
 
 // After the dispatch: saves an unfinished search, or writes the outputs of one that ended now.
@@ -537,6 +579,7 @@ fn search(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u
   let q = query_of((wid.y * nwg.x + wid.x) * QW + team);
   let leader = lane == 0u && q != NO_VERTEX;
   let qrow = q + sp.query_row_offset;
+  if (q != NO_VERTEX) { query_load(qrow); }
   g_running = false;
   // A team's query owns contiguous scratch and hash (its lanes probe the hash side by side).
   g_q = q;
@@ -613,6 +656,7 @@ fn search_lane(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: 
   let q = query_of((wid.y * nwg.x + wid.x) * LW + lid);
   if (q == NO_VERTEX) { return; }
   let qrow = q + sp.query_row_offset;
+  query_load(qrow);
   // Slots interleaved across queries: the lanes of a SIMD vector touch neighbouring words (heap tops,
   // state), which share cache lines.
   g_sw = q;
@@ -680,6 +724,7 @@ fn ceiling(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3
   let lane = lid - team * T;
   let q = (wid.y * nwg.x + wid.x) * QW + team;
   if (q >= cp.queries || cp.n == 0u) { return; }
+  query_load(q);
   var v = q % cp.n;
   var sum = 0.0;
   var evals = 0u;

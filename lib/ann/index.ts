@@ -69,6 +69,13 @@ export interface SearchFilter {
    * nearest-neighbour distance (any label) found by a first, unfiltered pass of `nearestBudget` evaluations.
    */
   minDistanceScale?: number;
+  /**
+   * With a label filter: how the search walks. "all" (default) expands every vertex it reaches, whatever
+   * its label (exact hnswlib filtered search); "labels" queues only vertices that pass the label filter (an
+   * in-filter walk: a self-search expands its own vertex, then never a vertex of the query's own label), so
+   * it does not have to cross the query's own class before it meets a result.
+   */
+  walk?: "all" | "labels";
 }
 
 /** Options of {@link FanngIndex.search} and {@link FanngIndex.selfSearch}. */
@@ -321,6 +328,7 @@ export class FanngIndex implements Disposable {
           queryLabels,
           minDistance,
           minDistanceScale: f?.minDistanceScale,
+          labelWalk: f?.walk === "labels",
           evaluationsInto: first?.evaluations,
         });
         if (!first) return out;

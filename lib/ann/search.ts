@@ -55,6 +55,11 @@ export interface SearchKernelOptions {
   queryLabels?: GpuBuffer<"i32">;
   minDistance?: GpuBuffer<"f32">;
   minDistanceScale?: number;
+  /**
+   * With `labels`: only vertices that pass the label filter join the candidate queue (an in-filter walk:
+   * the search never expands a vertex of the query's own label, except a self-search's own vertex).
+   */
+  labelWalk?: boolean;
   /** Team shape (default: {@link defaultSearchShape}); it changes the speed, never the results. */
   shape?: SearchShape;
   /** Queries per dispatch (a multiple of 64; default chosen from the binding and memory limits). */
@@ -176,6 +181,17 @@ function distanceLoopTrips(blocks: number, w4: number): number {
   return blocks * (Math.floor(w4 / 4) + (w4 % 4) + 1);
 }
 
+/** Widest query row (in vec4) a search keeps in registers: 32 vec4, D <= 128. */
+const MAX_REGISTER_W4 = 32;
+
+/**
+ * The `QW4` define of kernels/fanng_search.wgsl: the row width in vec4 when the vectors are one column block
+ * narrow enough for each invocation to hold its query in registers, else 0 (the query is read per distance).
+ */
+function registerWidth(base: VectorBlocks): number {
+  return base.layout.count === 1 && base.layout.w4 <= MAX_REGISTER_W4 ? base.layout.w4 : 0;
+}
+
 /**
  * Probe-loop trips counted per hash visit: at load <= 1/2 a probe run averages under 3 slots, so the
  * iteration's total (its slots x 64) is never approached.
@@ -280,6 +296,7 @@ export async function runSearch(
     QW: shape.queriesPerGroup,
     R: r,
     P: width,
+    QW4: registerWidth(base),
   });
   const trips = distanceLoopTrips(base.layout.count, base.layout.w4);
   // One query per lane: short rounds, so that each round's unfinished queries are packed into full SIMD
@@ -302,7 +319,8 @@ export async function runSearch(
   using pending = GpuBuffer.zeros(gpu, "u32", [2 * rows], "fanng search pending");
   using dummyI = GpuBuffer.zeros(gpu, "i32", [4]);
   using dummyF = GpuBuffer.zeros(gpu, "f32", [4]);
-  const filterBits = (useLabels ? 1 : 0) | (options.minDistance ? 2 : 0);
+  const filterBits = (useLabels ? 1 : 0) | (options.minDistance ? 2 : 0) |
+    (useLabels && options.labelWalk ? 4 : 0);
   // Rounds per submission: enough for the whole search when each iteration evaluates a few vertices.
   const perSubmit = Math.max(1, Math.ceil((options.budget + entryCount) / 4 / stepCap));
   for (let q0 = 0; q0 < q; q0 += chunk) {
@@ -411,6 +429,7 @@ export async function runCeiling(
     QW: shape.queriesPerGroup,
     R: r,
     P: 1,
+    QW4: registerWidth(base),
   });
   const sums = GpuBuffer.zeros(gpu, "f32", [q, shape.lanes], "fanng ceiling sums");
   const evaluations = GpuBuffer.zeros(gpu, "u32", [q], "fanng ceiling evaluations");

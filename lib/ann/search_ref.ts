@@ -7,14 +7,17 @@
  * `max(ef, k)` best evaluated vertices that pass the filter (ef 0: k). Self-search starts with the query's own
  * vertex queued at distance 0 (never evaluated, never a result). Each iteration, while fewer than `budget`
  * distances have been evaluated:
- *   1. bound = the max(ef, k)-th result's distance when ef > 0 and that many results are held, else +Inf;
+ *   1. bound = the key of the max(ef, k)-th result when ef > 0 and that many results are held, else +Inf;
+ *      a vertex's key is its distance d, or with a radius filter r its distance from the sphere |d - r|
+ *      (results lie beyond r, so the walk spreads from the sphere, inward and outward);
  *   2. sources: the next `width * R` entry vertices while entries are left (R = the graph's maximum degree);
- *      otherwise stop if the queue is empty or (ef > 0) its closest candidate is farther than the bound, else
- *      take up to `width` closest candidates out of the queue (each no farther than the bound);
+ *      otherwise stop if the queue is empty or (ef > 0) its first candidate's key is above the bound, else
+ *      take up to `width` candidates with the smallest keys out of the queue (each no farther than the bound);
  *   3. every source edge (in order) to a vertex not yet visited: mark it visited and evaluate its distance
  *      (a NaN distance counts as +Inf, and so does a NaN radius);
  *   4. merge the new vertices: nearest-any (any label, never the query itself) keeps the closest; those that
- *      pass the filter compete for the results; those closer than the bound join the queue.
+ *      pass the filter compete for the results; those whose key is below the bound join the queue (with a
+ *      label walk, only those whose label passes the filter).
  * Step 4 reads the bound of step 1 only, so its outcome does not depend on the order of the new vertices
  * (the GPU merges them in any order). The last iteration may pass the budget by up to width * R - 1.
  * Ties are broken by vertex id everywhere: every list is ordered by (distance, vertex).
@@ -34,6 +37,8 @@ export interface SearchFilterRef {
   minDistance?: Float32Array;
   /** Multiplier of `minDistance` (default 1). */
   minDistanceScale?: number;
+  /** With labels: only vertices that pass the label filter join the queue (an in-filter walk). */
+  labelWalk?: boolean;
 }
 
 /** Parameters of {@link searchRef}, the same as the GPU kernel's. */
@@ -148,6 +153,9 @@ export function searchRef(
     const self = options.self ? qi : NO_VERTEX;
     const qlabel = useLabels ? f.queryLabels![qi] : 0;
     const minD = useMin ? nanToInf(Math.fround(scale * f.minDistance![qi])) : 0;
+    // The queue's key: with a radius filter, the distance from the exclusion sphere |d - r| (f32; NaN from
+    // r = +Inf as +Inf), else d.
+    const ringKey = (d: number) => useMin ? nanToInf(Math.fround(Math.abs(Math.fround(d - minD)))) : d;
     const visited = new Set<number>();
     const queue = new MinQueue();
     const resD: number[] = [], resV: number[] = [];
@@ -158,7 +166,7 @@ export function searchRef(
     }
     const sources: number[] = [];
     while (evals < options.budget) {
-      const bound = ef > 0 && resD.length >= keep ? resD[keep - 1] : Infinity;
+      const bound = ef > 0 && resD.length >= keep ? ringKey(resD[keep - 1]) : Infinity;
       sources.length = 0;
       if (nextEntry < entryCount) {
         const end = Math.min(entryCount, nextEntry + slots);
@@ -178,7 +186,8 @@ export function searchRef(
         const d = options.self ? searchDistance(base, qi, base, c) : searchDistance(queries, qi, base, c);
         evals++;
         if (before(d, c, anyD, anyV)) [anyD, anyV] = [d, c];
-        if ((!useLabels || f.labels![c] !== qlabel) && (!useMin || d > minD)) {
+        const labelOk = !useLabels || f.labels![c] !== qlabel;
+        if (labelOk && (!useMin || d > minD)) {
           let i = resD.length;
           while (i > 0 && before(d, c, resD[i - 1], resV[i - 1])) i--;
           if (i < keep) {
@@ -190,7 +199,8 @@ export function searchRef(
             }
           }
         }
-        if (d < bound) queue.push(d, c);
+        const key = ringKey(d);
+        if (key < bound && (labelOk || !(useLabels && f.labelWalk))) queue.push(key, c);
       }
     }
     for (let i = 0; i < Math.min(k, resD.length); i++) {

@@ -73,6 +73,7 @@ interface Case {
   queryLabels?: Int32Array;
   minDistance?: Float32Array;
   minDistanceScale?: number;
+  labelWalk?: boolean;
   shape: SearchShape;
   stepCap?: number;
   chunk?: number;
@@ -102,6 +103,7 @@ async function checkCase(c: Case, what: string): Promise<void> {
       queryLabels: c.queryLabels && up(c.queryLabels),
       minDistance: c.minDistance && up(c.minDistance),
       minDistanceScale: c.minDistanceScale,
+      labelWalk: c.labelWalk,
       shape: c.shape,
       stepCap: c.stepCap,
       chunk: c.chunk,
@@ -119,6 +121,7 @@ async function checkCase(c: Case, what: string): Promise<void> {
         queryLabels: c.queryLabels,
         minDistance: c.minDistance,
         minDistanceScale: c.minDistanceScale,
+        labelWalk: c.labelWalk,
       },
     };
     const want = searchRef(c.data, c.graph, c.self ? c.data : c.queries, c.k, refOptions);
@@ -154,7 +157,7 @@ async function checkCase(c: Case, what: string): Promise<void> {
 Deno.test("search: GPU matches the reference on randomized cases (sizes, graphs, filters, ef, entries, shapes, rounds)", async () => {
   const rng = new Rng(20);
   const pick = <T>(xs: readonly T[]): T => xs[rng.int(xs.length)];
-  for (let i = 0; i < 36; i++) {
+  for (let i = 0; i < 48; i++) {
     const n = pick([1, 2, 5, 97, 131, 353]);
     const dims = pick([1, 3, 11, 33]);
     const layout = dims === 11 && rng.int(2)
@@ -199,13 +202,14 @@ Deno.test("search: GPU matches the reference on randomized cases (sizes, graphs,
       queryLabels: useLabels ? Int32Array.from({ length: q }, () => rng.int(3)) : undefined,
       minDistance: useMin ? Float32Array.from({ length: q }, () => rng.int(30)) : undefined,
       minDistanceScale: useMin ? pick([1, 1.5, 0.25]) : undefined,
+      labelWalk: useLabels && rng.int(2) === 0,
       shape: pick(SHAPES),
       stepCap: pick([undefined, undefined, 1, 2, 5]),
       chunk: q > 64 && rng.int(2) ? 64 : undefined,
     };
     const what =
       `case ${i}: n ${n} d ${dims} q ${q} r ${r} self ${self} k ${c.k} budget ${c.budget} ef ${c.ef} ` +
-      `width ${c.width} entries ${entryKind} filter ${filter} shape ${c.shape.lanes}x${c.shape.queriesPerGroup} ` +
+      `width ${c.width} entries ${entryKind} filter ${filter}${c.labelWalk ? " (label walk)" : ""} shape ${c.shape.lanes}x${c.shape.queriesPerGroup} ` +
       `stepCap ${c.stepCap} chunk ${c.chunk}`;
     await checkCase(c, what);
   }
