@@ -191,8 +191,7 @@ struct SearchParams {
   has_self: u32,         // 1: query q is base vertex q + self_offset
   self_offset: u32,
   query_row_offset: u32, // query q is row q + query_row_offset of the query blocks
-  filters: u32,          // bit 0: label filter, bit 1: minimum distance, bit 2: the label filter also
-                         // decides who joins the queue (an in-filter walk)
+  filters: u32,          // bit 0: label filter, bit 1: minimum distance, bit 2: label_penalty applies
   min_scale: f32,        // the minimum distance is min_scale * qmin[q]
   step_cap: u32,         // iterations per dispatch
   first_round: u32,
@@ -201,6 +200,7 @@ struct SearchParams {
   kept: u32,             // results kept: max(ef, k), or k
   queue_slots: u32,      // candidate queue slots (one per evaluation, and the query's own vertex)
   hash_slots: u32,       // visited-hash slots, a power of two >= 2x the most evaluations
+  label_penalty: f32,    // (bit 2) queue keys of vertices that fail the label filter are multiplied by it
 }
 
 @group(0) @binding(0) var<uniform> sp: SearchParams;
@@ -518,8 +518,9 @@ fn merge(d: f32, c: u32) {
   }
   let label_ok = (sp.filters & 1u) == 0u || s_labels[c] != g_qlabel;
   if (label_ok && ((sp.filters & 2u) == 0u || d > g_min_d)) { results_add(d, c); }
-  let key = ring_key(d);
-  if (key < g_bound && (label_ok || (sp.filters & 4u) == 0u)) { queue_push(key, c); }
+  var key = ring_key(d);
+  if (!label_ok && (sp.filters & 4u) != 0u) { key = nan_to_inf(key * sp.label_penalty); }
+  if (key < g_bound) { queue_push(key, c); }
 }
 
 // After the dispatch: saves an unfinished search, or writes the outputs of one that ended now.

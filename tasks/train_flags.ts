@@ -45,7 +45,7 @@ export interface TrainFlag {
 /** Options that are arguments of `train()` (TrainOptions), not config fields. */
 const RUN_OPTIONS = new Set(["resume", "overwrite", "help"]);
 
-const filtered = searchDefaults("filtered");
+const filtered = searchDefaults("mining");
 
 /** The table, in help order, one section per heading. */
 export const TRAIN_FLAG_SECTIONS: readonly { title: string; flags: readonly TrainFlag[] }[] = [

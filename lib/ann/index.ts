@@ -70,12 +70,13 @@ export interface SearchFilter {
    */
   minDistanceScale?: number;
   /**
-   * With a label filter: how the search walks. "all" (default) expands every vertex it reaches, whatever
-   * its label (exact hnswlib filtered search); "labels" queues only vertices that pass the label filter (an
-   * in-filter walk: a self-search expands its own vertex, then never a vertex of the query's own label), so
-   * it does not have to cross the query's own class before it meets a result.
+   * With a label filter: how much later the walk expands a vertex that fails it. Its queue key (distance,
+   * or distance from the exclusion sphere) is multiplied by this. 1 (default): labels do not change the walk
+   * (hnswlib's filtered search); +Infinity: only vertices that pass the filter are ever expanded (an
+   * in-filter walk; a self-search still expands its own vertex); in between, a search that need not cross
+   * the query's own class before its first result, yet can still pass through it.
    */
-  walk?: "all" | "labels";
+  labelPenalty?: number;
 }
 
 /** Options of {@link FanngIndex.search} and {@link FanngIndex.selfSearch}. */
@@ -305,20 +306,24 @@ export class FanngIndex implements Disposable {
       }
       const { entries, stride } = this.#entries(options.entryPoints ?? (self ? "none" : "fixed"), options);
       if (entries !== this.#entryBuf) temps.push(entries);
-      const pass = (k: number, use: SearchUse, budget?: number) => ({
+      const pass = (k: number, use: SearchUse, budget?: number, from = { entries, stride }) => ({
         k,
         budget: budget ?? options.budget ?? searchDefaults(use).budget,
         ef: use === "nearest" ? searchDefaults(use).ef : options.ef ?? searchDefaults(use).ef,
         width: options.width,
-        entries,
-        entryStride: stride,
+        entries: from.entries,
+        entryStride: from.stride,
         self,
         shape: options.shape,
       });
       let first: SearchOutputs | undefined;
       if (f?.minDistanceScale !== undefined && !minDistance) {
         const nearest = options.nearestBudget ?? searchDefaults("nearest").budget;
-        first = await runSearch(this.vectors, this.gpuGraph, queries, pass(1, "nearest", nearest));
+        // A self-search's nearest neighbour is among its own vertex's edges: entry points would only spend
+        // this pass's small budget far away (all of it, with as many entries as the budget).
+        const own = self ? this.#entries("none", options) : { entries, stride };
+        if (own.entries !== entries) temps.push(own.entries);
+        first = await runSearch(this.vectors, this.gpuGraph, queries, pass(1, "nearest", nearest, own));
         minDistance = first.nearestAnyDistance;
       }
       try {
@@ -328,7 +333,7 @@ export class FanngIndex implements Disposable {
           queryLabels,
           minDistance,
           minDistanceScale: f?.minDistanceScale,
-          labelWalk: f?.walk === "labels",
+          labelPenalty: f?.labelPenalty,
           evaluationsInto: first?.evaluations,
         });
         if (!first) return out;

@@ -56,10 +56,10 @@ export interface SearchKernelOptions {
   minDistance?: GpuBuffer<"f32">;
   minDistanceScale?: number;
   /**
-   * With `labels`: only vertices that pass the label filter join the candidate queue (an in-filter walk:
-   * the search never expands a vertex of the query's own label, except a self-search's own vertex).
+   * With `labels`: the queue key of a vertex that fails the label filter is multiplied by this (default 1,
+   * the walk ignores labels; +Infinity: such vertices never join the queue, an in-filter walk).
    */
-  labelWalk?: boolean;
+  labelPenalty?: number;
   /** Team shape (default: {@link defaultSearchShape}); it changes the speed, never the results. */
   shape?: SearchShape;
   /** Queries per dispatch (a multiple of 64; default chosen from the binding and memory limits). */
@@ -256,6 +256,10 @@ export async function runSearch(
       `search: queries ${fmtShape([q, qv.dims])} do not match the base ${fmtShape([n, base.dims])}`,
     );
   }
+  const penalty = options.labelPenalty ?? 1;
+  if (!(penalty >= 1)) {
+    throw new UserError(`search: labelPenalty must be a number >= 1 (or Infinity), got ${penalty}`);
+  }
   const stride = options.entryStride;
   const entryCount = stride > 0 ? stride : options.entries.length;
   if (stride > 0 && options.entries.length !== q * stride) {
@@ -320,7 +324,7 @@ export async function runSearch(
   using dummyI = GpuBuffer.zeros(gpu, "i32", [4]);
   using dummyF = GpuBuffer.zeros(gpu, "f32", [4]);
   const filterBits = (useLabels ? 1 : 0) | (options.minDistance ? 2 : 0) |
-    (useLabels && options.labelWalk ? 4 : 0);
+    (useLabels && (options.labelPenalty ?? 1) !== 1 ? 4 : 0);
   // Rounds per submission: enough for the whole search when each iteration evaluates a few vertices.
   const perSubmit = Math.max(1, Math.ceil((options.budget + entryCount) / 4 / stepCap));
   for (let q0 = 0; q0 < q; q0 += chunk) {
@@ -367,6 +371,7 @@ export async function runSearch(
         mem.kept,
         mem.queue,
         mem.hash,
+        { f32: options.labelPenalty ?? 1 },
       ]);
       batch.dispatch(
         pipeline,

@@ -20,7 +20,12 @@ export type SearchUse =
    * Label- and radius-filtered self-search (mining's negatives): rejected vertices are walked through, so
    * the search must cross the exclusion radius before its first result; it needs the larger budget.
    */
-  | "filtered";
+  | "filtered"
+  /**
+   * Smart mining's negatives (lib/mining/search.ts): "filtered", plus the fixed entry vertices and a label
+   * penalty, so the walk need not cross the anchor's whole class before its first result.
+   */
+  | "mining";
 
 /** Budget and ef of one use. */
 export interface SearchDefaults {
@@ -28,13 +33,18 @@ export interface SearchDefaults {
   readonly budget: number;
   /** Size of the candidate list: the search ends once its closest unexpanded candidate is farther than the ef-th result. */
   readonly ef: number;
+  /** Fixed entry vertices searched besides the query's own vertex (self-search); 0: none. */
+  readonly entryCount: number;
+  /** Queue-key factor of vertices that fail the label filter (lib/ann/index.ts SearchFilter.labelPenalty). */
+  readonly labelPenalty: number;
 }
 
 const DEFAULTS: Readonly<Record<SearchUse, SearchDefaults>> = {
-  search: { budget: 1024, ef: 32 },
-  self: { budget: 1024, ef: 16 },
-  nearest: { budget: 64, ef: 1 },
-  filtered: { budget: 2048, ef: 8 },
+  search: { budget: 1024, ef: 32, entryCount: 16, labelPenalty: 1 },
+  self: { budget: 1024, ef: 16, entryCount: 0, labelPenalty: 1 },
+  nearest: { budget: 64, ef: 1, entryCount: 0, labelPenalty: 1 },
+  filtered: { budget: 2048, ef: 8, entryCount: 0, labelPenalty: 1 },
+  mining: { budget: 2048, ef: 8, entryCount: 16, labelPenalty: 4 },
 };
 
 /** The defaults of `use`. */

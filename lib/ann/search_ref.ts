@@ -37,8 +37,8 @@ export interface SearchFilterRef {
   minDistance?: Float32Array;
   /** Multiplier of `minDistance` (default 1). */
   minDistanceScale?: number;
-  /** With labels: only vertices that pass the label filter join the queue (an in-filter walk). */
-  labelWalk?: boolean;
+  /** With labels: queue keys of vertices that fail the label filter are multiplied by this (default 1). */
+  labelPenalty?: number;
 }
 
 /** Parameters of {@link searchRef}, the same as the GPU kernel's. */
@@ -156,6 +156,7 @@ export function searchRef(
     // The queue's key: with a radius filter, the distance from the exclusion sphere |d - r| (f32; NaN from
     // r = +Inf as +Inf), else d.
     const ringKey = (d: number) => useMin ? nanToInf(Math.fround(Math.abs(Math.fround(d - minD)))) : d;
+    const penalty = Math.fround(f.labelPenalty ?? 1), penalised = useLabels && penalty !== 1;
     const visited = new Set<number>();
     const queue = new MinQueue();
     const resD: number[] = [], resV: number[] = [];
@@ -199,8 +200,8 @@ export function searchRef(
             }
           }
         }
-        const key = ringKey(d);
-        if (key < bound && (labelOk || !(useLabels && f.labelWalk))) queue.push(key, c);
+        const key = labelOk || !penalised ? ringKey(d) : nanToInf(Math.fround(ringKey(d) * penalty));
+        if (key < bound) queue.push(key, c);
       }
     }
     for (let i = 0; i < Math.min(k, resD.length); i++) {

@@ -22,12 +22,12 @@ export interface MiningConfig {
   minedFraction: number;
   /**
    * Most distance evaluations per anchor of the FANNG negative search; 0 = the default of
-   * lib/ann/search_defaults.ts ("filtered").
+   * lib/ann/search_defaults.ts ("mining").
    */
   searchBudget: number;
   /**
    * ef of the FANNG negative search (it ends once its closest candidate is farther than the ef-th
-   * qualifying result); 0 = the default of lib/ann/search_defaults.ts ("filtered").
+   * qualifying result); 0 = the default of lib/ann/search_defaults.ts ("mining").
    */
   searchEf: number;
   /** FANNG maximum out-degree. */

@@ -5,7 +5,7 @@
  *
  * Only the nearest qualifying negative is used (docs/method.md section 3 step 5), so the filtered search asks for
  * one result; how thoroughly the graph search looks for it is its ef and budget (lib/ann/search_defaults.ts,
- * "filtered").
+ * "mining").
  * @module
  */
 import type { GpuBuffer } from "../gpu/buffer.ts";
@@ -15,6 +15,7 @@ import { FanngIndex } from "../ann/index.ts";
 import { decodeGraph } from "../ann/file.ts";
 import type { FanngGraph } from "../ann/graph.ts";
 import { encodeRadius } from "./radius.ts";
+import { searchDefaults } from "../ann/search_defaults.ts";
 
 /** Each anchor's eps and negative, on the GPU (the owner frees them with dispose). */
 export interface GpuNegatives extends Disposable {
@@ -71,9 +72,6 @@ export class ExactSearch implements NeighbourSearch {
     }
   }
 }
-
-/** Fixed entry vertices of the filtered pass, besides the anchor's own vertex. */
-const MINING_ENTRIES = 16;
 
 /** Options of the graph search used for mining (0 = the default of lib/ann/search_defaults.ts). */
 export interface FanngSearchOptions {
@@ -148,25 +146,26 @@ export class FanngSearch implements NeighbourSearch, Disposable {
   /**
    * Two GPU passes over the graph: each anchor's nearest point of any label (eps_a), then the filtered
    * search (other label, beyond kappa * eps_a, the radius read from the first pass's output on the GPU).
-   * The filtered pass walks only through other labels (an anchor's own class would otherwise have to be
-   * crossed before the first result: on Fashion-MNIST 888 evaluations per anchor instead of 138), starting
-   * from the anchor's own vertex and the graph's first MINING_ENTRIES fixed entry vertices, so an anchor
-   * whose edges all stay in its class still reaches the other classes; its queue is ordered by distance
+   * The filtered pass (lib/ann/search_defaults.ts, "mining") starts from the anchor's own vertex and the
+   * graph's fixed entry vertices, so an anchor whose edges all stay in its class still reaches the other
+   * classes at once, and expands vertices of the anchor's own label later than others (a label penalty):
+   * otherwise it must cross the anchor's class before its first result. Its queue is ordered by distance
    * from the exclusion sphere (docs/ann-search.md).
    */
   async negatives(kappa: number): Promise<GpuNegatives> {
     const { budget, ef } = this.options;
+    const defaults = searchDefaults("mining");
     const out = await this.index.selfSearchOutputs(1, {
-      ...(budget > 0 ? { budget } : {}),
-      ...(ef ? { ef } : {}),
+      budget: budget > 0 ? budget : defaults.budget,
+      ef: ef ? ef : defaults.ef,
       filter: {
         labels: this.labels,
         queryLabels: this.labels,
         minDistanceScale: kappa,
-        walk: "labels",
+        labelPenalty: defaults.labelPenalty,
       },
       entryPoints: "fixed",
-      entryCount: MINING_ENTRIES,
+      entryCount: defaults.entryCount,
     });
     out.nearestAny.destroy();
     return owned({

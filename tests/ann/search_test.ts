@@ -73,7 +73,7 @@ interface Case {
   queryLabels?: Int32Array;
   minDistance?: Float32Array;
   minDistanceScale?: number;
-  labelWalk?: boolean;
+  labelPenalty?: number;
   shape: SearchShape;
   stepCap?: number;
   chunk?: number;
@@ -103,7 +103,7 @@ async function checkCase(c: Case, what: string): Promise<void> {
       queryLabels: c.queryLabels && up(c.queryLabels),
       minDistance: c.minDistance && up(c.minDistance),
       minDistanceScale: c.minDistanceScale,
-      labelWalk: c.labelWalk,
+      labelPenalty: c.labelPenalty,
       shape: c.shape,
       stepCap: c.stepCap,
       chunk: c.chunk,
@@ -121,7 +121,7 @@ async function checkCase(c: Case, what: string): Promise<void> {
         queryLabels: c.queryLabels,
         minDistance: c.minDistance,
         minDistanceScale: c.minDistanceScale,
-        labelWalk: c.labelWalk,
+        labelPenalty: c.labelPenalty,
       },
     };
     const want = searchRef(c.data, c.graph, c.self ? c.data : c.queries, c.k, refOptions);
@@ -202,14 +202,16 @@ Deno.test("search: GPU matches the reference on randomized cases (sizes, graphs,
       queryLabels: useLabels ? Int32Array.from({ length: q }, () => rng.int(3)) : undefined,
       minDistance: useMin ? Float32Array.from({ length: q }, () => rng.int(30)) : undefined,
       minDistanceScale: useMin ? pick([1, 1.5, 0.25]) : undefined,
-      labelWalk: useLabels && rng.int(2) === 0,
+      labelPenalty: useLabels ? pick([1, 1.5, 4, Infinity]) : undefined,
       shape: pick(SHAPES),
       stepCap: pick([undefined, undefined, 1, 2, 5]),
       chunk: q > 64 && rng.int(2) ? 64 : undefined,
     };
     const what =
       `case ${i}: n ${n} d ${dims} q ${q} r ${r} self ${self} k ${c.k} budget ${c.budget} ef ${c.ef} ` +
-      `width ${c.width} entries ${entryKind} filter ${filter}${c.labelWalk ? " (label walk)" : ""} shape ${c.shape.lanes}x${c.shape.queriesPerGroup} ` +
+      `width ${c.width} entries ${entryKind} filter ${filter}${
+        c.labelPenalty ? ` (label penalty ${c.labelPenalty})` : ""
+      } shape ${c.shape.lanes}x${c.shape.queriesPerGroup} ` +
       `stepCap ${c.stepCap} chunk ${c.chunk}`;
     await checkCase(c, what);
   }
@@ -361,6 +363,8 @@ Deno.test("search: out-of-range parameters are UserErrors that name the paramete
     [{ budget: -1 }, /budget must be/],
     [{ ef: 2.5 }, /ef must be/],
     [{ width: 0 }, /width must be/],
+    [{ labelPenalty: 0.5 }, /labelPenalty must be/],
+    [{ labelPenalty: NaN }, /labelPenalty must be/],
     [{ shape: { lanes: 3, queriesPerGroup: 1 } }, /powers of two/],
   ];
   for (const [o, msg] of bad) {

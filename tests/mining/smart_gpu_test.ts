@@ -86,17 +86,37 @@ Deno.test("smart mining through the FANNG graph finds nearly the same triplets a
   using fanng = new FanngSearch(l, { maxDegree: 32, budget: 0, seed: 1 });
   await fanng.update(e);
   const approx = await mineSmart(e, ci, 2, fanng);
-  let sameNeg = 0, withNeg = 0;
-  for (let a = 0; a < n; a++) {
-    if (exact.negative[a] < 0) continue;
-    withNeg++;
-    if (approx.negative[a] === exact.negative[a]) sameNeg++;
-  }
+  // Mining's walk (lib/ann/search_defaults.ts "mining") expands the anchor's own class late, so it trades
+  // some exact matches for far fewer evaluations; what it finds must still be nearly as hard.
+  const agreement = (negative: Int32Array | Uint32Array, dan: Float32Array) => {
+    let same = 0, withNeg = 0, ratio = 0;
+    for (let a = 0; a < n; a++) {
+      if (exact.negative[a] < 0) continue;
+      withNeg++;
+      if (negative[a] === exact.negative[a]) same++;
+      ratio += dan[a] / exact.dan[a];
+    }
+    return { same: same / withNeg, ratio: ratio / withNeg };
+  };
+  const mined = agreement(approx.negative, approx.dan);
+  assert.ok(mined.same >= 0.7, `mining found the exact negative for only ${mined.same.toFixed(3)}`);
   assert.ok(
-    sameNeg / withNeg >= 0.9,
-    `graph search found the exact negative for only ${(sameNeg / withNeg).toFixed(3)}`,
+    mined.ratio <= 1.05,
+    `mining's negatives are ${mined.ratio.toFixed(3)}x as far as the exact ones`,
   );
-  assert.ok((approx.evaluations ?? 0) > 0);
+  // The index's plain filtered walk (no label penalty) finds nearly all of them, with more evaluations.
+  const plain = await fanng.index.selfSearchOutputs(1, {
+    filter: { labels: l, queryLabels: l, minDistanceScale: 2 },
+  });
+  const full = agreement(await plain.indices.read(), await plain.distances.read());
+  assert.ok(full.same >= 0.85, `the plain walk found the exact negative for only ${full.same.toFixed(3)}`);
+  assert.ok(full.same > mined.same);
+  const plainEvals = (await plain.evaluations.read()).reduce((s, x) => s + x, 0) / n;
+  Object.values(plain).forEach((b) => b.destroy());
+  assert.ok(
+    approx.evaluations! > 0 && approx.evaluations! < plainEvals,
+    `${approx.evaluations} vs ${plainEvals}`,
+  );
 });
 
 Deno.test("smart mining on the GPU (exact search) equals the reference exactly on integer data, with one data readback", async () => {
@@ -145,6 +165,6 @@ Deno.test("smart mining through the FANNG graph keeps its data on the GPU: one d
       assert.ok(got.dan[a] > Math.fround(3 * got.eps[a]));
     }
   }
-  assert.ok(same / withNeg >= 0.9, `graph negatives equal to exact for ${same} of ${withNeg}`);
+  assert.ok(same / withNeg >= 0.7, `graph negatives equal to exact for ${same} of ${withNeg}`);
   assert.ok((got.evaluations ?? 0) > 0);
 });
