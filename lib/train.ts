@@ -496,6 +496,7 @@ class TrainingRun {
         maxDegree: mining.maxDegree,
         budget: mining.searchBudget,
         ef: mining.searchEf,
+        labelPenalty: mining.searchLabelPenalty,
         seed: seed + epoch,
         quiet: this.config.quiet,
       });

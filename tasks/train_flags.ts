@@ -178,6 +178,15 @@ export const TRAIN_FLAG_SECTIONS: readonly { title: string; flags: readonly Trai
         shownDefault: () => `0 = ${filtered.ef}`,
       },
       {
+        flag: "search-label-penalty",
+        kind: "number",
+        option: "mining.searchLabelPenalty",
+        arg: "<f>",
+        help: "FANNG negative search: >= 1, how much later the walk expands\n" +
+          "the anchor's own class (lower: harder negatives, slower; 1: plain walk)",
+        shownDefault: () => `0 = never expand it`,
+      },
+      {
         flag: "max-degree",
         kind: "number",
         option: "mining.maxDegree",

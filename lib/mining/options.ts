@@ -30,6 +30,13 @@ export interface MiningConfig {
    * qualifying result); 0 = the default of lib/ann/search_defaults.ts ("mining").
    */
   searchEf: number;
+  /**
+   * How much later the FANNG negative search expands an anchor's own class: the queue-key factor of
+   * vertices of the anchor's label (>= 1; lib/ann/index.ts SearchFilter.labelPenalty). Lower is more
+   * thorough and slower (1: the plain filtered walk); 0 = the default of lib/ann/search_defaults.ts
+   * ("mining": never expand the own class).
+   */
+  searchLabelPenalty: number;
   /** FANNG maximum out-degree. */
   maxDegree: number;
   /** In-batch miners: classes per batch (batch size / this = samples per class). */
@@ -44,6 +51,7 @@ export function defaultMiningConfig(): MiningConfig {
     minedFraction: 1,
     searchBudget: 0,
     searchEf: 0,
+    searchLabelPenalty: 0,
     maxDegree: 32,
     classesPerBatch: 8,
   };
@@ -73,6 +81,11 @@ export function validateMiningConfig(c: MiningConfig, prefix = ""): void {
   checkOption(
     Number.isInteger(c.searchEf) && c.searchEf >= 0 && c.searchEf <= SEARCH_MAX_K,
     (n) => `${n(at("searchEf"))} must be an integer in 0..${SEARCH_MAX_K} (0 = the default)`,
+  );
+  checkOption(
+    c.searchLabelPenalty === 0 || (Number.isFinite(c.searchLabelPenalty) && c.searchLabelPenalty >= 1),
+    (n) =>
+      `${n(at("searchLabelPenalty"))} must be 0 (the default) or a number >= 1, got ${c.searchLabelPenalty}`,
   );
   checkOption(isPosInt(c.maxDegree), (n) => `${n(at("maxDegree"))} must be a positive integer`);
   checkOption(

@@ -81,6 +81,8 @@ export interface FanngSearchOptions {
   budget: number;
   /** ef of the filtered search; 0 = the default. */
   ef?: number;
+  /** Queue-key factor of the anchor's own label in the filtered search (>= 1); 0 = the default. */
+  labelPenalty?: number;
   /** Seed of the graph build. */
   seed: number;
   /** No progress bar while the graph is built. */
@@ -148,12 +150,12 @@ export class FanngSearch implements NeighbourSearch, Disposable {
    * search (other label, beyond kappa * eps_a, the radius read from the first pass's output on the GPU).
    * The filtered pass (lib/ann/search_defaults.ts, "mining") starts from the anchor's own vertex and the
    * graph's fixed entry vertices, so an anchor whose edges all stay in its class still reaches the other
-   * classes at once, and expands vertices of the anchor's own label later than others (a label penalty):
+   * classes at once, and by default never expands a vertex of the anchor's own label (`labelPenalty`):
    * otherwise it must cross the anchor's class before its first result. Its queue is ordered by distance
    * from the exclusion sphere (docs/ann-search.md).
    */
   async negatives(kappa: number): Promise<GpuNegatives> {
-    const { budget, ef } = this.options;
+    const { budget, ef, labelPenalty } = this.options;
     const defaults = searchDefaults("mining");
     const out = await this.index.selfSearchOutputs(1, {
       budget: budget > 0 ? budget : defaults.budget,
@@ -162,7 +164,7 @@ export class FanngSearch implements NeighbourSearch, Disposable {
         labels: this.labels,
         queryLabels: this.labels,
         minDistanceScale: kappa,
-        labelPenalty: defaults.labelPenalty,
+        labelPenalty: labelPenalty ? labelPenalty : defaults.labelPenalty,
       },
       entryPoints: "fixed",
       entryCount: defaults.entryCount,

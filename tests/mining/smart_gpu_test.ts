@@ -86,8 +86,9 @@ Deno.test("smart mining through the FANNG graph finds nearly the same triplets a
   using fanng = new FanngSearch(l, { maxDegree: 32, budget: 0, seed: 1 });
   await fanng.update(e);
   const approx = await mineSmart(e, ci, 2, fanng);
-  // Mining's walk (lib/ann/search_defaults.ts "mining") expands the anchor's own class late, so it trades
-  // some exact matches for far fewer evaluations; what it finds must still be nearly as hard.
+  // Mining's walk (lib/ann/search_defaults.ts "mining") never expands the anchor's own class, so it trades
+  // exact matches for far fewer evaluations; what it finds must still be nearly as hard. A finite label
+  // penalty buys matches back with evaluations.
   const agreement = (negative: Int32Array | Uint32Array, dan: Float32Array) => {
     let same = 0, withNeg = 0, ratio = 0;
     for (let a = 0; a < n; a++) {
@@ -99,23 +100,30 @@ Deno.test("smart mining through the FANNG graph finds nearly the same triplets a
     return { same: same / withNeg, ratio: ratio / withNeg };
   };
   const mined = agreement(approx.negative, approx.dan);
-  assert.ok(mined.same >= 0.7, `mining found the exact negative for only ${mined.same.toFixed(3)}`);
+  assert.ok(mined.same >= 0.5, `mining found the exact negative for only ${mined.same.toFixed(3)}`);
+  assert.ok(mined.ratio <= 1.1, `mining's negatives: ${mined.ratio.toFixed(3)}x as far as the exact ones`);
+  using penalised = new FanngSearch(l, { maxDegree: 32, budget: 0, seed: 1, labelPenalty: 4 });
+  await penalised.update(e);
+  const slower = await mineSmart(e, ci, 2, penalised);
+  const closer = agreement(slower.negative, slower.dan);
+  assert.ok(closer.same >= 0.7, `penalty 4 found the exact negative for only ${closer.same.toFixed(3)}`);
   assert.ok(
-    mined.ratio <= 1.05,
-    `mining's negatives are ${mined.ratio.toFixed(3)}x as far as the exact ones`,
+    closer.ratio <= 1.05,
+    `penalty 4: negatives ${closer.ratio.toFixed(3)}x as far as the exact ones`,
   );
+  assert.ok(closer.same > mined.same && slower.evaluations! > approx.evaluations!);
   // The index's plain filtered walk (no label penalty) finds nearly all of them, with more evaluations.
   const plain = await fanng.index.selfSearchOutputs(1, {
     filter: { labels: l, queryLabels: l, minDistanceScale: 2 },
   });
   const full = agreement(await plain.indices.read(), await plain.distances.read());
   assert.ok(full.same >= 0.85, `the plain walk found the exact negative for only ${full.same.toFixed(3)}`);
-  assert.ok(full.same > mined.same);
+  assert.ok(full.same > closer.same);
   const plainEvals = (await plain.evaluations.read()).reduce((s, x) => s + x, 0) / n;
   Object.values(plain).forEach((b) => b.destroy());
   assert.ok(
-    approx.evaluations! > 0 && approx.evaluations! < plainEvals,
-    `${approx.evaluations} vs ${plainEvals}`,
+    approx.evaluations! > 0 && slower.evaluations! < plainEvals,
+    `${slower.evaluations} vs ${plainEvals}`,
   );
 });
 
@@ -165,6 +173,6 @@ Deno.test("smart mining through the FANNG graph keeps its data on the GPU: one d
       assert.ok(got.dan[a] > Math.fround(3 * got.eps[a]));
     }
   }
-  assert.ok(same / withNeg >= 0.7, `graph negatives equal to exact for ${same} of ${withNeg}`);
+  assert.ok(same / withNeg >= 0.5, `graph negatives equal to exact for ${same} of ${withNeg}`);
   assert.ok((got.evaluations ?? 0) > 0);
 });
