@@ -18,8 +18,8 @@ import { UserError } from "../errors.ts";
 import { GpuBuffer } from "../gpu/buffer.ts";
 import { CommandBatch } from "../gpu/dispatch.ts";
 import { kmeans } from "../eval/kmeans.ts";
-import { gatherRows } from "../ops/gather.ts";
-import { knnSqL2 } from "../ops/knn.ts";
+import { encodeGatherRows, gatherRows } from "../ops/gather.ts";
+import { encodeKnnSqL2, knnSqL2 } from "../ops/knn.ts";
 import type { Rng } from "../util/rng.ts";
 import { encodeKnnMerge, type KnnLists, nnDescentIteration, type NnDescentOptions } from "./knn_graph.ts";
 import type { VectorBlocks } from "./vectors.ts";
@@ -105,24 +105,39 @@ export async function blockCandidates(
 ): Promise<void> {
   const gpu = xs.gpu, d = xs.cols;
   const clusters = part.offsets.length - 1;
+  // Many clusters per submission (in order, so the lists merge exactly as one cluster at a time would):
+  // a wait per cluster cost more than the blocks' arithmetic.
+  let batch = new CommandBatch(gpu, "fanng.blocks"), held = 0, done = 0;
+  const submit = async () => {
+    await batch.submit();
+    onProgress?.(done);
+    batch = new CommandBatch(gpu, "fanng.blocks");
+    held = 0;
+  };
   for (let c = 0; c < clusters; c++) {
     const q0 = part.offsets[c], h = part.offsets[c + 1] - q0;
     const m0 = part.memberOffsets[c], e = part.memberOffsets[c + 1] - m0;
     if (h === 0 || e === 0) continue;
-    using map = GpuBuffer.fromArray(gpu, part.members.subarray(m0, m0 + e));
-    using queries = GpuBuffer.zeros(gpu, "f32", [h, d], "fanng block queries");
-    const copy = new CommandBatch(gpu, "fanng.block");
-    copy.copy(xs, q0 * d, queries, 0, h * d);
-    await copy.submit();
-    using base = await gatherRows(xs, map);
-    using res = await knnSqL2(queries, base, Math.min(lists.width + 1, e));
-    res.distances.destroy();
-    const batch = new CommandBatch(gpu, "fanng.knn_merge");
+    const k = Math.min(lists.width + 1, e);
+    const map = GpuBuffer.fromArray(gpu, part.members.subarray(m0, m0 + e));
+    batch.release(map);
+    const queries = batch.scratch("f32", [h, d], "fanng block queries");
+    batch.copy(xs, q0 * d, queries, 0, h * d);
+    const base = await encodeGatherRows(batch, xs, map);
+    batch.release(base);
+    const res = await encodeKnnSqL2(batch, queries, base, k);
+    batch.release(res.indices);
+    batch.release(res.distances);
     await encodeKnnMerge(batch, vectors, lists, { q0, count: h, results: res.indices, map });
-    await batch.submit();
-    onProgress?.(q0 + h);
+    held += ((h + e) * d + 2 * h * k) * 4;
+    done = q0 + h;
+    if (held >= BLOCK_SUBMIT_BYTES) await submit();
   }
+  if (held > 0) await submit();
 }
+
+/** Temporary bytes (queries, gathered members, results) one submission of partition blocks may hold. */
+const BLOCK_SUBMIT_BYTES = 64 * 2 ** 20;
 
 /** True nearest others of sample rows: `near` [sample x kk] caller ids (may include the row itself). */
 export interface SampleNeighbours {
