@@ -1,6 +1,6 @@
 /**
  * FANNG benchmark: build time, and recall@10 against exact kNN versus queries/s and distance evaluations per
- * query at several search budgets, for FANNG graphs, hnswlib and the exact GPU brute force side by side, on
+ * query at several search budgets and ef, for FANNG graphs, hnswlib and the exact GPU brute force side by side, on
  *   (a) clustered: embedding-like points (L2-normalised 64-d, a 100-cluster Gaussian mixture), N = 100,000,
  *       self-search (every point's 10 nearest others, as smart mining asks; recall measured on a sample);
  *       N = 1,000,000 as case "clustered1m" (FANNG_BENCH_1M=1 or FANNG_BENCH_CASES=clustered1m);
@@ -282,50 +282,64 @@ async function build(
   return { index, seconds };
 }
 
+/** One search setting of a sweep: a budget, and an ef (default: the use's, lib/ann/search_defaults.ts). */
+interface Setting {
+  budget: number;
+  ef?: number;
+}
+
+const settingName = (s: Setting) => `${s.budget}${s.ef ? ` / ef ${s.ef}` : ""}`;
+
+/** Budgets at the default ef, then (budget, ef) pairs. */
+const settings = (budgets: number[], pairs: [number, number][] = []): Setting[] => [
+  ...budgets.map((budget) => ({ budget })),
+  ...pairs.map(([budget, ef]) => ({ budget, ef })),
+];
+
 /**
- * Times FANNG searches at each budget and records recall and throughput. Each budget first runs once on a
+ * Times FANNG searches at each setting and records recall and throughput. Each setting first runs once on a
  * few queries (`entryPoints` as the timed run), so that compiling its pipeline is not timed.
  */
 async function sweep(
   caseName: string,
   label: string,
-  budgets: number[],
+  sweepSettings: Setting[],
   warm: { index: FanngIndex; queries: HostMatrix; entryPoints: "fixed" | "none" },
   run: (
-    budget: number,
+    setting: Setting,
   ) => Promise<{ indices: Uint32Array; evaluations: number; seconds: number; queries: number }>,
   truth: (indices: Uint32Array) => number,
   bruteQps: number,
-): Promise<{ budget: number; recall: number; qps: number }[]> {
+): Promise<{ setting: Setting; recall: number; qps: number }[]> {
   const out = [];
   const few = {
     rows: 64,
     cols: warm.queries.cols,
     data: warm.queries.data.subarray(0, 64 * warm.queries.cols),
   };
-  for (const budget of budgets) {
-    (await warm.index.search(few, K, { budget, entryPoints: warm.entryPoints }))[Symbol.dispose]();
-    const r = await run(budget);
+  for (const setting of sweepSettings) {
+    (await warm.index.search(few, K, { ...setting, entryPoints: warm.entryPoints }))[Symbol.dispose]();
+    const r = await run(setting);
     const recall = truth(r.indices);
     const qps = r.queries / r.seconds;
     add({
       case: caseName,
       method: label,
-      param: String(budget),
+      param: settingName(setting),
       recall,
       evals: r.evaluations,
       qps,
       vsBrute: qps / bruteQps,
     });
-    out.push({ budget, recall, qps });
+    out.push({ setting, recall, qps });
   }
   return out;
 }
 
-/** Self-search of every point of `index` at `budget`; its results for `ids`, timed over all points. */
-async function selfSearchAt(index: FanngIndex, ids: Uint32Array, budget: number) {
+/** Self-search of every point of `index` at `setting`; its results for `ids`, timed over all points. */
+async function selfSearchAt(index: FanngIndex, ids: Uint32Array, setting: Setting) {
   const t0 = performance.now();
-  using r = await index.selfSearch(K, { budget });
+  using r = await index.selfSearch(K, setting);
   const seconds = (performance.now() - t0) / 1000;
   const all = await r.indices.read();
   const picked = new Uint32Array(ids.length * K);
@@ -338,7 +352,7 @@ function summary(
   caseName: string,
   label: string,
   buildSeconds: number,
-  runs: { budget: number; recall: number; qps: number }[],
+  runs: { setting: Setting; recall: number; qps: number }[],
   peer: { build: number; firstQps: number } | undefined,
   recallBar: number,
 ): void {
@@ -347,13 +361,13 @@ function summary(
   add({
     case: caseName,
     method: `${label} vs hnswlib`,
-    param: best ? String(best.budget) : "-",
+    param: best ? settingName(best.setting) : "-",
     note: `build ${fmt(buildSeconds / peer.build, 2)}x hnswlib's; ` +
       (best
         ? `recall ${fmt(best.recall, 3)} at ${
           fmt(best.qps / peer.firstQps, 2)
         }x hnswlib's queries/s at its first ef`
-        : `no budget reached recall ${recallBar}`),
+        : `no setting reached recall ${recallBar}`),
   });
 }
 
@@ -379,7 +393,7 @@ async function selfCase(
   caseName: string,
   data: HostMatrix,
   graphs: Built[],
-  budgets: number[],
+  sweepSettings: Setting[],
   efs: number[],
 ): Promise<void> {
   const n = data.rows, d = data.cols;
@@ -393,9 +407,9 @@ async function selfCase(
     const runs = await sweep(
       name,
       `${g.label} selfSearch`,
-      budgets,
+      sweepSettings,
       { index: g.index, queries: data, entryPoints: "none" },
-      (budget) => selfSearchAt(g.index, ids, budget),
+      (setting) => selfSearchAt(g.index, ids, setting),
       (found) => recallAt(found, bf.indices, ids.length),
       bf.qps,
     );
@@ -409,7 +423,7 @@ async function queryCase(
   data: HostMatrix,
   queries: HostMatrix,
   graphs: Built[],
-  budgets: number[],
+  sweepSettings: Setting[],
   efs: number[],
   recallBar: number,
 ): Promise<void> {
@@ -421,11 +435,11 @@ async function queryCase(
     const runs = await sweep(
       caseName,
       `${g.label} search`,
-      budgets,
+      sweepSettings,
       { index: g.index, queries, entryPoints: "fixed" },
-      async (budget) => {
+      async (setting) => {
         const t0 = performance.now();
-        using r = await g.index.search(queries, K, { budget });
+        using r = await g.index.search(queries, K, setting);
         const seconds = (performance.now() - t0) / 1000;
         return { indices: await r.indices.read(), evaluations: r.evaluations, seconds, queries: q };
       },
@@ -451,7 +465,16 @@ async function withGraphs(caseName: string, data: HostMatrix, fn: (graphs: Built
 
 async function benchClustered(n: number): Promise<void> {
   const name = `clustered embeddings ${n} x 64`, data = clusteredEmbeddings(n);
-  await withGraphs(name, data, (graphs) => selfCase(name, data, graphs, [32, 64, 128, 256], [16, 32, 64]));
+  await withGraphs(
+    name,
+    data,
+    (graphs) =>
+      selfCase(name, data, graphs, settings([32, 64, 128, 256], [[1024, 16], [1024, 32], [1024, 64]]), [
+        16,
+        32,
+        64,
+      ]),
+  );
 }
 
 async function benchRandom(): Promise<void> {
@@ -464,7 +487,15 @@ async function benchRandom(): Promise<void> {
     name,
     data,
     (graphs) =>
-      queryCase(name, data, queries, graphs, [128, 256, 512, 1024, 2048], [20, 40, 80, 160, 320], 0.9),
+      queryCase(
+        name,
+        data,
+        queries,
+        graphs,
+        settings([128, 256, 512, 1024, 2048], [[8192, 128], [16384, 256], [32768, 512]]),
+        [20, 40, 80, 160, 320],
+        0.9,
+      ),
   );
 }
 
@@ -475,14 +506,22 @@ async function benchFashion(): Promise<void> {
   const test: HostMatrix = { rows: q, cols: 784, data: ds.test.features.data.subarray(0, q * 784) };
   const name = `Fashion-MNIST ${n} x 784`;
   await withGraphs(name, train, async (graphs) => {
-    await queryCase(`${name}, ${q} test queries`, train, test, graphs, [64, 128, 256, 512], [
-      10,
-      20,
-      40,
-      80,
-      160,
-    ], 0.95);
-    await selfCase(name, train, graphs, [64, 128, 256], [20, 40, 80]);
+    await queryCase(
+      `${name}, ${q} test queries`,
+      train,
+      test,
+      graphs,
+      settings([64, 128, 256, 512], [[1024, 16], [1024, 32], [1024, 64]]),
+      [
+        10,
+        20,
+        40,
+        80,
+        160,
+      ],
+      0.95,
+    );
+    await selfCase(name, train, graphs, settings([64, 128, 256], [[1024, 16], [1024, 32]]), [20, 40, 80]);
   });
 }
 
@@ -521,7 +560,7 @@ async function benchCrossover(): Promise<void> {
       const buildSeconds = (performance.now() - t1) / 1000;
       for (const budget of [32, 64, 128, 256, 512]) {
         (await index.selfSearch(K, { budget }))[Symbol.dispose](); // compiles the pipeline, untimed
-        const r = await selfSearchAt(index, ids, budget);
+        const r = await selfSearchAt(index, ids, { budget });
         const recall = recallAt(r.indices, truth, ids.length);
         if (recall >= 0.95 || budget === 512) {
           const total = buildSeconds + r.seconds;
