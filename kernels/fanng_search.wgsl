@@ -44,9 +44,11 @@
 //   0 params uniform CeilingParams   1..8 blocks   9 adj   10 degrees   11 sums rw f32 [queries x T]
 //   (sums[q * T + lane]: the lane's running f32 sum of its distances, for the reference check)
 //   12 evals rw u32 [queries] (distances computed per query).
-// Dispatch: 1-D over workgroups, spilling into y (linear workgroup = wid.y * nwg.x + wid.x).
+// Dispatch: 1-D over workgroups, spilling into y (linear_workgroup, from the prelude).
+// Interface: lib/gpu/specs/fanng_search.ts (uniform structs, flag bits, binding names; its prelude is prepended).
 // Defines: T (lanes per query; 1 = search_lane), QW (queries per workgroup), R (maximum degree), P (sources
-//   per iteration). Sizes that vary per call (k, results kept, queue and hash slots) are parameters, so a
+//   per iteration), QW4 (row width in vec4 when each invocation holds its query in registers, else 0).
+//   Sizes that vary per call (k, results kept, queue and hash slots) are parameters, so a
 //   new budget or k compiles nothing.
 
 const NO_VERTEX = 0xffffffffu;
@@ -179,29 +181,9 @@ fn nan_to_inf(x: f32) -> f32 {
 // ---------------------------------------------------------------------------------------------------
 // search, search_lane
 
-struct SearchParams {
-  queries: u32,          // queries in this dispatch
-  n: u32,                // base vertices
-  w4: u32,
-  nblocks: u32,
-  budget: u32,           // no iteration starts once this many distances are evaluated
-  ef: u32,               // 0: no natural stop; else stop once the closest candidate is beyond the KE-th result
-  entry_count: u32,
-  entry_stride: u32,     // 0: one shared entry list; else entries of query q at q * entry_stride
-  has_self: u32,         // 1: query q is base vertex q + self_offset
-  self_offset: u32,
-  query_row_offset: u32, // query q is row q + query_row_offset of the query blocks
-  filters: u32,          // bit 0: label filter, bit 1: minimum distance, bit 2: label_penalty applies
-  min_scale: f32,        // the minimum distance is min_scale * qmin[q]
-  step_cap: u32,         // iterations per dispatch
-  first_round: u32,
-  round: u32,
-  k: u32,                // results written per query
-  kept: u32,             // results kept: max(ef, k), or k
-  queue_slots: u32,      // candidate queue slots (one per evaluation, and the query's own vertex)
-  hash_slots: u32,       // visited-hash slots, a power of two >= 2x the most evaluations
-  label_penalty: f32,    // (bit 2) queue keys of vertices that fail the label filter are multiplied by it
-}
+// SearchParams (the prelude, from lib/gpu/specs/fanng_search.ts): queries, n, w4, nblocks, budget, ef,
+// entry_count, entry_stride, has_self, self_offset, query_row_offset, filters (F_LABELS, F_RADIUS,
+// F_LABEL_PENALTY), min_scale, step_cap, first_round, round, k, kept, queue_slots, hash_slots, label_penalty.
 
 @group(0) @binding(0) var<uniform> sp: SearchParams;
 @group(0) @binding(11) var<storage, read> s_entries: array<u32>;
@@ -441,8 +423,8 @@ fn begin(q: u32) {
   rn = 0u;
   g_qlabel = 0;
   g_min_d = 0.0;
-  if ((sp.filters & 1u) != 0u) { g_qlabel = s_qlabels[q]; }
-  if ((sp.filters & 2u) != 0u) { g_min_d = nan_to_inf(sp.min_scale * s_qmin[q]); }
+  if ((sp.filters & F_LABELS) != 0u) { g_qlabel = s_qlabels[q]; }
+  if ((sp.filters & F_RADIUS) != 0u) { g_min_d = nan_to_inf(sp.min_scale * s_qmin[q]); }
   if (sp.first_round != 0u) {
     g_running = true;
   } else {
@@ -505,7 +487,7 @@ fn edge_slot(v: u32, e: u32) -> u32 {
 // |d - r| (NaN, from r = +Inf, as +Inf): results are the nearest points beyond r, so the walk spreads from
 // the sphere, not from the query; without one, d.
 fn ring_key(d: f32) -> f32 {
-  if ((sp.filters & 2u) == 0u) { return d; }
+  if ((sp.filters & F_RADIUS) == 0u) { return d; }
   return nan_to_inf(abs(d - g_min_d));
 }
 
@@ -516,10 +498,10 @@ fn merge(d: f32, c: u32) {
     g_any_d = d;
     g_any_v = c;
   }
-  let label_ok = (sp.filters & 1u) == 0u || s_labels[c] != g_qlabel;
-  if (label_ok && ((sp.filters & 2u) == 0u || d > g_min_d)) { results_add(d, c); }
+  let label_ok = (sp.filters & F_LABELS) == 0u || s_labels[c] != g_qlabel;
+  if (label_ok && ((sp.filters & F_RADIUS) == 0u || d > g_min_d)) { results_add(d, c); }
   var key = ring_key(d);
-  if (!label_ok && (sp.filters & 4u) != 0u) { key = nan_to_inf(key * sp.label_penalty); }
+  if (!label_ok && (sp.filters & F_LABEL_PENALTY) != 0u) { key = nan_to_inf(key * sp.label_penalty); }
   if (key < g_bound) { queue_push(key, c); }
 }
 
@@ -577,7 +559,7 @@ fn search(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u
   set_layout();
   let team = lid / T;
   let lane = lid - team * T;
-  let q = query_of((wid.y * nwg.x + wid.x) * QW + team);
+  let q = query_of(linear_workgroup(wid, nwg) * QW + team);
   let leader = lane == 0u && q != NO_VERTEX;
   let qrow = q + sp.query_row_offset;
   if (q != NO_VERTEX) { query_load(qrow); }
@@ -654,7 +636,7 @@ fn search(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u
 fn search_lane(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
                @builtin(local_invocation_index) lid: u32) {
   set_layout();
-  let q = query_of((wid.y * nwg.x + wid.x) * LW + lid);
+  let q = query_of(linear_workgroup(wid, nwg) * LW + lid);
   if (q == NO_VERTEX) { return; }
   let qrow = q + sp.query_row_offset;
   query_load(qrow);
@@ -704,13 +686,7 @@ fn search_lane(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: 
 // ---------------------------------------------------------------------------------------------------
 // ceiling
 
-struct CeilingParams {
-  queries: u32,
-  n: u32,
-  w4: u32,
-  nblocks: u32,
-  steps: u32,
-}
+// CeilingParams (the prelude): queries, n, w4, nblocks, steps.
 
 @group(0) @binding(0) var<uniform> cp: CeilingParams;
 @group(0) @binding(11) var<storage, read_write> c_sums: array<f32>;
@@ -723,7 +699,7 @@ fn ceiling(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3
   g_nblocks = cp.nblocks;
   let team = lid / T;
   let lane = lid - team * T;
-  let q = (wid.y * nwg.x + wid.x) * QW + team;
+  let q = linear_workgroup(wid, nwg) * QW + team;
   if (q >= cp.queries || cp.n == 0u) { return; }
   query_load(q);
   var v = q % cp.n;

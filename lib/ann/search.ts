@@ -15,6 +15,7 @@ import type { Gpu } from "../gpu/device.ts";
 import { type Bindable, CommandBatch, grid1d } from "../gpu/dispatch.ts";
 import type { GpuGraph } from "./gpu_graph.ts";
 import { loopBudget, runRounds } from "../gpu/rounds.ts";
+import { FANNG_SEARCH, SEARCH_FLAGS } from "../gpu/specs/fanng_search.ts";
 import type { VectorBlocks } from "./vectors.ts";
 
 /** Largest k and ef of a FANNG search: the length of a query's sorted result and candidate lists. */
@@ -181,6 +182,16 @@ function distanceLoopTrips(blocks: number, w4: number): number {
   return blocks * (Math.floor(w4 / 4) + (w4 % 4) + 1);
 }
 
+/**
+ * Bindings 1..10 of every fanng_search entry point: the base's column blocks, the queries' (rows
+ * `rows[0]` .. + `rows[1]` of them, or all), the graph.
+ */
+function graphBindings(base: VectorBlocks, queries: VectorBlocks, graph: GpuGraph, rows?: [number, number]) {
+  const [b0, b1, b2, b3] = base.bindings();
+  const [q0, q1, q2, q3] = rows ? queries.bindings(rows[0], rows[1]) : queries.bindings();
+  return { b0, b1, b2, b3, q0, q1, q2, q3, adj: graph.adjacency, degrees: graph.degrees };
+}
+
 /** Widest query row (in vec4) a search keeps in registers: 32 vec4, D <= 128. */
 const MAX_REGISTER_W4 = 32;
 
@@ -295,7 +306,8 @@ export async function runSearch(
     evaluations: options.evaluationsInto ?? GpuBuffer.zeros(gpu, "u32", [q], "fanng evaluations"),
   };
   if (q === 0) return out;
-  const pipeline = await gpu.pipelines.get("fanng_search", shape.lanes === 1 ? "search_lane" : "search", {
+  const lane = shape.lanes === 1;
+  const pipeline = await FANNG_SEARCH.pipeline(gpu, lane ? "search_lane" : "search", {
     T: shape.lanes,
     QW: shape.queriesPerGroup,
     R: r,
@@ -323,62 +335,60 @@ export async function runSearch(
   using pending = GpuBuffer.zeros(gpu, "u32", [2 * rows], "fanng search pending");
   using dummyI = GpuBuffer.zeros(gpu, "i32", [4]);
   using dummyF = GpuBuffer.zeros(gpu, "f32", [4]);
-  const filterBits = (useLabels ? 1 : 0) | (options.minDistance ? 2 : 0) |
-    (useLabels && (options.labelPenalty ?? 1) !== 1 ? 4 : 0);
+  const { F_LABELS, F_RADIUS, F_LABEL_PENALTY } = SEARCH_FLAGS;
+  const filterBits = (useLabels ? F_LABELS : 0) | (options.minDistance ? F_RADIUS : 0) |
+    (useLabels && (options.labelPenalty ?? 1) !== 1 ? F_LABEL_PENALTY : 0);
   // Rounds per submission: enough for the whole search when each iteration evaluates a few vertices.
   const perSubmit = Math.max(1, Math.ceil((options.budget + entryCount) / 4 / stepCap));
   for (let q0 = 0; q0 < q; q0 += chunk) {
     const c = Math.min(chunk, q - q0);
     const slice = (b: GpuBuffer | undefined, per: number, dummy: GpuBuffer): Bindable =>
       b ? b.binding(q0 * per, c * per) : dummy;
-    const bindings: Bindable[] = [
-      ...base.bindings(),
-      ...(self ? base.bindings() : qv.bindings(q0, c)),
-      graph.adjacency,
-      graph.degrees,
-      stride > 0 ? options.entries.binding(q0 * stride, c * stride) : options.entries,
-      options.labels ?? dummyI,
-      slice(options.queryLabels, 1, dummyI),
-      slice(options.minDistance, 1, dummyF),
-      out.indices.binding(q0 * k, c * k),
-      out.distances.binding(q0 * k, c * k),
-      out.nearestAny.binding(q0, c),
-      out.nearestAnyDistance.binding(q0, c),
-      out.evaluations.binding(q0, c),
-      scratch,
-      hash,
-    ];
+    const io = {
+      ...graphBindings(base, self ? base : qv, graph, self ? undefined : [q0, c]),
+      s_entries: stride > 0 ? options.entries.binding(q0 * stride, c * stride) : options.entries,
+      s_labels: options.labels ?? dummyI,
+      s_qlabels: slice(options.queryLabels, 1, dummyI),
+      s_qmin: slice(options.minDistance, 1, dummyF),
+      out_idx: out.indices.binding(q0 * k, c * k),
+      out_dist: out.distances.binding(q0 * k, c * k),
+      out_any: out.nearestAny.binding(q0, c),
+      out_any_dist: out.nearestAnyDistance.binding(q0, c),
+      out_evals: out.evaluations.binding(q0, c),
+      s_scratch: scratch,
+      s_pending: pending,
+    };
     await runRounds(gpu, "fanng.search", (batch, round, active) => {
       if (round === 0) batch.encoder.clearBuffer(hash.buffer, 0, c * mem.hash * 4);
-      const params = batch.uniform([
-        c,
+      const sp = {
+        queries: c,
         n,
-        base.layout.w4,
-        base.layout.count,
-        options.budget,
+        w4: base.layout.w4,
+        nblocks: base.layout.count,
+        budget: options.budget,
         ef,
-        entryCount,
-        stride,
-        self ? 1 : 0,
-        selfStart + q0,
-        self ? selfStart + q0 : 0,
-        filterBits,
-        { f32: options.minDistanceScale ?? 1 },
-        stepCap,
-        round === 0 ? 1 : 0,
+        entry_count: entryCount,
+        entry_stride: stride,
+        has_self: self ? 1 : 0,
+        self_offset: selfStart + q0,
+        query_row_offset: self ? selfStart + q0 : 0,
+        filters: filterBits,
+        min_scale: options.minDistanceScale ?? 1,
+        step_cap: stepCap,
+        first_round: round === 0 ? 1 : 0,
         round,
         k,
-        mem.kept,
-        mem.queue,
-        mem.hash,
-        { f32: options.labelPenalty ?? 1 },
-      ]);
-      batch.dispatch(
-        pipeline,
-        [params, ...bindings, active, pending],
-        grid1d(gpu, Math.ceil(c / shape.queriesPerGroup)),
-        "fanng.search",
-      );
+        kept: mem.kept,
+        queue_slots: mem.queue,
+        hash_slots: mem.hash,
+        label_penalty: options.labelPenalty ?? 1,
+      };
+      const workgroups = grid1d(gpu, Math.ceil(c / shape.queriesPerGroup));
+      if (pipeline.entryPoint === "search_lane") {
+        batch.run(pipeline, { sp, ...io, s_hash_plain: hash, s_active: active }, workgroups, "fanng.search");
+      } else {
+        batch.run(pipeline, { sp, ...io, s_hash: hash, s_active: active }, workgroups, "fanng.search");
+      }
       return Promise.resolve();
     }, { perSubmit, maxRounds: 1 << 20 });
     options.onProgress?.(q0 + c);
@@ -429,7 +439,7 @@ export async function runCeiling(
     options.steps,
     Math.floor(loopBudget(gpu) / (2 + Math.ceil(r / shape.lanes) * (1 + trips))),
   );
-  const pipeline = await gpu.pipelines.get("fanng_search", "ceiling", {
+  const pipeline = await FANNG_SEARCH.pipeline(gpu, "ceiling", {
     T: shape.lanes,
     QW: shape.queriesPerGroup,
     R: r,
@@ -440,10 +450,14 @@ export async function runCeiling(
   const evaluations = GpuBuffer.zeros(gpu, "u32", [q], "fanng ceiling evaluations");
   if (q === 0) return { sums, evaluations, steps };
   const batch = new CommandBatch(gpu, "fanng.ceiling");
-  const params = batch.uniform([q, base.rows, base.layout.w4, base.layout.count, steps]);
-  batch.dispatch(
+  batch.run(
     pipeline,
-    [params, ...base.bindings(), ...queries.bindings(), graph.adjacency, graph.degrees, sums, evaluations],
+    {
+      cp: { queries: q, n: base.rows, w4: base.layout.w4, nblocks: base.layout.count, steps },
+      ...graphBindings(base, queries, graph),
+      c_sums: sums,
+      c_evals: evaluations,
+    },
     grid1d(gpu, Math.ceil(q / shape.queriesPerGroup)),
     "fanng.ceiling",
   );

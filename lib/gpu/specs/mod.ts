@@ -8,6 +8,7 @@ import type { KernelSpec } from "../spec.ts";
 import { DISTANCE } from "./distance.ts";
 import { EVAL_TILES } from "./eval_tiles.ts";
 import { FANNG_LAYOUT } from "./fanng_layout.ts";
+import { FANNG_SEARCH } from "./fanng_search.ts";
 import { GATHER } from "./gather.ts";
 import { KMEANS } from "./kmeans.ts";
 import { LINEAR } from "./linear.ts";
@@ -24,6 +25,7 @@ export const KERNEL_SPECS: Readonly<Record<string, KernelSpec>> = Object.fromEnt
     DISTANCE,
     EVAL_TILES,
     FANNG_LAYOUT,
+    FANNG_SEARCH,
     GATHER,
     KMEANS,
     LINEAR,
@@ -39,4 +41,4 @@ export const KERNEL_SPECS: Readonly<Record<string, KernelSpec>> = Object.fromEnt
 );
 
 /** Kernels still compiled by name, with their own structs and positional uniforms (to be converted). */
-export const KERNELS_WITHOUT_SPEC: readonly string[] = ["fanng", "fanng_search"];
+export const KERNELS_WITHOUT_SPEC: readonly string[] = ["fanng"];
