@@ -505,7 +505,18 @@ class TrainingRun {
       bar.tick(1, "searching negatives and positives");
     }
     const t0 = performance.now();
-    const mined = await mineSmart(emb, this.classes, kappa, search);
+    // The negative search gets its own bar (rate and ETA in searches: two passes over the anchors, for
+    // eps_a and for the negatives), as the graph refresh does.
+    const searchBar = new Progress(`epoch ${epoch}/${this.config.epochs} negatives`, 2 * emb.rows, {
+      unit: "searches",
+      quiet: this.config.quiet,
+    });
+    let seen = 0;
+    const mined = await mineSmart(emb, this.classes, kappa, search, (done) => {
+      searchBar.tick(done - seen);
+      seen = done;
+    });
+    searchBar.done();
     timing.mineSec = (performance.now() - t0) / 1000;
     bar.tick(1, `${mined.negative.length} anchors mined`);
     return mined;
@@ -520,8 +531,8 @@ class TrainingRun {
     let mined: SmartMining | undefined;
     this.onPhase?.("mine", epoch);
     if (config.mining.miner === "smart" && config.mining.minedFraction > 0) {
-      // One bar over the mining phases (each one GPU submission, so the bar moves per phase); the FANNG
-      // refresh draws its own bar inside.
+      // One bar over the mining phases; the FANNG refresh and the negative search draw their own bars
+      // inside (rate and ETA of their own work).
       const phases = config.mining.search === "fanng" ? 3 : 2;
       const bar = new Progress(`epoch ${epoch}/${config.epochs} mining`, phases, {
         unit: "phases",

@@ -110,6 +110,11 @@ export interface SearchOptions {
   nearestBudget?: number;
   /** GPU team shape (default per adapter, lib/ann/search.ts); changes the speed, never the results. */
   shape?: SearchShape;
+  /**
+   * Called as queries finish: `done` of `total` query searches (a radius filter by scale runs two passes,
+   * so its total is twice the queries).
+   */
+  onProgress?: (done: number, total: number) => void;
 }
 
 /** Search results on the GPU; dispose frees them. */
@@ -316,14 +321,20 @@ export class FanngIndex implements Disposable {
         self,
         shape: options.shape,
       });
+      const twoPasses = f?.minDistanceScale !== undefined && !minDistance;
+      const report = (before: number) => (done: number) =>
+        options.onProgress?.(before + done, (twoPasses ? 2 : 1) * q);
       let first: SearchOutputs | undefined;
-      if (f?.minDistanceScale !== undefined && !minDistance) {
+      if (twoPasses) {
         const nearest = options.nearestBudget ?? searchDefaults("nearest").budget;
         // A self-search's nearest neighbour is among its own vertex's edges: entry points would only spend
         // this pass's small budget far away (all of it, with as many entries as the budget).
         const own = self ? this.#entries("none", options) : { entries, stride };
         if (own.entries !== entries) temps.push(own.entries);
-        first = await runSearch(this.vectors, this.gpuGraph, queries, pass(1, "nearest", nearest, own));
+        first = await runSearch(this.vectors, this.gpuGraph, queries, {
+          ...pass(1, "nearest", nearest, own),
+          onProgress: report(0),
+        });
         minDistance = first.nearestAnyDistance;
       }
       try {
@@ -335,6 +346,7 @@ export class FanngIndex implements Disposable {
           minDistanceScale: f?.minDistanceScale,
           labelPenalty: f?.labelPenalty,
           evaluationsInto: first?.evaluations,
+          onProgress: report(first ? q : 0),
         });
         if (!first) return out;
         // The first pass's nearest point of any label is the better eps (a search for k = 1).

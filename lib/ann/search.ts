@@ -67,7 +67,7 @@ export interface SearchKernelOptions {
   chunk?: number;
   /** Iterations per query per dispatch (default: from the adapter's loop budget; tests lower it). */
   stepCap?: number;
-  /** Called after each chunk of queries with the number done. */
+  /** Called as queries finish (after each submission of rounds) with the number done so far. */
   onProgress?: (done: number) => void;
   /** Add the evaluations to this [Q] buffer (e.g. a first pass's) instead of a new one; it becomes the output's. */
   evaluationsInto?: GpuBuffer<"u32">;
@@ -390,8 +390,7 @@ export async function runSearch(
         batch.run(pipeline, { sp, ...io, s_hash: hash, s_active: active }, workgroups, "fanng.search");
       }
       return Promise.resolve();
-    }, { perSubmit, maxRounds: 1 << 20 });
-    options.onProgress?.(q0 + c);
+    }, { perSubmit, maxRounds: 1 << 20, onSubmitted: (left) => options.onProgress?.(q0 + c - left) });
   }
   return out;
 }

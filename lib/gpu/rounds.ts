@@ -25,13 +25,18 @@ export function distanceTrips(blocks: number, w4: number): number {
 /**
  * Runs rounds `encodeRound(batch, round)` (round 0 first) until a round reports, in `active[round]`, that
  * no invocation is unfinished. `perSubmit` rounds go into each submission; after `maxRounds` rounds it
- * throws (a kernel that never finishes is a bug). Returns the number of rounds run.
+ * throws (a kernel that never finishes is a bug). After each submission `onSubmitted` hears how many
+ * invocations are still unfinished (the count the loop reads anyway). Returns the number of rounds run.
  */
 export async function runRounds(
   gpu: Gpu,
   label: string,
   encodeRound: (batch: CommandBatch, round: number, active: GpuBuffer<"u32">) => Promise<void>,
-  { perSubmit = 1, maxRounds = 4096 }: { perSubmit?: number; maxRounds?: number } = {},
+  { perSubmit = 1, maxRounds = 4096, onSubmitted }: {
+    perSubmit?: number;
+    maxRounds?: number;
+    onSubmitted?: (left: number) => void;
+  } = {},
 ): Promise<number> {
   using active = GpuBuffer.zeros(gpu, "u32", [maxRounds], `${label} active`);
   let round = 0;
@@ -41,6 +46,7 @@ export async function runRounds(
     for (; round < last; round++) await encodeRound(batch, round, active);
     await batch.submit();
     const [left] = await active.read(round - 1, 1);
+    onSubmitted?.(left);
     if (left === 0) return round;
   }
   throw new Error(`${label}: work still unfinished after ${maxRounds} rounds`);

@@ -29,10 +29,13 @@ export interface GpuNegatives extends Disposable {
   evaluations?: GpuBuffer<"u32">;
 }
 
+/** Progress of a negative search: `done` of `total` steps (anchor searches, or rows of brute-force passes). */
+export type SearchProgress = (done: number, total: number) => void;
+
 /** What smart mining needs to know about the embeddings of the training set. */
 export interface NeighbourSearch {
   /** eps_a and the negative of every anchor at exclusion scale `kappa` (f32), computed on the GPU. */
-  negatives(kappa: number): Promise<GpuNegatives>;
+  negatives(kappa: number, onProgress?: SearchProgress): Promise<GpuNegatives>;
 }
 
 function owned(parts: Omit<GpuNegatives, typeof Symbol.dispose>): GpuNegatives {
@@ -52,8 +55,11 @@ export class ExactSearch implements NeighbourSearch {
   /** Exact search over `emb` with its `labels`, both on the GPU. */
   constructor(readonly emb: GpuBuffer<"f32">, readonly labels: GpuBuffer<"i32">) {}
 
-  async negatives(kappa: number): Promise<GpuNegatives> {
-    const nearest = await knnSqL2(this.emb, this.emb, 1, { excludeSelf: true, selfOffset: 0 });
+  async negatives(kappa: number, onProgress?: SearchProgress): Promise<GpuNegatives> {
+    const n = this.emb.rows;
+    const nearest = await knnSqL2(this.emb, this.emb, 1, { excludeSelf: true, selfOffset: 0 }, {
+      onProgress: (rows) => onProgress?.(rows, 2 * n),
+    });
     nearest.indices.destroy();
     try {
       const batch = new CommandBatch(this.emb.gpu, "mining.radius");
@@ -64,7 +70,7 @@ export class ExactSearch implements NeighbourSearch {
         colLabels: this.labels,
         labelMode: "different",
         rowMinDistance: radius,
-      });
+      }, { onProgress: (rows) => onProgress?.(n + rows, 2 * n) });
       return owned({ eps: nearest.distances, negative: neg.indices, dan: neg.distances });
     } catch (e) {
       nearest.distances.destroy();
@@ -154,7 +160,7 @@ export class FanngSearch implements NeighbourSearch, Disposable {
    * otherwise it must cross the anchor's class before its first result. Its queue is ordered by distance
    * from the exclusion sphere (docs/ann-search.md).
    */
-  async negatives(kappa: number): Promise<GpuNegatives> {
+  async negatives(kappa: number, onProgress?: SearchProgress): Promise<GpuNegatives> {
     const { budget, ef, labelPenalty } = this.options;
     const defaults = searchDefaults("mining");
     const out = await this.index.selfSearchOutputs(1, {
@@ -168,6 +174,7 @@ export class FanngSearch implements NeighbourSearch, Disposable {
       },
       entryPoints: "fixed",
       entryCount: defaults.entryCount,
+      onProgress,
     });
     out.nearestAny.destroy();
     return owned({

@@ -21,7 +21,7 @@ import { sqL2Ref } from "../ops/distance.ts";
 import { encodeKnnSqL2 } from "../ops/knn.ts";
 import type { HostMatrix } from "../util/matrix.ts";
 import type { ClassIndex } from "./classes.ts";
-import type { NeighbourSearch } from "./search.ts";
+import type { NeighbourSearch, SearchProgress } from "./search.ts";
 
 /** Per-anchor mining outcome; -1 where nothing qualified. */
 export interface SmartMining {
@@ -81,16 +81,18 @@ export function mineSmartRef(emb: HostMatrix, classes: ClassIndex, kappa: number
  * Smart mining on the GPU over all rows of `emb` ([N x D], the current embeddings of the training set).
  * `search` answers eps_a and the negatives (radius kappa * eps_a, in f32) on the GPU; the positives are
  * found class by class on the GPU from its dan; then one readback brings what the triplet assembly needs.
+ * `onProgress` hears the negative search's progress (the positives are one submission after it).
  */
 export async function mineSmart(
   emb: GpuBuffer<"f32">,
   classes: ClassIndex,
   kappa: number,
   search: NeighbourSearch,
+  onProgress?: SearchProgress,
 ): Promise<SmartMining> {
   const gpu = emb.gpu;
   const n = emb.rows;
-  using neg = await search.negatives(kappa);
+  using neg = await search.negatives(kappa, onProgress);
   const batch = new CommandBatch(gpu, "mining.positives");
   using pos = await encodePositives(batch, emb, classes, neg.dan);
   // One readback: eps, negative, dan, the positives in class order, their distances, the evaluations.

@@ -176,3 +176,23 @@ Deno.test("smart mining through the FANNG graph keeps its data on the GPU: one d
   assert.ok(same / withNeg >= 0.5, `graph negatives equal to exact for ${same} of ${withNeg}`);
   assert.ok((got.evaluations ?? 0) > 0);
 });
+
+Deno.test("mining reports the negative search's progress: rising counts that end at two passes over the anchors", async () => {
+  const gpu = await getGpu();
+  const { emb, labels } = blobs(700, 8, 5, 13);
+  const ci = ClassIndex.build(labels);
+  using e = GpuBuffer.fromArray(gpu, emb.data, [emb.rows, emb.cols]);
+  using l = GpuBuffer.fromArray(gpu, labels);
+  using fanng = new FanngSearch(l, { maxDegree: 16, budget: 0, seed: 3 });
+  await fanng.update(e);
+  for (const search of [fanng, new ExactSearch(e, l)]) {
+    const seen: [number, number][] = [];
+    await mineSmart(e, ci, 2, search, (done, total) => seen.push([done, total]));
+    assert.ok(seen.length >= 2, `${search.constructor.name}: ${seen.length} reports`);
+    for (let i = 0; i < seen.length; i++) {
+      assert.equal(seen[i][1], 2 * emb.rows);
+      if (i > 0) assert.ok(seen[i][0] >= seen[i - 1][0], `${search.constructor.name}: counts fall`);
+    }
+    assert.equal(seen.at(-1)![0], 2 * emb.rows, `${search.constructor.name}: ends at ${seen.at(-1)![0]}`);
+  }
+});
