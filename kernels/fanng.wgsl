@@ -1,28 +1,26 @@
-// fanng.wgsl: the FANNG graph kernels: occlusion pruning, greedy walks (traverse-add) and batched
-// backtracking search. Driven by lib/ann/prune.ts (prune_sort, prune_occlude), lib/ann/traverse_add.ts
-// (greedy) and lib/ann/search.ts (search); the plain-TS references with the same semantics are pruneRef,
-// greedyRef and lib/ann/search_ref.ts.
+// fanng.wgsl: the FANNG graph build kernels: occlusion pruning, greedy walks (traverse-add) and the kNN
+// lists (merge, NN-descent join, list heads). Driven by lib/ann/prune.ts (prune_sort, prune_occlude),
+// lib/ann/traverse_add.ts (greedy) and lib/ann/knn_graph.ts (knn_merge, nnd_join, list_head); the plain-TS
+// references with the same semantics are pruneRef, greedyRef, knnMergeRef and nnDescentIterationRef. The
+// graph search is kernels/fanng_search.wgsl.
 //
 // Vectors: column blocks of vec4 (kernels/fanng_layout.wgsl, lib/ann/vectors.ts). Bindings 1..4 hold the
-// base blocks b0..b3, bindings 5..8 the query blocks q0..q3 (search: a row block of the queries, or the base
-// itself for self-search; prune and greedy bind the base again). Blocks past nblocks are bound to block 0
+// base blocks b0..b3, bindings 5..8 the query blocks q0..q3 (the kernels here bind the base again). Blocks past nblocks are bound to block 0
 // and never read. dist(q, v) = sum over blocks of (q - v)^2 in f32 (vec4 accumulators, 8 vec4 per loop trip).
 // Graph: adjacency [N x R] u32 (NO_VERTEX = 0xFFFFFFFF past the degree), lengths [N x R] f32, degrees [N]
 // u32; each row sorted by (length, id). Every list here orders by (distance, id).
 //
-// Work split and memory: one query (search), one walk (greedy) or one vertex (prune) per invocation. Its
-// lists (search: the queue heap, the visited set, the results and the resumable state; prune: candidates and
-// kept edges) live in a scratch storage buffer, interleaved: slot s of invocation i is scratch[s * stride + i]
+// Work split and memory: one walk (greedy) or one vertex (prune, the kNN lists) per invocation. Its lists
+// (prune: candidates and kept edges) live in a scratch storage buffer, interleaved: slot s of invocation i is scratch[s * stride + i]
 // (stride = invocations in the dispatch), so neighbouring invocations touch neighbouring words (coalesced on
 // GPUs). Why not private arrays: Mesa's llvmpipe lowers dynamically indexed private arrays to branch ladders
 // whose cost grows with the array (a 1,024-slot array measured 70x slower per access than this scratch
-// layout). Why not workgroup memory: 32 KiB per workgroup cannot hold a budget-sized visited set and heap
-// for a useful number of queries, and nothing is shared between queries (no barriers needed).
+// layout). Why not workgroup memory: nothing is shared between invocations (no barriers needed).
 //
 // Bounded work per dispatch (resumable kernels): llvmpipe (Mesa's gallivm) silently ends every loop once an
-// invocation has taken 65,535 loop back-edges in total, which would truncate long searches without a trace.
-// So search, greedy and prune_occlude do at most a host-chosen amount of work per dispatch (step_cap,
-// max_hops, check_cap: sized from the loop trips of one step), keep their state in scratch, count the
+// invocation has taken 65,535 loop back-edges in total, which would truncate long walks without a trace.
+// So greedy and prune_occlude do at most a host-chosen amount of work per dispatch (max_hops, check_cap:
+// sized from the loop trips of one step), keep their state in scratch, count the
 // invocations that are not finished in active[round] (atomic), and the host dispatches further rounds until
 // that count is 0. On other adapters the caps are effectively unlimited and one round suffices.
 //
@@ -47,30 +45,10 @@
 //   pairs[2p], sets stop[p] = UNFINISHED and continues in the next round (first = 0: only UNFINISHED walks).
 //   0 params uniform GreedyParams   1..8 blocks   9 adj read   10 degrees read   11 pairs rw u32 [P x 2]
 //   12 stop rw u32 [P]   13 active rw atomic u32 [rounds]
-// Entry point search: backtracking best-first search per query (docs/method.md section 5). The queue is a binary
-//   min-heap of (distance, vertex, next edge) keyed by (distance, vertex) holding the vertices with edges left;
-//   each step takes the top, advances its edge index (popping it once exhausted), and evaluates that edge's
-//   target unless visited; every evaluated vertex with edges is pushed. The heap has Q >= budget + entries + 2
-//   slots (never overflows, nothing is dropped); the visited set is an open-addressing hash of H >= 2Q slots
-//   (vertex + 1, linear probing), so it never fills and never forgets. Stops after `budget` distance
-//   evaluations or when the heap is empty. A heap, not a sorted list: a push costs O(log Q) moves, not O(Q).
-//   Start: self-search pushes the query's own vertex at distance 0 (not evaluated, never a result), then the
-//   entry vertices are evaluated and pushed (counted in the budget).
-//   Results: the K best evaluated vertices passing the filter (label != query label when filters bit 0,
-//   d > min_scale * qmin[q] when bit 1); nearest-any: the best evaluated vertex of any label (not self).
-//   At most step_cap steps per dispatch; first_round = 1 starts every query, later rounds resume the
-//   unfinished ones.
-//   0 params uniform SearchParams   1..8 blocks   9 adj read   10 degrees read
-//   11 entries read u32 ([E] shared, entry_stride 0, or [queries x E])   12 labels read i32 [N]
-//   13 qlabels read i32 [queries]   14 qmin read f32 [queries]   15 out_idx rw u32 [queries x K]
-//   16 out_dist rw f32 [queries x K]   17 out_any rw u32 [queries]   18 out_any_dist rw f32 [queries]
-//   19 out_evals rw u32 [queries]   20 scratch rw u32 [(3Q + H + 2K + 8) x queries]
-//   21 active rw atomic u32 [rounds]   (missing results are NO_VERTEX / +Inf)
-//   Scratch per query: 12Q + 4H + 8K + 32 bytes (budget 256: Q = 512, H = 1024, about 10 KiB).
 // Dispatch: 1-D, WG invocations per workgroup, workgroups spill into y
 // (linear invocation = (wid.y * nwg.x + wid.x) * WG + lid).
-// Defines: WG; R (max degree); C (prune candidate slots); Q, K, H (search heap slots, results, hash slots;
-//   H a power of two). Entry points that do not use a define still need it (set it to 1).
+// Defines: WG; R (max degree); C (prune candidate slots). Entry points that do not use a define still need
+//   it (set it to 1).
 
 const NO_VERTEX = 0xffffffffu;
 const UNFINISHED = 0xfffffffeu;
@@ -519,7 +497,7 @@ fn list_head(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: ve
 }
 
 // ---------------------------------------------------------------------------------------------------
-// greedy (traverse-add) and search share the read-only graph
+// greedy (traverse-add) reads the graph
 
 @group(0) @binding(9) var<storage, read> adj: array<u32>;
 @group(0) @binding(10) var<storage, read> degrees: array<u32>;
@@ -584,255 +562,4 @@ fn greedy(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u
     g_stop[p] = UNFINISHED;
     atomicAdd(&g_active[gp.round], 1u);
   }
-}
-
-// ---------------------------------------------------------------------------------------------------
-// search
-
-struct SearchParams {
-  queries: u32,          // queries in this dispatch
-  n: u32,                // base vertices
-  w4: u32,
-  nblocks: u32,
-  budget: u32,           // distance evaluations per query
-  entry_count: u32,
-  entry_stride: u32,     // 0: one shared entry list; else entries of query q at q * entry_stride
-  has_self: u32,         // 1: query q is base vertex q + self_offset
-  self_offset: u32,
-  query_row_offset: u32, // query q is row q + query_row_offset of the query blocks
-  filters: u32,          // bit 0: label filter, bit 1: minimum distance
-  min_scale: f32,        // the minimum distance is min_scale * qmin[q]
-  step_cap: u32,         // steps per query in this dispatch
-  first_round: u32,
-  round: u32,
-  stop_ratio: f32,       // > 0: stop once the closest vertex with edges left is farther than this x the k-th result
-}
-
-@group(0) @binding(0) var<uniform> sp: SearchParams;
-@group(0) @binding(11) var<storage, read> s_entries: array<u32>;
-@group(0) @binding(12) var<storage, read> s_labels: array<i32>;
-@group(0) @binding(13) var<storage, read> s_qlabels: array<i32>;
-@group(0) @binding(14) var<storage, read> s_qmin: array<f32>;
-@group(0) @binding(15) var<storage, read_write> out_idx: array<u32>;
-@group(0) @binding(16) var<storage, read_write> out_dist: array<f32>;
-@group(0) @binding(17) var<storage, read_write> out_any: array<u32>;
-@group(0) @binding(18) var<storage, read_write> out_any_dist: array<f32>;
-@group(0) @binding(19) var<storage, read_write> out_evals: array<u32>;
-@group(0) @binding(20) var<storage, read_write> s_scratch: array<u32>;
-@group(0) @binding(21) var<storage, read_write> s_active: array<atomic<u32>>;
-
-// Search scratch: heap distances [0, Q), vertices [Q, 2Q), next edges [2Q, 3Q); visited hash [3Q, 3Q + H);
-// result distances and vertices (K each); the state: heap size, result count, evaluations, nearest-any
-// distance and vertex, next entry, status (1 = unfinished).
-const HD = 0u;
-const HV = u32(Q);
-const HE = 2u * u32(Q);
-const VIS = 3u * u32(Q);
-const RD = 3u * u32(Q) + u32(H);
-const RV = 3u * u32(Q) + u32(H) + u32(K);
-const ST = 3u * u32(Q) + u32(H) + 2u * u32(K);
-
-var<private> heap_n: u32;
-var<private> res_n: u32;
-
-fn heap_d(i: u32) -> f32 { return bitcast<f32>(s_scratch[slot(HD + i)]); }
-fn heap_v(i: u32) -> u32 { return s_scratch[slot(HV + i)]; }
-fn heap_e(i: u32) -> u32 { return s_scratch[slot(HE + i)]; }
-fn heap_set(i: u32, d: f32, v: u32, e: u32) {
-  s_scratch[slot(HD + i)] = bitcast<u32>(d);
-  s_scratch[slot(HV + i)] = v;
-  s_scratch[slot(HE + i)] = e;
-}
-fn res_d(i: u32) -> f32 { return bitcast<f32>(s_scratch[slot(RD + i)]); }
-fn res_v(i: u32) -> u32 { return s_scratch[slot(RV + i)]; }
-fn res_set(i: u32, d: f32, v: u32) {
-  s_scratch[slot(RD + i)] = bitcast<u32>(d);
-  s_scratch[slot(RV + i)] = v;
-}
-
-fn hash_u32(x: u32) -> u32 {
-  var z = x * 0x9e3779b9u;
-  z ^= z >> 16u;
-  z *= 0x85ebca6bu;
-  z ^= z >> 13u;
-  return z;
-}
-
-// Marks v visited; false when it already was.
-fn visit(v: u32) -> bool {
-  var h = hash_u32(v) & (H - 1u);
-  for (var probe = 0u; probe < H; probe++) {
-    let s = s_scratch[slot(VIS + h)];
-    if (s == 0u) {
-      s_scratch[slot(VIS + h)] = v + 1u;
-      return true;
-    }
-    if (s == v + 1u) { return false; }
-    h = (h + 1u) & (H - 1u);
-  }
-  return true;
-}
-
-fn heap_push(d: f32, v: u32) {
-  if (heap_n >= Q) { return; }
-  var i = heap_n;
-  heap_n++;
-  while (i > 0u) {
-    let p = (i - 1u) / 2u;
-    let pd = heap_d(p);
-    let pv = heap_v(p);
-    if (!before(d, v, pd, pv)) { break; }
-    heap_set(i, pd, pv, heap_e(p));
-    i = p;
-  }
-  heap_set(i, d, v, 0u);
-}
-
-fn heap_pop() {
-  heap_n--;
-  let n = heap_n;
-  if (n == 0u) { return; }
-  let d = heap_d(n);
-  let v = heap_v(n);
-  let e = heap_e(n);
-  var i = 0u;
-  loop {
-    let l = 2u * i + 1u;
-    if (l >= n) { break; }
-    var c = l;
-    var cd = heap_d(l);
-    var cv = heap_v(l);
-    if (l + 1u < n) {
-      let rd = heap_d(l + 1u);
-      let rv = heap_v(l + 1u);
-      if (before(rd, rv, cd, cv)) { c = l + 1u; cd = rd; cv = rv; }
-    }
-    if (!before(cd, cv, d, v)) { break; }
-    heap_set(i, cd, cv, heap_e(c));
-    i = c;
-  }
-  heap_set(i, d, v, e);
-}
-
-// Pushes an evaluated vertex unless it has no edges to follow.
-fn enqueue(d: f32, v: u32) {
-  if (degrees[v] > 0u) { heap_push(d, v); }
-}
-
-fn add_result(d: f32, v: u32) {
-  var n = res_n;
-  if (n == K) {
-    if (!before(d, v, res_d(K - 1u), res_v(K - 1u))) { return; }
-    n = K - 1u;
-  }
-  var i = n;
-  while (i > 0u) {
-    let pd = res_d(i - 1u);
-    let pv = res_v(i - 1u);
-    if (!before(d, v, pd, pv)) { break; }
-    res_set(i, pd, pv);
-    i--;
-  }
-  res_set(i, d, v);
-  res_n = n + 1u;
-}
-
-@compute @workgroup_size(WG)
-fn search(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
-          @builtin(local_invocation_index) lid: u32) {
-  let q = linear_id(wid, nwg, lid);
-  if (q >= sp.queries) { return; }
-  g_w4 = sp.w4;
-  g_nblocks = sp.nblocks;
-  g_lane = q;
-  g_stride = sp.queries;
-  if (sp.first_round == 0u && s_scratch[slot(ST + 6u)] != 1u) { return; }
-  let qrow = q + sp.query_row_offset;
-  let self_v = select(NO_VERTEX, q + sp.self_offset, sp.has_self != 0u);
-  let use_labels = (sp.filters & 1u) != 0u;
-  let use_min = (sp.filters & 2u) != 0u;
-  var qlabel = 0;
-  if (use_labels) { qlabel = s_qlabels[q]; }
-  var min_d = 0.0;
-  if (use_min) { min_d = sp.min_scale * s_qmin[q]; }
-
-  var any_d = inf();
-  var any_v = NO_VERTEX;
-  var evals = 0u;
-  var next_entry = 0u;
-  if (sp.first_round != 0u) {
-    for (var h = 0u; h < H; h += 8u) {
-      for (var k = 0u; k < 8u; k++) { s_scratch[slot(VIS + h + k)] = 0u; }
-    }
-    heap_n = 0u;
-    res_n = 0u;
-    if (self_v < sp.n) {
-      visit(self_v);
-      enqueue(0.0, self_v);
-    }
-  } else {
-    heap_n = s_scratch[slot(ST)];
-    res_n = s_scratch[slot(ST + 1u)];
-    evals = s_scratch[slot(ST + 2u)];
-    any_d = bitcast<f32>(s_scratch[slot(ST + 3u)]);
-    any_v = s_scratch[slot(ST + 4u)];
-    next_entry = s_scratch[slot(ST + 5u)];
-  }
-
-  var steps = 0u;
-  var done = false;
-  loop {
-    if (evals >= sp.budget) { done = true; break; }
-    if (steps >= sp.step_cap) { break; }
-    steps++;
-    var c = NO_VERTEX;
-    if (next_entry < sp.entry_count) {
-      c = s_entries[q * sp.entry_stride + next_entry];
-      next_entry++;
-    } else {
-      if (heap_n == 0u) { done = true; break; }
-      let v = heap_v(0u);
-      let e = heap_e(0u);
-      if (e >= min(degrees[v], R)) {
-        heap_pop();
-        continue;
-      }
-      if (sp.stop_ratio > 0.0 && res_n == K && heap_d(0u) > sp.stop_ratio * res_d(K - 1u)) {
-        done = true;
-        break;
-      }
-      s_scratch[slot(HE)] = e + 1u;
-      c = adj[v * R + e];
-    }
-    if (c >= sp.n || !visit(c)) { continue; }
-    let d = dist(qrow, c);
-    evals++;
-    if (before(d, c, any_d, any_v)) { any_d = d; any_v = c; }
-    if ((!use_labels || s_labels[c] != qlabel) && (!use_min || d > min_d)) { add_result(d, c); }
-    enqueue(d, c);
-  }
-
-  if (!done) {
-    s_scratch[slot(ST)] = heap_n;
-    s_scratch[slot(ST + 1u)] = res_n;
-    s_scratch[slot(ST + 2u)] = evals;
-    s_scratch[slot(ST + 3u)] = bitcast<u32>(any_d);
-    s_scratch[slot(ST + 4u)] = any_v;
-    s_scratch[slot(ST + 5u)] = next_entry;
-    s_scratch[slot(ST + 6u)] = 1u;
-    atomicAdd(&s_active[sp.round], 1u);
-    return;
-  }
-  s_scratch[slot(ST + 6u)] = 2u;
-  for (var k = 0u; k < res_n; k++) {
-    out_idx[q * K + k] = res_v(k);
-    out_dist[q * K + k] = res_d(k);
-  }
-  for (var k = res_n; k < K; k++) {
-    out_idx[q * K + k] = NO_VERTEX;
-    out_dist[q * K + k] = inf();
-  }
-  out_any[q] = any_v;
-  out_any_dist[q] = any_d;
-  out_evals[q] = evals;
 }

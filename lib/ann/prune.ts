@@ -115,7 +115,7 @@ export async function prune(
   // Occlusion checks per vertex per dispatch: each costs a distance's loop trips plus the loop's own.
   // A dispatch may exceed the cap by one candidate's checks (at most R).
   const checkCap = options.checkCap ?? Math.max(r, Math.floor((budget - 4 * r - 64) / (trips + 2)) - r);
-  const defines = { WG, R: r, C: c, Q: 1, K: 1, H: 1 };
+  const defines = { WG, R: r, C: c };
   const sortPipe = await gpu.pipelines.get("fanng", "prune_sort", defines);
   const occludePipe = await gpu.pipelines.get("fanng", "prune_occlude", defines);
   // Scratch: 2C + 2R + 4 words per vertex; as many vertices per dispatch as fit one binding.

@@ -42,9 +42,6 @@ export async function runGreedy(
     WG,
     R: graph.maxDegree,
     C: 1,
-    Q: 1,
-    K: 1,
-    H: 1,
   });
   // Moves per dispatch: each costs up to R distances.
   const trips = distanceTrips(vectors.layout.count, vectors.layout.w4);
