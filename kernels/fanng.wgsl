@@ -45,8 +45,8 @@
 //   pairs[2p], sets stop[p] = UNFINISHED and continues in the next round (first = 0: only UNFINISHED walks).
 //   0 params uniform GreedyParams   1..8 blocks   9 adj read   10 degrees read   11 pairs rw u32 [P x 2]
 //   12 stop rw u32 [P]   13 active rw atomic u32 [rounds]
-// Dispatch: 1-D, WG invocations per workgroup, workgroups spill into y
-// (linear invocation = (wid.y * nwg.x + wid.x) * WG + lid).
+// Dispatch: 1-D, WG invocations per workgroup, workgroups spill into y (linear_invocation, from the prelude).
+// Interface: lib/gpu/specs/fanng.ts (uniform structs and binding names; its prelude is prepended).
 // Defines: WG; R (max degree); C (prune candidate slots). Entry points that do not use a define still need
 //   it (set it to 1).
 
@@ -71,8 +71,6 @@ var<private> g_stride: u32;
 // +Inf through a variable: a constant bitcast to Inf is a shader-creation error in Tint (Chromium, Dawn).
 var<private> INF_BITS: u32 = 0x7f800000u;
 fn inf() -> f32 { return bitcast<f32>(INF_BITS); }
-
-fn linear_id(wid: vec3u, nwg: vec3u, lid: u32) -> u32 { return (wid.y * nwg.x + wid.x) * WG + lid; }
 
 // (d1, v1) orders before (d2, v2).
 fn before(d1: f32, v1: u32, d2: f32, v2: u32) -> bool { return d1 < d2 || (d1 == d2 && v1 < v2); }
@@ -169,21 +167,7 @@ fn dist(q: u32, v: u32) -> f32 {
 // ---------------------------------------------------------------------------------------------------
 // prune_sort, prune_occlude
 
-struct PruneParams {
-  n: u32,
-  count: u32,
-  v0: u32,
-  w4: u32,
-  nblocks: u32,
-  extra_slots: u32,
-  merge: u32,
-  only_with_extra: u32,
-  extra_row0: u32,
-  check_cap: u32,
-  round: u32,
-  presorted: u32,
-  alpha2: f32,     // occlusion scale: u occludes c when alpha2 * d(u,c) < d(v,c) (1: FANNG's rule)
-}
+// PruneParams (the prelude, from lib/gpu/specs/fanng.ts): n, count, v0, w4, nblocks, extra_slots, merge, only_with_extra, extra_row0, check_cap, round, presorted, alpha2.
 
 @group(0) @binding(0) var<uniform> pp: PruneParams;
 @group(0) @binding(9) var<storage, read> p_extra: array<u32>;
@@ -227,7 +211,7 @@ fn cand_insert(n: u32, d: f32, v: u32) -> u32 {
 }
 
 fn prune_setup(wid: vec3u, nwg: vec3u, lid: u32) -> u32 {
-  let i = linear_id(wid, nwg, lid);
+  let i = linear_invocation(wid, nwg, lid);
   g_w4 = pp.w4;
   g_nblocks = pp.nblocks;
   g_lane = i;
@@ -347,42 +331,11 @@ fn prune_occlude(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg
 // ---------------------------------------------------------------------------------------------------
 // knn_merge, nnd_join, list_head: the kNN candidate lists of the build (lib/ann/knn_graph.ts)
 
-struct MergeParams {
-  n: u32,
-  count: u32,      // query rows of the block: vertices q0 .. q0 + count - 1
-  q0: u32,
-  row0: u32,       // list row 0 of the bound list range is vertex row0
-  w4: u32,
-  nblocks: u32,
-  width: u32,      // list length L
-  cols: u32,       // result columns (row stride of m_res)
-  j0: u32,         // result columns j0 .. j1 - 1 in this dispatch
-  j1: u32,
-  base_rows: u32,  // rows of the block's base (its map)
-}
+// MergeParams (the prelude, from lib/gpu/specs/fanng.ts): n, count, q0, row0, w4, nblocks, width, cols, j0, j1, base_rows.
 
-struct JoinParams {
-  n: u32,
-  count: u32,      // vertices v0 .. v0 + count - 1
-  v0: u32,
-  w4: u32,
-  nblocks: u32,
-  width: u32,      // list length L
-  fwd: u32,        // forward hubs S (<= L)
-  rev_width: u32,  // reverse hubs SR
-  per_hub: u32,    // head entries S2 read from each hub
-  rev_offer: u32,  // reverse entries of each hub offered too (<= rev_width)
-  hub0: u32,       // hubs hub0 .. hub1 - 1 in this dispatch (forward first, then reverse)
-  hub1: u32,
-  first: u32,      // 1: clear the NEW flags of the row first
-}
+// JoinParams (the prelude, from lib/gpu/specs/fanng.ts): n, count, v0, w4, nblocks, width, fwd, rev_width, per_hub, rev_offer, hub0, hub1, first.
 
-struct HeadParams {
-  count: u32,      // rows of the bound range
-  width: u32,
-  cols: u32,       // head columns copied
-  strip: u32,      // 1: clear the NEW flags
-}
+// HeadParams (the prelude, from lib/gpu/specs/fanng.ts): count, width, cols, strip.
 
 @group(0) @binding(0) var<uniform> mp: MergeParams;
 @group(0) @binding(0) var<uniform> jp: JoinParams;
@@ -424,7 +377,7 @@ fn list_insert(o: u32, width: u32, d: f32, c: u32) -> bool {
 @compute @workgroup_size(WG)
 fn knn_merge(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
              @builtin(local_invocation_index) lid: u32) {
-  let i = linear_id(wid, nwg, lid);
+  let i = linear_invocation(wid, nwg, lid);
   if (i >= mp.count) { return; }
   g_w4 = mp.w4;
   g_nblocks = mp.nblocks;
@@ -442,7 +395,7 @@ fn knn_merge(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: ve
 @compute @workgroup_size(WG)
 fn nnd_join(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
             @builtin(local_invocation_index) lid: u32) {
-  let i = linear_id(wid, nwg, lid);
+  let i = linear_invocation(wid, nwg, lid);
   if (i >= jp.count) { return; }
   g_w4 = jp.w4;
   g_nblocks = jp.nblocks;
@@ -488,7 +441,7 @@ fn nnd_join(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec
 @compute @workgroup_size(WG)
 fn list_head(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
              @builtin(local_invocation_index) lid: u32) {
-  let i = linear_id(wid, nwg, lid);
+  let i = linear_invocation(wid, nwg, lid);
   if (i >= hp.count) { return; }
   for (var j = 0u; j < hp.cols; j++) {
     let e = h_in[i * hp.width + j];
@@ -502,15 +455,7 @@ fn list_head(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: ve
 @group(0) @binding(9) var<storage, read> adj: array<u32>;
 @group(0) @binding(10) var<storage, read> degrees: array<u32>;
 
-struct GreedyParams {
-  pairs: u32,
-  n: u32,
-  w4: u32,
-  nblocks: u32,
-  max_hops: u32,
-  first: u32,
-  round: u32,
-}
+// GreedyParams (the prelude, from lib/gpu/specs/fanng.ts): pairs, n, w4, nblocks, max_hops, first, round.
 
 @group(0) @binding(0) var<uniform> gp: GreedyParams;
 @group(0) @binding(11) var<storage, read_write> g_pairs: array<u32>;
@@ -520,7 +465,7 @@ struct GreedyParams {
 @compute @workgroup_size(WG)
 fn greedy(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
           @builtin(local_invocation_index) lid: u32) {
-  let p = linear_id(wid, nwg, lid);
+  let p = linear_invocation(wid, nwg, lid);
   if (p >= gp.pairs) { return; }
   if (gp.first == 0u && g_stop[p] != UNFINISHED) { return; }
   g_w4 = gp.w4;

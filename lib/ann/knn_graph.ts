@@ -29,7 +29,8 @@ import type { HostMatrix } from "../util/matrix.ts";
 import { before, sqDistRows } from "./distance_ref.ts";
 import { NO_VERTEX } from "./graph.ts";
 import { distanceTrips, loopBudget } from "../gpu/rounds.ts";
-import type { VectorBlocks } from "./vectors.ts";
+import { blockBindings, type VectorBlocks } from "./vectors.ts";
+import { FANNG } from "../gpu/specs/fanng.ts";
 
 /** Flag bit of a list entry added since the last NN-descent iteration. */
 export const NEW = 0x80000000;
@@ -180,10 +181,10 @@ export async function encodeKnnMerge(
         `of ${n} (vectors ${vectors.rows})`,
     );
   }
-  const pipeline = await gpu.pipelines.get("fanng", "knn_merge", DEFINES);
+  const pipeline = await FANNG.pipeline(gpu, "knn_merge", DEFINES);
   const trips = distanceTrips(vectors.layout.count, vectors.layout.w4) + insertTrips(width) + 2;
   const perDispatch = Math.max(1, colsPerDispatch ?? Math.floor((loopBudget(gpu) - 64) / trips));
-  const blocks = vectors.bindings();
+  const blocks = blockBindings(vectors);
   const step = rowsPerDispatch(gpu, width, cols);
   for (let s = block.q0; s < block.q0 + block.count; s += step) {
     const count = Math.min(step, block.q0 + block.count - s);
@@ -191,30 +192,28 @@ export async function encodeKnnMerge(
     const rows = s + count - row0;
     const resRow = s - block.q0;
     for (let j0 = 0; j0 < cols; j0 += perDispatch) {
-      const params = batch.uniform([
-        n,
-        count,
-        s,
-        row0,
-        vectors.layout.w4,
-        vectors.layout.count,
-        width,
-        cols,
-        j0,
-        Math.min(cols, j0 + perDispatch),
-        block.map.length,
-      ]);
-      batch.dispatch(
+      batch.run(
         pipeline,
-        [
-          params,
+        {
+          mp: {
+            n,
+            count,
+            q0: s,
+            row0,
+            w4: vectors.layout.w4,
+            nblocks: vectors.layout.count,
+            width,
+            cols,
+            j0,
+            j1: Math.min(cols, j0 + perDispatch),
+            base_rows: block.map.length,
+          },
           ...blocks,
-          ...blocks,
-          block.results.binding(resRow * cols, count * cols),
-          block.map,
-          lists.ids.binding(row0 * width, rows * width),
-          lists.dists.binding(row0 * width, rows * width),
-        ],
+          m_res: block.results.binding(resRow * cols, count * cols),
+          m_map: block.map,
+          l_ids: lists.ids.binding(row0 * width, rows * width),
+          l_dists: lists.dists.binding(row0 * width, rows * width),
+        },
         grid1d(gpu, Math.ceil(count / WG)),
         "fanng.knn_merge",
       );
@@ -334,17 +333,17 @@ export async function encodeListHeads<D extends "u32" | "f32">(
   if (cols > width || out.length < n * cols) {
     throw new ShapeError(`list heads: ${cols} columns of lists ${width} wide into ${out.length} words`);
   }
-  const pipeline = await gpu.pipelines.get("fanng", "list_head", DEFINES);
+  const pipeline = await FANNG.pipeline(gpu, "list_head", DEFINES);
   const step = rowsPerDispatch(gpu, width, cols);
   for (let s = 0; s < n; s += step) {
     const count = Math.min(step, n - s);
-    batch.dispatch(
+    batch.run(
       pipeline,
-      [
-        batch.uniform([count, width, cols, strip ? 1 : 0]),
-        src.binding(s * width, count * width),
-        out.binding(s * cols, count * cols),
-      ],
+      {
+        hp: { count, width, cols, strip: strip ? 1 : 0 },
+        h_in: src.binding(s * width, count * width),
+        h_out: out.binding(s * cols, count * cols),
+      },
       grid1d(gpu, Math.ceil(count / WG)),
       "fanng.list_head",
     );
@@ -387,7 +386,7 @@ export async function nnDescentIteration(
     revWidth,
   ]);
   using updates = GpuBuffer.zeros(gpu, "u32", [1], "nnd updates");
-  const pipeline = await gpu.pipelines.get("fanng", "nnd_join", DEFINES);
+  const pipeline = await FANNG.pipeline(gpu, "nnd_join", DEFINES);
   const offer = o.reverseOffer ?? o.reverse;
   const hubTrips = (o.perHub + offer) *
     (distanceTrips(vectors.layout.count, vectors.layout.w4) + insertTrips(width) + 2);
@@ -402,40 +401,38 @@ export async function nnDescentIteration(
   }
   const hubs = o.forward + o.reverse;
   const hubsPer = Math.max(1, o.hubsPerDispatch ?? Math.floor(budget / hubTrips));
-  const blocks = vectors.bindings();
+  const blocks = blockBindings(vectors);
   const step = rowsPerDispatch(gpu, width, 2);
   for (let s = 0; s < n; s += step) {
     const count = Math.min(step, n - s);
     const batch = new CommandBatch(gpu, "fanng.nnd_join");
     for (let h0 = 0; h0 < Math.max(1, hubs); h0 += hubsPer) {
-      const params = batch.uniform([
-        n,
-        count,
-        s,
-        vectors.layout.w4,
-        vectors.layout.count,
-        width,
-        o.forward,
-        revWidth,
-        o.perHub,
-        offer,
-        h0,
-        Math.min(hubs, h0 + hubsPer),
-        h0 === 0 ? 1 : 0,
-      ]);
-      batch.dispatch(
+      batch.run(
         pipeline,
-        [
-          params,
+        {
+          jp: {
+            n,
+            count,
+            v0: s,
+            w4: vectors.layout.w4,
+            nblocks: vectors.layout.count,
+            width,
+            fwd: o.forward,
+            rev_width: revWidth,
+            per_hub: o.perHub,
+            rev_offer: offer,
+            hub0: h0,
+            hub1: Math.min(hubs, h0 + hubsPer),
+            first: h0 === 0 ? 1 : 0,
+          },
           ...blocks,
-          ...blocks,
-          heads,
-          revBuf,
-          lists.ids.binding(s * width, count * width),
-          lists.dists.binding(s * width, count * width),
-          updates,
-          comparedBuf.binding(2 * s, 2 * count),
-        ],
+          j_heads: heads,
+          j_rev: revBuf,
+          l_ids: lists.ids.binding(s * width, count * width),
+          l_dists: lists.dists.binding(s * width, count * width),
+          j_updates: updates,
+          j_block: comparedBuf.binding(2 * s, 2 * count),
+        },
         grid1d(gpu, Math.ceil(count / WG)),
         "fanng.nnd_join",
       );

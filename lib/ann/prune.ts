@@ -11,14 +11,15 @@
  */
 import { fmtShape, ShapeError, UserError } from "../errors.ts";
 import { GpuBuffer } from "../gpu/buffer.ts";
-import { type CommandBatch, grid1d } from "../gpu/dispatch.ts";
+import { grid1d } from "../gpu/dispatch.ts";
 import type { HostMatrix } from "../util/matrix.ts";
 import { before, sqDistRows } from "./distance_ref.ts";
 import { NO_VERTEX, type PaddedGraph } from "./graph.ts";
 import type { GpuGraph } from "./gpu_graph.ts";
 import { distanceTrips, loopBudget, runRounds } from "../gpu/rounds.ts";
 import { alignedRow } from "./knn_graph.ts";
-import type { VectorBlocks } from "./vectors.ts";
+import { blockBindings, type VectorBlocks } from "./vectors.ts";
+import { FANNG } from "../gpu/specs/fanng.ts";
 
 /** Which vertices are pruned and how. */
 export interface PruneOptions {
@@ -116,54 +117,49 @@ export async function prune(
   // A dispatch may exceed the cap by one candidate's checks (at most R).
   const checkCap = options.checkCap ?? Math.max(r, Math.floor((budget - 4 * r - 64) / (trips + 2)) - r);
   const defines = { WG, R: r, C: c };
-  const sortPipe = await gpu.pipelines.get("fanng", "prune_sort", defines);
-  const occludePipe = await gpu.pipelines.get("fanng", "prune_occlude", defines);
+  const sortPipe = await FANNG.pipeline(gpu, "prune_sort", defines);
+  const occludePipe = await FANNG.pipeline(gpu, "prune_occlude", defines);
   // Scratch: 2C + 2R + 4 words per vertex; as many vertices per dispatch as fit one binding.
   const words = 2 * c + 2 * r + 4;
   const per = Math.max(1, Math.min(count, Math.floor(gpu.maxBindingBytes / (4 * words))));
   using scratch = GpuBuffer.zeros(gpu, "u32", [per * words], "fanng prune scratch");
-  const blocks = vectors.bindings();
+  const blocks = blockBindings(vectors);
+  const { w4, count: nblocks } = vectors.layout;
   for (let s0 = start; s0 < start + count; s0 += per) {
     const m = Math.min(per, start + count - s0);
     // Bind only the candidate rows of this dispatch (from an aligned row a), so `extra` may exceed a binding.
     const a = slots ? alignedRow(gpu, s0 - row0, slots) : 0;
     const rows = slots ? s0 - row0 + m - a : extra.rows;
     const extraRows = extra.binding(a * slots, rows * slots);
-    const params = (batch: CommandBatch, round: number) =>
-      batch.uniform([
-        n,
-        m,
-        s0,
-        vectors.layout.w4,
-        vectors.layout.count,
-        slots,
-        options.merge ? 1 : 0,
-        options.onlyWithExtra ? 1 : 0,
-        row0 + a,
-        checkCap,
-        round,
-        dists ? 1 : 0,
-        { f32: alpha2 },
-      ]);
     const groups = grid1d(gpu, Math.ceil(m / WG));
+    const io = {
+      ...blocks,
+      p_extra: extraRows,
+      p_adj: graph.adjacency,
+      p_len: graph.lengths,
+      p_deg: graph.degrees,
+      p_scratch: scratch,
+    };
     await runRounds(gpu, "fanng.prune", (batch, round, active) => {
-      const bind = [
-        params(batch, round),
-        ...blocks,
-        ...blocks,
-        extraRows,
-        graph.adjacency,
-        graph.lengths,
-        graph.degrees,
-        scratch,
-        active,
-      ];
-      // prune_sort binds the presorted distances (any buffer when unused) where prune_occlude binds `active`.
       if (round === 0) {
+        const pp = {
+          n,
+          count: m,
+          v0: s0,
+          w4,
+          nblocks,
+          extra_slots: slots,
+          merge: options.merge ? 1 : 0,
+          only_with_extra: options.onlyWithExtra ? 1 : 0,
+          extra_row0: row0 + a,
+          presorted: dists ? 1 : 0,
+        };
+        // The presorted distances, or any buffer when unused.
         const distRows = dists ? dists.binding(a * slots, rows * slots) : extraRows;
-        batch.dispatch(sortPipe, [...bind.slice(0, -1), distRows], groups, "fanng.prune_sort");
+        batch.run(sortPipe, { pp, ...io, p_extra_dist: distRows }, groups, "fanng.prune_sort");
       }
-      batch.dispatch(occludePipe, bind, groups, "fanng.prune_occlude");
+      const pp = { count: m, v0: s0, w4, nblocks, check_cap: checkCap, round, alpha2 };
+      batch.run(occludePipe, { pp, ...io, p_active: active }, groups, "fanng.prune_occlude");
       return Promise.resolve();
     }, { perSubmit: 2 });
   }

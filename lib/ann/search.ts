@@ -16,7 +16,7 @@ import { type Bindable, CommandBatch, grid1d } from "../gpu/dispatch.ts";
 import type { GpuGraph } from "./gpu_graph.ts";
 import { loopBudget, runRounds } from "../gpu/rounds.ts";
 import { FANNG_SEARCH, SEARCH_FLAGS } from "../gpu/specs/fanng_search.ts";
-import type { VectorBlocks } from "./vectors.ts";
+import { blockBindings, type VectorBlocks } from "./vectors.ts";
 
 /** Largest k and ef of a FANNG search: the length of a query's sorted result and candidate lists. */
 export const SEARCH_MAX_K = 1024;
@@ -187,9 +187,7 @@ function distanceLoopTrips(blocks: number, w4: number): number {
  * `rows[0]` .. + `rows[1]` of them, or all), the graph.
  */
 function graphBindings(base: VectorBlocks, queries: VectorBlocks, graph: GpuGraph, rows?: [number, number]) {
-  const [b0, b1, b2, b3] = base.bindings();
-  const [q0, q1, q2, q3] = rows ? queries.bindings(rows[0], rows[1]) : queries.bindings();
-  return { b0, b1, b2, b3, q0, q1, q2, q3, adj: graph.adjacency, degrees: graph.degrees };
+  return { ...blockBindings(base, queries, rows), adj: graph.adjacency, degrees: graph.degrees };
 }
 
 /** Widest query row (in vec4) a search keeps in registers: 32 vec4, D <= 128. */

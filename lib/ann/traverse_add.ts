@@ -17,7 +17,8 @@ import { NO_VERTEX, type PaddedGraph } from "./graph.ts";
 import type { GpuGraph } from "./gpu_graph.ts";
 import { prune } from "./prune.ts";
 import { distanceTrips, loopBudget, runRounds } from "../gpu/rounds.ts";
-import type { VectorBlocks } from "./vectors.ts";
+import { blockBindings, type VectorBlocks } from "./vectors.ts";
+import { FANNG } from "../gpu/specs/fanng.ts";
 
 const WG = 64;
 
@@ -38,7 +39,7 @@ export async function runGreedy(
   const gpu = vectors.gpu;
   const count = pairs.length / 2;
   const stops = GpuBuffer.zeros(gpu, "u32", [count], "fanng greedy stops");
-  const pipeline = await gpu.pipelines.get("fanng", "greedy", {
+  const pipeline = await FANNG.pipeline(gpu, "greedy", {
     WG,
     R: graph.maxDegree,
     C: 1,
@@ -47,20 +48,28 @@ export async function runGreedy(
   const trips = distanceTrips(vectors.layout.count, vectors.layout.w4);
   const hops = hopsPerRound ??
     Math.max(1, Math.floor((loopBudget(gpu) - 64) / (1 + graph.maxDegree * (trips + 1))));
-  const blocks = vectors.bindings();
+  const blocks = blockBindings(vectors);
   await runRounds(gpu, "fanng.greedy", (batch, round, active) => {
-    const params = batch.uniform([
-      count,
-      graph.vertexCount,
-      vectors.layout.w4,
-      vectors.layout.count,
-      Math.min(hops, MAX_HOPS),
-      round === 0 ? 1 : 0,
+    const gp = {
+      pairs: count,
+      n: graph.vertexCount,
+      w4: vectors.layout.w4,
+      nblocks: vectors.layout.count,
+      max_hops: Math.min(hops, MAX_HOPS),
+      first: round === 0 ? 1 : 0,
       round,
-    ]);
-    batch.dispatch(
+    };
+    batch.run(
       pipeline,
-      [params, ...blocks, ...blocks, graph.adjacency, graph.degrees, pairs, stops, active],
+      {
+        gp,
+        ...blocks,
+        adj: graph.adjacency,
+        degrees: graph.degrees,
+        g_pairs: pairs,
+        g_stop: stops,
+        g_active: active,
+      },
       grid1d(gpu, Math.ceil(count / WG)),
       "fanng.greedy",
     );

@@ -148,3 +148,13 @@ export class VectorBlocks implements Disposable {
     this.destroy();
   }
 }
+
+/**
+ * Bindings 1..8 of the FANNG kernels by name: the base's column blocks b0..b3 and the queries' q0..q3 (rows
+ * `rows[0]` .. + `rows[1]` of them, or all; the base itself by default).
+ */
+export function blockBindings(base: VectorBlocks, queries: VectorBlocks = base, rows?: [number, number]) {
+  const [b0, b1, b2, b3] = base.bindings();
+  const [q0, q1, q2, q3] = rows ? queries.bindings(rows[0], rows[1]) : queries.bindings();
+  return { b0, b1, b2, b3, q0, q1, q2, q3 };
+}

@@ -7,6 +7,7 @@
 import type { KernelSpec } from "../spec.ts";
 import { DISTANCE } from "./distance.ts";
 import { EVAL_TILES } from "./eval_tiles.ts";
+import { FANNG } from "./fanng.ts";
 import { FANNG_LAYOUT } from "./fanng_layout.ts";
 import { FANNG_SEARCH } from "./fanng_search.ts";
 import { GATHER } from "./gather.ts";
@@ -24,6 +25,7 @@ export const KERNEL_SPECS: Readonly<Record<string, KernelSpec>> = Object.fromEnt
   [
     DISTANCE,
     EVAL_TILES,
+    FANNG,
     FANNG_LAYOUT,
     FANNG_SEARCH,
     GATHER,
@@ -41,4 +43,4 @@ export const KERNEL_SPECS: Readonly<Record<string, KernelSpec>> = Object.fromEnt
 );
 
 /** Kernels still compiled by name, with their own structs and positional uniforms (to be converted). */
-export const KERNELS_WITHOUT_SPEC: readonly string[] = ["fanng"];
+export const KERNELS_WITHOUT_SPEC: readonly string[] = [];
