@@ -89,6 +89,7 @@ export {
   type FanngSearchOptions,
   type GpuNegatives,
   type NeighbourSearch,
+  type SearchProgress,
 } from "./lib/mining/search.ts";
 export {
   assembleEpoch,

@@ -87,11 +87,18 @@ export interface TrainOptions {
   /**
    * Continue the run in this folder from its last checkpoint: its config.json is used, and `input` may
    * change only {@link RESUMABLE_FIELDS} (e.g. raise `epochs`); anything else is refused.
+   * @default none: a new run
    */
   resume?: string;
-  /** Replace the run already in `outDir` (default: an existing run folder is refused). */
+  /**
+   * Replace the run already in `outDir` (default: an existing run folder is refused).
+   * @default false
+   */
   overwrite?: boolean;
-  /** GPU context to use (default: the process-wide one). */
+  /**
+   * GPU context to use (default: the process-wide one).
+   * @default the process-wide one
+   */
   gpu?: Gpu;
 }
 

@@ -50,72 +50,142 @@ import { VectorBlocks } from "./vectors.ts";
 
 /** Options of {@link buildGraph} (and `FanngIndex.build`). Every field has a default. */
 export interface FanngBuildOptions {
-  /** Maximum out-degree R (default 32). */
+  /**
+   * Maximum out-degree R (default 32).
+   * @default 32
+   */
   maxDegree?: number;
-  /** Candidates per vertex: the kNN list length and the pool offered to the occlusion rule (default maxDegree; 1..128). */
+  /**
+   * Candidates per vertex: the kNN list length and the pool offered to the occlusion rule (default maxDegree; 1..128).
+   * @default maxDegree
+   */
   candidates?: number;
-  /** Reverse-edge candidates merged per vertex after pruning (default maxDegree; 0 disables). */
+  /**
+   * Reverse-edge candidates merged per vertex after pruning (default maxDegree; 0 disables).
+   * @default maxDegree
+   */
   reverseEdges?: number;
   /**
    * Occlusion scale (default 1: FANNG's rule, docs/method.md section 5). Above 1, DiskANN/Vamana's robust pruning:
    * c is occluded by a kept u only when alpha * d(u,c) < d(v,c), which keeps more, longer edges; such a
    * graph no longer obeys FANNG's rule.
+   * @default 1
    */
   alpha?: number;
-  /** Traverse-add walks after pruning, as a multiple of N (default 0). */
+  /**
+   * Traverse-add walks after pruning, as a multiple of N (default 0.5).
+   * @default 0.5
+   */
   traverseAddIters?: number;
-  /** Traverse-add walks of `refresh`, as a multiple of N (default 0). */
+  /**
+   * Traverse-add walks of `refresh`, as a multiple of N (default 0.25).
+   * @default 0.25
+   */
   refreshTraverseAddIters?: number;
-  /** N at or below which candidates are exact (one fused kNN over all points; default 4096). */
+  /**
+   * N at or below which candidates are exact (one fused kNN over all points; default 4096).
+   * @default 4096
+   */
   exactLimit?: number;
   /**
    * When the partition's blocks would find fewer than this fraction of the true 10 nearest (estimated on
    * 256 points; default 0.5: data without cluster structure, e.g. random 64-d vectors) and N <=
    * `exactFallback`, the candidates are exact instead.
+   * @default 0.5
    */
   minBlockRecall?: number;
-  /** Largest N of the exact fallback (default 200,000; exact kNN costs N^2 distances). */
+  /**
+   * Largest N of the exact fallback (default 200,000; exact kNN costs N^2 distances).
+   * @default 200,000
+   */
   exactFallback?: number;
   /**
    * Smallest points per partition cluster (default 1024): exact kNN runs within clusters of about this size.
    * The partition starts at `maxClusterSize` and halves the size while the estimated block recall stays at
    * or above `blockRecallTarget`.
+   * @default 1024
    */
   clusterSize?: number;
-  /** Largest points per partition cluster (default 8192). */
+  /**
+   * Largest points per partition cluster (default 8192).
+   * @default 8192
+   */
   maxClusterSize?: number;
   /**
    * Estimated recall@10 of the blocks the partition must keep (default 0.8; estimated on 256 points: the
    * fraction of their true 10 nearest that are members of their home cluster).
+   * @default 0.8
    */
   blockRecallTarget?: number;
-  /** Clusters each point is a member of (default 2): its nearest centroids; more finds more border neighbours. */
+  /**
+   * Clusters each point is a member of (default 2): its nearest centroids; more finds more border neighbours.
+   * @default 2
+   */
   clusterOverlap?: number;
-  /** Rows of the k-means sample, per cluster (default 32). */
+  /**
+   * Rows of the k-means sample, per cluster (default 32).
+   * @default 32
+   */
   clusterSample?: number;
-  /** NN-descent iterations at most after the partition blocks (default 3; 0 skips them). */
+  /**
+   * NN-descent iterations at most after the partition blocks (default 3; 0 skips them).
+   * @default 3
+   */
   descentIters?: number;
-  /** NN-descent iterations at most in `refresh` (default 1). */
+  /**
+   * NN-descent iterations at most in `refresh` (default 1).
+   * @default 1
+   */
   refreshDescentIters?: number;
-  /** NN-descent forward hubs: a vertex's nearest listed points whose lists it reads (default 12, at most descentPerHub). */
+  /**
+   * NN-descent forward hubs: a vertex's nearest listed points whose lists it reads (default 12, at most descentPerHub).
+   * @default 12, at most descentPerHub
+   */
   descentForward?: number;
-  /** NN-descent reverse hubs: points listing the vertex near their top (default 12). */
+  /**
+   * NN-descent reverse hubs: points listing the vertex near their top (default 12).
+   * @default 12
+   */
   descentReverse?: number;
-  /** NN-descent: entries of a hub's list offered to the vertex (default 12 or candidates if fewer; >= descentForward). */
+  /**
+   * NN-descent: entries of a hub's list offered to the vertex (default 12 or candidates if fewer; >= descentForward).
+   * @default 12 or candidates if fewer
+   */
   descentPerHub?: number;
-  /** NN-descent stops once an iteration changes fewer than this fraction of list entries (default 0.002). */
+  /**
+   * NN-descent stops once an iteration changes fewer than this fraction of list entries (default 0.002).
+   * @default 0.002
+   */
   descentStop?: number;
-  /** Dimension of the PCA copy candidates are found in (default 32; 0 = never project). */
+  /**
+   * Dimension of the PCA copy candidates are found in (default 32; 0 = never project).
+   * @default 32
+   */
   projectionDims?: number;
-  /** Find candidates in a PCA copy only when D exceeds this (default 128). */
+  /**
+   * Find candidates in a PCA copy only when D exceeds this (default 128).
+   * @default 128
+   */
   projectAbove?: number;
-  /** Rows of the sample the PCA basis is computed from (default 2048). */
+  /**
+   * Rows of the sample the PCA basis is computed from (default 2048).
+   * @default 2048
+   */
   projectionSample?: number;
-  /** Fixed entry vertices stored with the graph for outside queries (default 64). */
+  /**
+   * Fixed entry vertices stored with the graph for outside queries (default 64).
+   * @default 64
+   */
   entryCount?: number;
-  /** Seed of every random choice (default 1): equal seeds and inputs give equal graphs. */
+  /**
+   * Seed of every random choice (default 1): equal seeds and inputs give equal graphs.
+   * @default 1
+   */
   seed?: number;
-  /** Suppress the progress bar (default: quiet below 20,000 points). */
+  /**
+   * Suppress the progress bar (default: quiet below 20,000 points).
+   * @default quiet below 20,000 points
+   */
   quiet?: boolean;
 }
 

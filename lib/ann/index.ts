@@ -84,31 +84,52 @@ export interface SearchOptions {
   /**
    * Most distance evaluations per query (the last iteration may pass it by up to maxDegree - 1). Default
    * per use from lib/ann/search_defaults.ts (search, self; filtered when a filter is given).
+   * @default per use, lib/ann/search_defaults.ts
    */
   budget?: number;
   /**
    * hnswlib's ef: the search ends once its closest unexpanded candidate is farther than the max(ef, k)-th
    * result (with a filter: the max(ef, k)-th result that passes it). 0: no natural stop, the budget ends it.
    * Default per use (lib/ann/search_defaults.ts).
+   * @default per use (lib/ann/search_defaults.ts)
    */
   ef?: number;
-  /** Candidates expanded per iteration (default 1; CAGRA's search width). */
+  /**
+   * Candidates expanded per iteration (default 1; CAGRA's search width).
+   * @default 1
+   */
   width?: number;
   /**
    * Where searches start besides the query itself (selfSearch): "fixed" (the entry vertices stored with
    * the graph), "sampled" (`entryCount` random vertices per call, seeded by `seed`), or explicit vertices.
    * Default: "fixed" for search, none for selfSearch.
+   * @default "fixed" for search, none for selfSearch
    */
   entryPoints?: "fixed" | "sampled" | "none" | Uint32Array;
-  /** Entry vertices to use (default 16; "fixed" uses at most the stored ones). */
+  /**
+   * Entry vertices to use (default 16; "fixed" uses at most the stored ones).
+   * @default 16
+   */
   entryCount?: number;
-  /** Seed of "sampled" entry points (default 1). */
+  /**
+   * Seed of "sampled" entry points (default 1).
+   * @default 1
+   */
   seed?: number;
-  /** Which vertices may be results (labels, a minimum distance per query); see {@link SearchFilter}. */
+  /**
+   * Which vertices may be results (labels, a minimum distance per query); see {@link SearchFilter}.
+   * @default none: every vertex may be a result
+   */
   filter?: SearchFilter;
-  /** Budget of the first pass of a `minDistanceScale`-only filter (default: the "nearest" use's). */
+  /**
+   * Budget of the first pass of a `minDistanceScale`-only filter (default: the "nearest" use's).
+   * @default the "nearest" use's
+   */
   nearestBudget?: number;
-  /** GPU team shape (default per adapter, lib/ann/search.ts); changes the speed, never the results. */
+  /**
+   * GPU team shape (default per adapter, lib/ann/search.ts); changes the speed, never the results.
+   * @default per adapter, lib/ann/search.ts
+   */
   shape?: SearchShape;
   /**
    * Called as queries finish: `done` of `total` query searches (a radius filter by scale runs two passes,

@@ -25,19 +25,35 @@ import { FANNG } from "../gpu/specs/fanng.ts";
 export interface PruneOptions {
   /** Merge the candidates into each vertex's current edges (else the row is rebuilt from `extra` alone). */
   merge: boolean;
-  /** Leave vertices that have no new candidate untouched (only with `merge`). */
+  /**
+   * Leave vertices that have no new candidate untouched (only with `merge`).
+   * @default false
+   */
   onlyWithExtra?: boolean;
-  /** First vertex to process (default 0). */
+  /**
+   * First vertex to process (default 0).
+   * @default 0
+   */
   start?: number;
-  /** Number of vertices to process (default all from `start`). */
+  /**
+   * Number of vertices to process (default all from `start`).
+   * @default all from `start`
+   */
   count?: number;
-  /** Vertex of `extra`'s first row (default 0): vertex v reads row v - extraRow0. */
+  /**
+   * Vertex of `extra`'s first row (default 0): vertex v reads row v - extraRow0.
+   * @default 0
+   */
   extraRow0?: number;
-  /** Occlusion checks per vertex per dispatch (default: from the adapter's loop budget; tests lower it). */
+  /**
+   * Occlusion checks per vertex per dispatch (default: from the adapter's loop budget; tests lower it).
+   * @default from the adapter's loop budget
+   */
   checkCap?: number;
   /**
    * Robust-pruning factor (DiskANN/Vamana's alpha, >= 1; default 1, FANNG's rule): c is occluded by a kept u
    * when alpha * d(u,c) < d(v,c) (on distances; alpha^2 on the squared distances compared here).
+   * @default 1
    */
   alpha?: number;
 }

@@ -45,17 +45,29 @@ export interface SearchFilterRef {
 export interface SearchRefOptions {
   /** No iteration starts once this many distances have been evaluated. */
   budget: number;
-  /** hnswlib's ef: the natural stop (0 = off: the budget or an empty queue ends the search). */
+  /**
+   * hnswlib's ef: the natural stop (0 = off: the budget or an empty queue ends the search).
+   * @default 0
+   */
   ef?: number;
-  /** Candidates expanded per iteration (default 1). */
+  /**
+   * Candidates expanded per iteration (default 1).
+   * @default 1
+   */
   width?: number;
   /** Entry vertices: shared (`entryStride` 0) or [Q x entryStride]. */
   entries: Uint32Array;
   /** Entries per query in `entries` (0: every query shares them). */
   entryStride: number;
-  /** Self-search: query q is base vertex q (queued at distance 0, never a result). Queries must be the base. */
+  /**
+   * Self-search: query q is base vertex q (queued at distance 0, never a result). Queries must be the base.
+   * @default false
+   */
   self?: boolean;
-  /** Which vertices may be results. */
+  /**
+   * Which vertices may be results.
+   * @default none: every vertex may be a result
+   */
   filter?: SearchFilterRef;
 }
 

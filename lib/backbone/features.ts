@@ -192,12 +192,16 @@ export interface ExtractOptions {
    * @default 16
    */
   batch?: number;
-  /** Images per shard file (default 256; a resumed cache keeps the size it was started with). */
+  /**
+   * Images per shard file (default 256; a resumed cache keeps the size it was started with).
+   * @default 256
+   */
   shardSize?: number;
   /**
    * Workers that decode and preprocess images in parallel with the backbone (default: cores - 1, at
    * most 8, and 0 on machines with 2 cores or fewer, where the backbone already uses them; 0 = decode
    * on the calling thread).
+   * @default cores - 1, at most 8 (0 with 2 cores or fewer)
    */
   decodeWorkers?: number;
   /**
@@ -205,13 +209,25 @@ export interface ExtractOptions {
    * @default false
    */
   skipBadImages?: boolean;
-  /** Replace a cache folder made with a different key (default false: refuse). */
+  /**
+   * Replace a cache folder made with a different key (default false: refuse).
+   * @default false
+   */
   overwrite?: boolean;
-  /** Stop after this many new shards (for tests of resume; default: all). */
+  /**
+   * Stop after this many new shards (for tests of resume; default: all).
+   * @default all
+   */
   maxShards?: number;
-  /** No progress bar. */
+  /**
+   * No progress bar.
+   * @default false
+   */
   quiet?: boolean;
-  /** Where log lines go (default stderr). */
+  /**
+   * Where log lines go (default stderr).
+   * @default stderr
+   */
   log?: (line: string) => void;
 }
 
@@ -653,6 +669,7 @@ export interface LoadFeatureOptions {
    * Which training views become rows: `all` (default) gives `images x views` rows, image-major (rows
    * i*K .. i*K+K-1 are the views of image i, labels repeated); `centre` (or `center`) gives one row
    * per image (view 0, the centre crop).
+   * @default "all"
    */
   views?: "all" | "centre" | "center";
 }

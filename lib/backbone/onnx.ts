@@ -44,19 +44,25 @@ export interface OnnxBackboneOptions {
   /**
    * Tensor to expose as the feature (exact name, or `pool5`; default `pool5`).
    * @default "pool5"
+   * @default `pool5`
    */
   output?: string;
   /**
    * Execution provider (default `auto`).
    * @default "auto"
+   * @default `auto`
    */
   provider?: ProviderChoice;
   /**
    * wasm threads (default: half the CPU cores, at most 4, onnxruntime-web's own default; on a busy
    * 2-core machine 2 threads ran ~1.4x slower than 1).
+   * @default half the CPU cores, at most 4, onnxruntime-web's own default
    */
   threads?: number;
-  /** Where log lines go (default: stderr). */
+  /**
+   * Where log lines go (default: stderr).
+   * @default stderr
+   */
   log?: (line: string) => void;
 }
 

@@ -290,7 +290,10 @@ export interface ExposeOptions {
    * @default "batch"
    */
   batchDimName?: string;
-  /** Keep nodes the output does not need (default false: prune them). */
+  /**
+   * Keep nodes the output does not need (default false: prune them).
+   * @default false
+   */
   keepUnusedNodes?: boolean;
 }
 

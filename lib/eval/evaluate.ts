@@ -25,18 +25,25 @@ export type { LabeledEmbeddings } from "./retrieval.ts";
 
 /** Options of {@link evaluateEmbeddings}. */
 export interface EvalOptions {
-  /** Ks of Recall@K (default [1, 2, 4, 8]). */
+  /**
+   * Ks of Recall@K (default [1, 2, 4, 8]).
+   * @default [1, 2, 4, 8]
+   */
   recallKs?: number[];
   /**
    * Cluster with k-means and report NMI and AMI (default true).
    * @default true
    */
   nmi?: boolean;
-  /** Also MAP@R and R-Precision (default true; the costlier part, turn off for quick per-epoch checks). */
+  /**
+   * Also MAP@R and R-Precision (default true; the costlier part, turn off for quick per-epoch checks).
+   * @default true
+   */
   mapAtR?: boolean;
   /**
    * Search the queries (`embeddings`) against this gallery instead of against themselves (In-Shop
    * protocol): no self-exclusion, R = the gallery samples of the query's label. NMI is of the queries.
+   * @default none: the queries against themselves
    */
   gallery?: LabeledEmbeddings;
   /**
@@ -54,11 +61,15 @@ export interface EvalOptions {
    * @default 0
    */
   seed?: number;
-  /** Query rows per block of the MAP@R path (default: what 64 MiB allows); tests force it small. */
+  /**
+   * Query rows per block of the MAP@R path (default: what 64 MiB allows); tests force it small.
+   * @default what 64 MiB allows
+   */
   blockRows?: number;
   /**
    * Label of a progress bar (lib/util/progress.ts, on stderr) for each part that runs longer than
    * {@link PROGRESS_AFTER_MS}; none without. (The bar needs Deno; in a browser use `onProgress`.)
+   * @default none: no bar
    */
   progress?: string;
   /** Called as the parts advance: (part, work done, total work). */

@@ -98,11 +98,20 @@ function dataBlocks(gpu: Gpu, prep: PreparedRows, maxBytes: number): DataBlock[]
 
 /** Options of {@link kmeans}: those of the reference plus the binding size used to block the data. */
 export interface GpuKMeansOptions extends KMeansOptions {
-  /** Largest data block bound at once, in bytes (default: the adapter's binding limit); for tests. */
+  /**
+   * Largest data block bound at once, in bytes (default: the adapter's binding limit); for tests.
+   * @default the adapter's binding limit
+   */
   chunkBytes?: number;
-  /** Loop back-edges per invocation and dispatch (default: the adapter's budget); tests force windows. */
+  /**
+   * Loop back-edges per invocation and dispatch (default: the adapter's budget); tests force windows.
+   * @default the adapter's budget
+   */
   loopBudget?: number;
-  /** Bytes of the grouping histogram at most (default 64 MiB); tests force big grouping blocks. */
+  /**
+   * Bytes of the grouping histogram at most (default 64 MiB); tests force big grouping blocks.
+   * @default 64 MiB
+   */
   histBytes?: number;
   /** Called with (iterations done, maxIters) after each batch of iterations. */
   onProgress?: (iterations: number, maxIters: number) => void;

@@ -38,6 +38,7 @@ export interface KMeansOptions {
   /**
    * Stop once every restart's inertia fell by at most `tol` times itself in the last iteration, or no
    * point changed cluster (default 1e-4; 0 = only the latter).
+   * @default 1e-4
    */
   tol?: number;
   /**

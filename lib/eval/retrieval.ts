@@ -59,7 +59,10 @@ export interface LabeledEmbeddings {
 
 /** Options of {@link retrievalMetrics}. */
 export interface RetrievalOptions {
-  /** Ks of Recall@K (default [1, 2, 4, 8]); any positive integers. */
+  /**
+   * Ks of Recall@K (default [1, 2, 4, 8]); any positive integers.
+   * @default [1, 2, 4, 8]
+   */
   recallKs?: number[];
   /**
    * Also compute MAP@R and R-Precision (needs every positive's rank; default true).
@@ -69,11 +72,18 @@ export interface RetrievalOptions {
   /**
    * Search the queries against this gallery instead of against themselves (In-Shop protocol): no query
    * excludes anything, R = the gallery samples of the query's label.
+   * @default none: the queries against themselves
    */
   gallery?: LabeledEmbeddings;
-  /** Bytes of the per-block buffers of the MAP@R path (distances and binned samples; default 64 MiB). */
+  /**
+   * Bytes of the per-block buffers of the MAP@R path (distances and binned samples; default 64 MiB).
+   * @default 64 MiB
+   */
   blockBytes?: number;
-  /** Query rows per block of the MAP@R path (default: as many as `blockBytes` allows); tests force it. */
+  /**
+   * Query rows per block of the MAP@R path (default: as many as `blockBytes` allows); tests force it.
+   * @default as many as `blockBytes` allows
+   */
   blockRows?: number;
   /**
    * Distance bins of the MAP@R rank kernel (default 1024); tests use few to crowd the bins.
@@ -83,6 +93,7 @@ export interface RetrievalOptions {
   /**
    * Take the blocked path for Recall@K too (it is taken anyway when the data exceed one storage binding);
    * tests compare both.
+   * @default false
    */
   blocked?: boolean;
   /** Called with (work done, total work) as the computation advances (for a progress bar). */
@@ -175,9 +186,15 @@ export interface QueryRanksOptions
    * the others read 0xFFFFFFFF). False: only each query's first rank (enough for Recall@K and P@1).
    */
   allRanks: boolean;
-  /** With `allRanks`: the largest K of Recall@K, so first ranks below it are exact even when R < K. */
+  /**
+   * With `allRanks`: the largest K of Recall@K, so first ranks below it are exact even when R < K.
+   * @default 1
+   */
   minDepth?: number;
-  /** With `allRanks`: also return every positive's rank (`positiveRanks`). */
+  /**
+   * With `allRanks`: also return every positive's rank (`positiveRanks`).
+   * @default false
+   */
   keepRanks?: boolean;
 }
 

@@ -30,13 +30,20 @@ export interface RetrievalMetrics {
 
 /** Options of {@link retrievalMetricsRef}. */
 export interface RetrievalRefOptions {
-  /** Which Recall@K to report (default 1, 2, 4, 8). */
+  /**
+   * Which Recall@K to report (default 1, 2, 4, 8).
+   * @default 1, 2, 4, 8
+   */
   recallKs?: number[];
-  /** Search the queries against this gallery (no self-exclusion) instead of against themselves. */
+  /**
+   * Search the queries against this gallery (no self-exclusion) instead of against themselves.
+   * @default none: the queries against themselves
+   */
   gallery?: { embeddings: HostMatrix; labels: Int32Array };
   /**
    * Squared distances from query `q` to every gallery sample. Default: squared L2 in float64 from the
    * float32 embeddings. Pass the GPU's distances to compare orderings on identical inputs.
+   * @default squared L2 in float64 from the float32 embeddings
    */
   distanceRow?: (q: number) => ArrayLike<number>;
 }

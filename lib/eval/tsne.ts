@@ -26,36 +26,59 @@ import { QuadTree, repulsiveForces } from "./quadtree.ts";
 
 /** Options of {@link tsne}. */
 export interface TsneOptions {
-  /** Effective number of neighbours (default 30; at most (N - 1) / 3 is used). */
+  /**
+   * Effective number of neighbours (default 30; at most (N - 1) / 3 is used).
+   * @default 30
+   */
   perplexity?: number;
-  /** Gradient steps (default 750: 250 exaggerated, then 500). */
+  /**
+   * Gradient steps (default 750: 250 exaggerated, then 500).
+   * @default 750
+   */
   iterations?: number;
-  /** Barnes-Hut accuracy: cells with width / distance below theta are summarised (default 0.5; 0 = exact). */
+  /**
+   * Barnes-Hut accuracy: cells with width / distance below theta are summarised (default 0.5; 0 = exact).
+   * @default 0.5
+   */
   theta?: number;
   /**
    * Seed of the initial layout (default 0).
    * @default 0
    */
   seed?: number;
-  /** Learning rate (default max(N / earlyExaggeration / 4, 50)). */
+  /**
+   * Learning rate (default max(N / earlyExaggeration / 4, 50)).
+   * @default max(N / earlyExaggeration / 4, 50)
+   */
   learningRate?: number;
-  /** Attraction multiplier for the first `exaggerationIters` steps (default 12 for 250 steps). */
+  /**
+   * Attraction multiplier for the first `exaggerationIters` steps (default 12 for 250 steps).
+   * @default 12
+   */
   earlyExaggeration?: number;
   /**
    * Iterations with early exaggeration (default 250).
    * @default 250
    */
   exaggerationIters?: number;
-  /** Precomputed neighbours: [N x k] indices (no self) and squared distances, ascending. */
+  /**
+   * Precomputed neighbours: [N x k] indices (no self) and squared distances, ascending.
+   * @default computed exactly
+   */
   neighbors?: { k: number; indices: Uint32Array; distances: Float32Array };
   /**
-   * Called every `progressEvery` steps (default 50) with the KL divergence estimate.
-   * @default 50
+   * Called every `progressEvery` steps with the KL divergence estimate.
    */
   onProgress?: (iteration: number, total: number, kl: number) => void;
-  /** Report progress every this many iterations. */
+  /**
+   * Report progress every this many iterations.
+   * @default 50
+   */
   progressEvery?: number;
-  /** No progress bar. */
+  /**
+   * No progress bar.
+   * @default false
+   */
   quiet?: boolean;
 }
 

@@ -20,11 +20,20 @@ export interface ExperimentOptions {
   base: TrainConfigInput;
   /** Output folder holding experiment.json and one folder per run. */
   outDir: string;
-  /** Replace a study already in `outDir` (default: refused, like an existing run folder). */
+  /**
+   * Replace a study already in `outDir` (default: refused, like an existing run folder).
+   * @default false
+   */
   overwrite?: boolean;
-  /** kappa values of the `kappa` study. */
+  /**
+   * kappa values of the `kappa` study.
+   * @default [1, 4, 16, 64]
+   */
   kappas?: number[];
-  /** Mined fractions of the `mined` study. */
+  /**
+   * Mined fractions of the `mined` study.
+   * @default [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]
+   */
   fractions?: number[];
   /** Called when a run starts and after each of its epochs. */
   onProgress?: (line: string) => void;

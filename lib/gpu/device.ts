@@ -47,7 +47,10 @@ export interface GpuErrorRecord {
 
 /** Options for {@link Gpu.create}. */
 export interface GpuOptions {
-  /** Adapter preference passed to requestAdapter. */
+  /**
+   * Adapter preference passed to requestAdapter.
+   * @default "high-performance"
+   */
   powerPreference?: GPUPowerPreference;
 }
 

@@ -85,13 +85,22 @@ export interface FanngSearchOptions {
   maxDegree: number;
   /** Distance evaluations per anchor in the filtered search; 0 = the default. */
   budget: number;
-  /** ef of the filtered search; 0 = the default. */
+  /**
+   * ef of the filtered search; 0 = the default.
+   * @default 0 (the "mining" default of lib/ann/search_defaults.ts)
+   */
   ef?: number;
-  /** Queue-key factor of the anchor's own label in the filtered search (>= 1); 0 = the default. */
+  /**
+   * Queue-key factor of the anchor's own label in the filtered search (>= 1); 0 = the default.
+   * @default 0 (the "mining" default: Infinity)
+   */
   labelPenalty?: number;
   /** Seed of the graph build. */
   seed: number;
-  /** No progress bar while the graph is built. */
+  /**
+   * No progress bar while the graph is built.
+   * @default false
+   */
   quiet?: boolean;
 }
 

@@ -45,7 +45,10 @@ export interface HeadConfig {
   inDim: number;
   /** Embedding width (64 in the paper). */
   outDim: number;
-  /** Widths of hidden FC + ReLU layers before the output layer ([] = one FC layer, the default). */
+  /**
+   * Widths of hidden FC + ReLU layers before the output layer ([] = one FC layer, the default).
+   * @default [] (one FC layer)
+   */
   hidden?: readonly number[];
   /**
    * L2-normalise the embeddings (default true).

@@ -35,7 +35,10 @@ export interface OptimizerConfig {
   momentum: number;
   /** L2 weight decay added to the gradient (0). */
   weightDecay: number;
-  /** One learning-rate multiplier per layer (parameter group), input side first; default all 1. */
+  /**
+   * One learning-rate multiplier per layer (parameter group), input side first; default all 1.
+   * @default all 1
+   */
   lrMultipliers?: readonly number[];
 }
 

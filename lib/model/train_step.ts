@@ -71,7 +71,10 @@ export interface StepOptions {
    * @default 0
    */
   offset?: number;
-  /** Triplets in the step (default: the rest). */
+  /**
+   * Triplets in the step (default: the rest).
+   * @default the rest
+   */
   count?: number;
 }
 

@@ -34,9 +34,15 @@ export type DistanceKernel = "reg32" | "reg16" | "reg4" | "tiled";
 
 /** Options for the encode functions; the defaults suit normal use. */
 export interface DistanceOptions {
-  /** Force a kernel instead of the per-adapter, per-shape choice. */
+  /**
+   * Force a kernel instead of the per-adapter, per-shape choice.
+   * @default chosen per adapter and shape
+   */
   kernel?: DistanceKernel;
-  /** Largest storage binding in bytes (default the adapter's); smaller values force blocking. */
+  /**
+   * Largest storage binding in bytes (default the adapter's); smaller values force blocking.
+   * @default the adapter's
+   */
   maxBindingBytes?: number;
 }
 

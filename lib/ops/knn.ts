@@ -52,13 +52,25 @@ import { fmtShape, ShapeError } from "../errors.ts";
 
 /** Options for {@link encodeKnnSqL2}; the defaults suit normal use. */
 export interface KnnOptions {
-  /** Largest storage binding in bytes (default the adapter's); smaller values force blocking. */
+  /**
+   * Largest storage binding in bytes (default the adapter's); smaller values force blocking.
+   * @default the adapter's
+   */
   maxBindingBytes?: number;
-  /** Query rows per block (default 4,096). */
+  /**
+   * Query rows per block (default 4,096).
+   * @default 4,096
+   */
   queryBlock?: number;
-  /** Base rows per block (default: what keeps a distance block near 16 MiB). */
+  /**
+   * Base rows per block (default: what keeps a distance block near 16 MiB).
+   * @default what keeps a distance block near 16 MiB
+   */
   baseBlock?: number;
-  /** Force a distance kernel. */
+  /**
+   * Force a distance kernel.
+   * @default chosen per adapter and shape
+   */
   kernel?: DistanceKernel;
   /** Called after each query block is encoded (convenience function: after it completed), with rows done. */
   onProgress?: (rowsDone: number) => void;

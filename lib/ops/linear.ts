@@ -132,17 +132,35 @@ function checkParams(w: GpuBuffer<"f32">, shape: LinearShape, op: string): void 
 
 /** Options of {@link encodeLinearForward}. */
 export interface LinearForwardOptions {
-  /** Apply ReLU to the output (hidden layers). */
+  /**
+   * Apply ReLU to the output (hidden layers).
+   * @default false
+   */
   relu?: boolean;
-  /** Row stride of the input in elements (default inDim); the input must be [rows x ldx]. */
+  /**
+   * Row stride of the input in elements (default inDim); the input must be [rows x ldx].
+   * @default inDim
+   */
   ldx?: number;
-  /** Output buffer (default: a new [rows x ldy] buffer). */
+  /**
+   * Output buffer (default: a new [rows x ldy] buffer).
+   * @default a new [rows x ldy] buffer
+   */
   out?: GpuBuffer<"f32">;
-  /** Row stride of the output in elements: a multiple of 4, >= paddedWidth(outDim) (the default). */
+  /**
+   * Row stride of the output in elements: a multiple of 4, >= paddedWidth(outDim) (the default).
+   * @default paddedWidth(outDim)
+   */
   ldy?: number;
-  /** Largest binding in bytes (default the adapter's); tests lower it to force row blocks. */
+  /**
+   * Largest binding in bytes (default the adapter's); tests lower it to force row blocks.
+   * @default the adapter's
+   */
   maxBindingBytes?: number;
-  /** Tile sizes (default {@link linearTiles} of the adapter). */
+  /**
+   * Tile sizes (default {@link linearTiles} of the adapter).
+   * @default {@link linearTiles} of the adapter
+   */
   tiles?: LinearTiles;
 }
 

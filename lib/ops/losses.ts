@@ -107,23 +107,48 @@ export interface TripletLossOptions {
   /**
    * [B x 3] row indices (a, p, n) into `emb`. Without it, triplet i is rows (3i, 3i+1, 3i+2) of `emb`
    * (the "slot" layout the training step uses) and `count` gives B.
+   * @default none: consecutive rows
    */
   triplets?: GpuBuffer<"u32">;
-  /** B (default: triplets.rows, or emb.rows / 3). */
+  /**
+   * B (default: triplets.rows, or emb.rows / 3).
+   * @default triplets.rows, or emb.rows / 3
+   */
   count?: number;
-  /** Embedding width (default emb.cols) and row stride (default the width). */
+  /**
+   * Embedding width (default emb.cols) and row stride (default the width).
+   * @default emb.cols
+   */
   dim?: number;
-  /** Row stride of the embeddings (default the width). */
+  /**
+   * Row stride of the embeddings (default the width).
+   * @default the width
+   */
   ldEmb?: number;
-  /** Compute the slot gradients too. */
+  /**
+   * Compute the slot gradients too.
+   * @default false
+   */
   backward?: boolean;
-  /** Gradient output [3B x ldGrad] (default a new [3B x dim] buffer) and its row stride. */
+  /**
+   * Gradient output [3B x ldGrad] (default a new [3B x dim] buffer) and its row stride.
+   * @default a new [3B x dim] buffer
+   */
   grad?: GpuBuffer<"f32">;
-  /** Row stride of the gradient (default the width). */
+  /**
+   * Row stride of the gradient (default the width).
+   * @default the width
+   */
   ldGrad?: number;
-  /** Outputs to reuse: distances [B x 2] and scalars [12]. */
+  /**
+   * Outputs to reuse: distances [B x 2] and scalars [12].
+   * @default new buffers
+   */
   dists?: GpuBuffer<"f32">;
-  /** [12] scalar outputs to reuse. */
+  /**
+   * [12] scalar outputs to reuse.
+   * @default a new buffer
+   */
   scalars?: GpuBuffer<"f32">;
 }
 

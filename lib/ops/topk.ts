@@ -87,9 +87,15 @@ export interface TopkHostResult {
 
 /** Options for the encode functions; the defaults suit normal use. */
 export interface TopkOptions {
-  /** Largest storage binding in bytes (default the adapter's); smaller values force blocking. */
+  /**
+   * Largest storage binding in bytes (default the adapter's); smaller values force blocking.
+   * @default the adapter's
+   */
   maxBindingBytes?: number;
-  /** Segments per row (default chosen per adapter and shape); > 1 splits rows and merges the lists. */
+  /**
+   * Segments per row (default chosen per adapter and shape); > 1 splits rows and merges the lists.
+   * @default chosen per adapter and shape
+   */
   segments?: number;
 }
 

@@ -46,9 +46,15 @@ export interface GalleryBuildOptions {
    * @default 1
    */
   seed?: number;
-  /** Default search budget stored in the index (default {@link DEFAULT_SEARCH_BUDGET}). */
+  /**
+   * Default search budget stored in the index (default {@link DEFAULT_SEARCH_BUDGET}).
+   * @default {@link DEFAULT_SEARCH_BUDGET}
+   */
   budget?: number;
-  /** Rows embedded per GPU submission (default 8,192). */
+  /**
+   * Rows embedded per GPU submission (default 8,192).
+   * @default 8,192
+   */
   block?: number;
   /** Called as the gallery is embedded (rows done) and when each phase starts. */
   onProgress?: (event: { phase: "embed" | "graph" | "encode"; done: number; total: number }) => void;

@@ -41,9 +41,15 @@ const SEARCH_EF = searchDefaults("search").ef;
 
 /** Options of {@link Retriever.fromBytes} and {@link Retriever.fromUrl}. */
 export interface RetrieverOptions {
-  /** GPU context (default: the process-wide one). */
+  /**
+   * GPU context (default: the process-wide one).
+   * @default the process-wide one
+   */
   gpu?: Gpu;
-  /** Where the bytes came from, for error messages (default: the URL, or "retrieval index"). */
+  /**
+   * Where the bytes came from, for error messages (default: the URL, or "retrieval index").
+   * @default the URL, or "retrieval index"
+   */
   source?: string;
   /** Download progress of {@link Retriever.fromUrl}: bytes received and the total (0 when unknown). */
   onProgress?: (loaded: number, total: number) => void;
@@ -52,6 +58,7 @@ export interface RetrieverOptions {
    * same walk), or "auto" (default): the GPU unless the device cannot create the kernel (browsers allow
    * 8-10 storage buffers per shader stage; today's search kernel binds 21), then the CPU, said in
    * {@link Retriever.graphSearchOn}.
+   * @default "auto"
    */
   graphSearch?: "auto" | "gpu" | "cpu";
 }
@@ -61,11 +68,18 @@ export interface RetrievalSearchOptions {
   /**
    * Distance evaluations per query of the graph search (default: the index's recorded budget, at least
    * 4 x k). A budget of N or more visits every gallery item reachable in the graph.
+   * @default the index's recorded budget, at least 4 x k
    */
   budget?: number;
-  /** Exact k nearest neighbours by brute force on the GPU instead of the graph. */
+  /**
+   * Exact k nearest neighbours by brute force on the GPU instead of the graph.
+   * @default false
+   */
   exact?: boolean;
-  /** Per query, a gallery item to leave out of its results (-1 or undefined: none). */
+  /**
+   * Per query, a gallery item to leave out of its results (-1 or undefined: none).
+   * @default none
+   */
   exclude?: ArrayLike<number | undefined>;
 }
 

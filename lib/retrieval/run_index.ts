@@ -31,6 +31,7 @@ export interface IndexRunOptions {
   /**
    * Output folder (default `<run>/index`).
    * @default "<run>/index"
+   * @default `<run>/index`
    */
   out?: string;
   /**
@@ -43,15 +44,25 @@ export interface IndexRunOptions {
    * @default 1
    */
   seed?: number;
-  /** Default search budget stored in the index. */
+  /**
+   * Default search budget stored in the index.
+   * @default {@link DEFAULT_SEARCH_BUDGET}
+   */
   budget?: number;
-  /** Store the gallery's pixels (IDX data; default true), for thumbnails. */
+  /**
+   * Store the gallery's pixels (IDX data; default true), for thumbnails.
+   * @default true
+   */
   pixels?: boolean;
-  /** No progress output. */
+  /**
+   * No progress output.
+   * @default false
+   */
   quiet?: boolean;
   /**
    * The GPU to use (default `getGpu()`).
    * @default getGpu()
+   * @default `getGpu()`
    */
   gpu?: Gpu;
 }

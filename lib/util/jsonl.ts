@@ -17,6 +17,7 @@ export interface JsonlOpenOptions {
   /**
    * With `append`: first cut the file back to this many bytes (a position {@link JsonlWriter.bytes} reported
    * earlier), dropping whatever was written after it. Ignored when the file is shorter.
+   * @default none: keep the file as it is
    */
   truncateTo?: number;
 }

@@ -14,13 +14,25 @@
 
 /** Options for {@link Progress}. */
 export interface ProgressOptions {
-  /** Unit name shown with the rate, e.g. "img" or "triplets". */
+  /**
+   * Unit name shown with the rate, e.g. "img" or "triplets".
+   * @default "it"
+   */
   unit?: string;
-  /** Suppress all output. */
+  /**
+   * Suppress all output.
+   * @default false
+   */
   quiet?: boolean;
-  /** Extra text appended to the bar (updated with `status`). */
+  /**
+   * Extra text appended to the bar (updated with `status`).
+   * @default ""
+   */
   status?: string;
-  /** Where to write (default stderr). */
+  /**
+   * Where to write (default stderr).
+   * @default stderr
+   */
   out?: { writeSync(p: Uint8Array): number; isTerminal(): boolean };
 }
 

@@ -53,11 +53,20 @@ export const ALL_CURVE_METRICS: CurveMetric[] = [
 
 /** Options for {@link curvesFigure}. */
 export interface CurvesOptions {
-  /** Panels, in order (default {@link ALL_CURVE_METRICS}); panels without data are left out. */
+  /**
+   * Panels, in order (default {@link ALL_CURVE_METRICS}); panels without data are left out.
+   * @default {@link ALL_CURVE_METRICS}
+   */
   metrics?: readonly CurveMetric[];
-  /** `[kappaMin, kappaMax]` of the adaptive controller, drawn as dashed lines on the kappa panel. */
+  /**
+   * `[kappaMin, kappaMax]` of the adaptive controller, drawn as dashed lines on the kappa panel.
+   * @default none: no lines
+   */
   kappaBounds?: readonly [number, number];
-  /** Target training error of the adaptive controller, drawn as a dashed line on the error panel. */
+  /**
+   * Target training error of the adaptive controller, drawn as a dashed line on the error panel.
+   * @default none: no line
+   */
   targetError?: number;
   /**
    * Panels per row (default 2).
@@ -69,7 +78,10 @@ export interface CurvesOptions {
    * @default "curves"
    */
   name?: string;
-  /** Title above the figure. */
+  /**
+   * Title above the figure.
+   * @default "Training curves"
+   */
   title?: string;
   /**
    * Legend title for the runs (default "run").

@@ -65,10 +65,15 @@ export interface RenderedFigure {
 
 /** Options for PNG output. */
 export interface PngOptions {
-  /** Pixels per SVG pixel (default 2, for sharp pictures on high-density screens and in print). */
+  /**
+   * Pixels per SVG pixel (default 2, for sharp pictures on high-density screens and in print).
+   * @default 2
+   */
   scale?: number;
   /** Fonts for the text: TrueType/OpenType files and the family they hold. Default: DejaVu Sans or
-   * Liberation Sans found in the system's font folders. */
+   * Liberation Sans found in the system's font folders.
+   * @default DejaVu Sans or Liberation Sans found in the system's font folders
+   */
   fonts?: { family: string; files: string[] };
 }
 

@@ -47,30 +47,45 @@ export type TsneFn = (data: HostMatrix, opts: { seed?: number }) => HostMatrix |
 
 /** Options for {@link writeReport}. */
 export interface ReportOptions {
-  /** Compute a t-SNE map of the final test embeddings (default true). */
+  /**
+   * Compute a t-SNE map of the final test embeddings (default true).
+   * @default true
+   */
   tsne?: boolean;
   /**
    * Most test points in the t-SNE map (a seeded random subset beyond this; default 6000).
    * @default 6000
    */
   tsnePoints?: number;
-  /** The t-SNE to use (default: `tsne` from lib/eval/tsne.ts). */
+  /**
+   * The t-SNE to use (default: `tsne` from lib/eval/tsne.ts).
+   * @default `tsne` from lib/eval/tsne.ts
+   */
   tsneFn?: TsneFn;
   /**
    * Seed for subsampling and t-SNE (default 0).
    * @default 0
    */
   seed?: number;
-  /** The run's data set, for triplet thumbnails and class names (default: loaded from config.json). */
+  /**
+   * The run's data set, for triplet thumbnails and class names (default: loaded from config.json).
+   * @default loaded from config.json
+   */
   dataset?: Dataset;
   /**
    * Experiment folders: also write each run's own report (default true).
    * @default true
    */
   perRun?: boolean;
-  /** PNG settings for the figure files. */
+  /**
+   * PNG settings for the figure files.
+   * @default the PngOptions defaults
+   */
   png?: PngOptions;
-  /** No progress lines on stderr. */
+  /**
+   * No progress lines on stderr.
+   * @default false
+   */
   quiet?: boolean;
 }
 

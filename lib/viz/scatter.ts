@@ -37,9 +37,15 @@ export interface ScatterOptions {
    * @default "tsne"
    */
   name?: string;
-  /** Title above the figure. */
+  /**
+   * Title above the figure.
+   * @default "Embedding map"
+   */
   title?: string;
-  /** Caption under the figure in reports. */
+  /**
+   * Caption under the figure in reports.
+   * @default "<points> points, <classes> classes."
+   */
   caption?: string;
 }
 

@@ -29,17 +29,35 @@ export interface SweepPoint {
 export interface SweepOptions {
   /** Axis title of the swept parameter, e.g. "κ" or "mined fraction". */
   param: string;
-  /** Log-scale x axis (base 2; for kappa). */
+  /**
+   * Log-scale x axis (base 2; for kappa).
+   * @default false
+   */
   log?: boolean;
-  /** Which K to draw, one panel each (default 1, 2, 4, 8). */
+  /**
+   * Which K to draw, one panel each (default 1, 2, 4, 8).
+   * @default 1, 2, 4, 8
+   */
   ks?: readonly number[];
-  /** Format of x tick labels (d3-format; default "~g", or ".0%" style when given). */
+  /**
+   * Format of x tick labels (d3-format; default "~g", or ".0%" style when given).
+   * @default "~g", or ".0%" style when given
+   */
   format?: string;
-  /** Panels per row. */
+  /**
+   * Panels per row.
+   * @default 2
+   */
   columns?: number;
-  /** File name of the figure. */
+  /**
+   * File name of the figure.
+   * @default "sweep"
+   */
   name?: string;
-  /** Title above the figure. */
+  /**
+   * Title above the figure.
+   * @default "Recall@K against <param>"
+   */
   title?: string;
 }
 

@@ -28,10 +28,14 @@ export interface TripletGridOptions {
   image: (i: number) => SampleImage;
   /** A caption under each thumbnail (e.g. the class name of sample `i`). */
   caption?: (i: number) => string;
-  /** Epochs to show as rows (default: every logged epoch, or `maxRows` spread evenly when there are more). */
+  /**
+   * Epochs to show as rows (default: every logged epoch, or `maxRows` spread evenly when there are more).
+   * @default every logged epoch, or `maxRows` spread evenly when there are more
+   */
   epochs?: readonly number[];
   /**
    * Most rows chosen by default (default 8).
+   * @default 8
    * @default 8
    */
   maxRows?: number;
@@ -41,14 +45,19 @@ export interface TripletGridOptions {
    */
   cell?: number;
   /** Draw thumbnails with nearest-neighbour scaling (default: when the pictures are raw pixels no larger
-   * than a cell, so small images such as Fashion-MNIST stay sharp). */
+   * than a cell, so small images such as Fashion-MNIST stay sharp).
+   * @default true for raw pixels no larger than a cell
+   */
   pixelated?: boolean;
   /**
    * File name of the figure (default "triplets").
    * @default "triplets"
    */
   name?: string;
-  /** Title above the figure. */
+  /**
+   * Title above the figure.
+   * @default "Mined triplets"
+   */
   title?: string;
 }
 
