@@ -19,6 +19,15 @@ export interface TaskOptions {
 }
 
 /**
+ * An {@link OptionNamer} for a task whose flags spell its library options in kebab case
+ * (`skipBadImages` -> `--skip-bad-images`); `renames` maps the options whose flag differs
+ * (`outDir` -> `out`).
+ */
+export function kebabFlags(renames: Readonly<Record<string, string>> = {}): OptionNamer {
+  return (option) => `--${renames[option] ?? option.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+}
+
+/**
  * Runs `main`; user errors end the process with one line on stderr and exit code 1, with the options they
  * name spelled by `optionName`.
  */

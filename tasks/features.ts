@@ -4,13 +4,13 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { UserError } from "../lib/errors.ts";
+import { type OptionNamer, UserError } from "../lib/errors.ts";
 import { fsErrorMessage } from "../lib/util/fs.ts";
 import { extractFeatures, listImageDataset } from "../lib/backbone/features.ts";
 import { OnnxBackbone, type ProviderChoice } from "../lib/backbone/onnx.ts";
 import { type PresetName, PRESETS } from "../lib/backbone/preprocess.ts";
 import type { ImageListFormat } from "../lib/data/image_list.ts";
-import { runTask } from "./cli.ts";
+import { kebabFlags, runTask } from "./cli.ts";
 
 const HELP = `deno task features --dataset cub|cars|folder --root <dir> --model <model.onnx> [flags]
 
@@ -167,8 +167,11 @@ export async function featuresMain(args: string[]): Promise<string | undefined> 
   }
 }
 
+/** How this task's flags spell the options that extractFeatures' messages name. */
+export const FEATURES_FLAGS: OptionNamer = kebabFlags({ outDir: "out", "preprocess.crop": "crop" });
+
 if (import.meta.main) {
   await runTask(async () => {
     await featuresMain(Deno.args);
-  });
+  }, { optionName: FEATURES_FLAGS });
 }

@@ -16,7 +16,7 @@ import {
 } from "../lib/retrieval/queries.ts";
 import type { RetrievalResult, Retriever } from "../lib/retrieval/retriever.ts";
 import { writeFileAtomic } from "../lib/util/fs.ts";
-import { optionalInt, parseOnePositional, runTask } from "./cli.ts";
+import { kebabFlags, optionalInt, parseOnePositional, runTask } from "./cli.ts";
 
 const HELP = `deno task search <index> (--test-row <i> | --image <file> | --vector <file.f32>) [flags]
 
@@ -185,5 +185,5 @@ export async function searchMain(
 if (import.meta.main) {
   await runTask(async () => {
     await searchMain(Deno.args);
-  });
+  }, { optionName: kebabFlags() });
 }

@@ -272,19 +272,19 @@ async function prepareDir(dir: string, keyHash: string, key: FeatureCacheKey, ov
   if (old && old.keyHash === keyHash && old.version === FEATURE_CACHE_VERSION) return old;
   if (old && !overwrite) {
     const diff = old.key ? keyDifferences(old.key, key) : [];
-    throw new UserError(
+    throw new UserError((n) =>
       `${dir} holds features computed with different settings (${
         diff.join("; ") || "another format version"
       }). ` +
-        `Choose another --out folder, or pass --overwrite to replace them.`,
+      `Choose another ${n("outDir")} folder, or set ${n("overwrite")} to replace them.`
     );
   }
   if (!old) {
     let other = false;
     for await (const e of Deno.readDir(dir)) other ||= !e.name.startsWith(".");
     if (other && !overwrite) {
-      throw new UserError(
-        `${dir} is not empty and holds no feature cache; choose an empty or new --out folder`,
+      throw new UserError((n) =>
+        `${dir} is not empty and holds no feature cache; choose an empty or new ${n("outDir")} folder`
       );
     }
   }
@@ -311,13 +311,14 @@ export async function extractFeatures(
   const batch = Math.max(1, opts.batch ?? 16);
   const shardSize = Math.max(1, opts.shardSize ?? 256);
   if (!Number.isInteger(views) || views < 1) {
-    throw new UserError(`--views must be a whole number >= 1 (got ${views})`);
+    throw new UserError((n) => `${n("views")} must be a whole number >= 1 (got ${views})`);
   }
   checkSpec(opts.preprocess);
   const { height, width } = backbone.inputSize;
   if ((height && height !== opts.preprocess.crop) || (width && width !== opts.preprocess.crop)) {
-    throw new UserError(
-      `the model takes ${height}x${width} images but --crop is ${opts.preprocess.crop}; pass --crop ${height}`,
+    throw new UserError((n) =>
+      `the model takes ${height}x${width} images but ${n("preprocess.crop")} is ${opts.preprocess.crop}; ` +
+      `set ${n("preprocess.crop")} to ${height}`
     );
   }
   const key: FeatureCacheKey = {
@@ -454,9 +455,9 @@ async function checkFinishedShards(
     const expected = s.rows * sm.views * (featureDim ?? 0) * 4;
     const st = await Deno.stat(`${dir}/${s.file}`).catch(() => undefined);
     if (!st || st.size !== expected) {
-      throw new UserError(
+      throw new UserError((n) =>
         `${dir}/${s.file} is missing or has the wrong size (${st?.size ?? 0} bytes, expected ${expected}); ` +
-          `the cache is damaged: rerun with --overwrite`,
+        `the cache is damaged: extract again with ${n("overwrite")}`
       );
     }
     done.add(s.start);
@@ -502,8 +503,8 @@ async function decodeBatch(
     if (err) {
       if (!(err instanceof ImageDecodeError)) throw err;
       if (!ctx.skipBadImages) {
-        throw new UserError(
-          `${err.message}. Fix or remove the file, or pass --skip-bad-images to skip it with a warning.`,
+        throw new UserError((n) =>
+          `${err.message}. Fix or remove the file, or set ${n("skipBadImages")} to skip it with a warning.`
         );
       }
       ctx.log(`features: WARNING: skipping ${samples[idx[j]].path}: ${err.message}`);
@@ -577,7 +578,7 @@ function fromLittleEndianBytes(b: Uint8Array): Float32Array {
   return out;
 }
 
-const DAMAGED = "the cache is damaged: run the same 'deno task features' command with --overwrite";
+const DAMAGED = "the cache is damaged: extract the features again, replacing this folder";
 
 /** Checks a complete manifest's splits: shards that cover every image once, in order, with their rows. */
 function checkManifest(dir: string, m: FeatureManifest): void {
@@ -696,8 +697,8 @@ export async function loadFeatureDataset(
   const manifest = await readManifest(dir);
   if (!manifest) {
     throw new UserError(
-      `${dir} is not a feature cache (no ${MANIFEST}). Create one with: deno task features --dataset cub ` +
-        `--root <dir> --model <googlenet.onnx> --output pool5 --out ${dir}`,
+      `${dir} is not a feature cache (no ${MANIFEST}). Extract one into it first (extractFeatures, the ` +
+        `features task), or point at the folder that holds one`,
     );
   }
   if (manifest.version !== FEATURE_CACHE_VERSION) {

@@ -119,7 +119,7 @@ async function readModelFile(path: string): Promise<Uint8Array> {
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) {
       throw new UserError(
-        `model file not found: ${path}. Pass an ONNX image model with --model (see README: GoogLeNet ONNX files).`,
+        `model file not found: ${path}. Give the path of an ONNX image model (see README: GoogLeNet ONNX files).`,
       );
     }
     throw new UserError(`cannot read model file ${path}: ${(e as Error).message}`);
@@ -138,7 +138,7 @@ async function chooseProvider(choice: ProviderChoice, log: (l: string) => void):
     if (gpu.report.isSoftware) {
       log(
         `backbone: the WebGPU adapter is software (${gpu.report.name}), where onnxruntime's WebGPU EP is ` +
-          `far slower than its CPU EP; using wasm (pass --provider webgpu to force WebGPU)`,
+          `far slower than its CPU EP; using wasm (provider "webgpu" forces WebGPU)`,
       );
       return "wasm";
     }
@@ -306,8 +306,9 @@ export class OnnxBackbone {
     }
     const { height, width } = this.inputSize;
     if ((height && height !== size) || (width && width !== size)) {
-      throw new UserError(
-        `the model expects ${height}x${width} inputs but preprocessing makes ${size}x${size}; set --crop ${height}`,
+      throw new UserError((n) =>
+        `the model expects ${height}x${width} inputs but preprocessing makes ${size}x${size}; ` +
+        `set ${n("preprocess.crop")} to ${height}`
       );
     }
     const data = input.length === n * per ? input : input.subarray(0, n * per);
@@ -324,9 +325,9 @@ export class OnnxBackbone {
       tensor.dispose();
     }
     if (out.type !== "float32") {
-      throw new UserError(
+      throw new UserError((n) =>
         `output '${this.outputName}' holds ${out.type} values, not float32 (a quantised model?); ` +
-          `pass --output with a float tensor, e.g. the DequantizeLinear output after pool5`,
+        `set ${n("output")} to a float tensor, e.g. the DequantizeLinear output after pool5`
       );
     }
     const dims = out.dims as readonly number[];

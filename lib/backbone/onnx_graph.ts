@@ -271,9 +271,9 @@ export function resolveOutputName(info: OnnxModelInfo, requested: string, source
     const lastPool = info.nodes.findLast((n) => POOL_OPS.has(n.opType));
     if (lastPool) return lastPool.outputs[0];
   }
-  throw new UserError(
+  throw new UserError((n) =>
     `${source} has no tensor named '${requested}'. Available tensor names: ${summarizeNames(names)}. ` +
-      `Pass one of them with --output (or 'pool5' for GoogLeNet's pooled 1024-d feature).`,
+    `Set ${n("output")} to one of them (or 'pool5' for GoogLeNet's pooled 1024-d feature).`
   );
 }
 

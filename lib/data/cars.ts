@@ -99,7 +99,7 @@ async function readAnnotations(
   }
   throw new UserError(
     `${root} is not a Cars196 folder: none of cars_annos.mat, cars_annos.csv, cars_annos.txt found. ` +
-      `Extract car_ims.tgz and cars_annos.mat into one folder and pass it with --root.`,
+      `Extract car_ims.tgz and cars_annos.mat into one folder and use it as the dataset root.`,
   );
 }
 

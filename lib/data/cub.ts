@@ -40,7 +40,7 @@ async function findCubRoot(root: string): Promise<string> {
   if (await exists(joinPath(nested, "images.txt"))) return nested;
   throw new UserError(
     `${root} is not a CUB-200-2011 folder: images.txt not found there or in ${nested}. ` +
-      `Extract CUB_200_2011.tgz and pass the CUB_200_2011 folder with --root.`,
+      `Extract CUB_200_2011.tgz and use the CUB_200_2011 folder as the dataset root.`,
   );
 }
 

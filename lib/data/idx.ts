@@ -48,7 +48,7 @@ async function findFile(dir: string, stem: string): Promise<string> {
     `${stem}[.gz] not found in ${dir}. ` +
       (dir === FASHION_MNIST_DIR
         ? "Install Fashion-MNIST with 'sudo apt-get install -y dataset-fashion-mnist'."
-        : "Point --data at a folder holding train-/t10k- images and labels in IDX format."),
+        : "Use a folder holding train-/t10k- images and labels in IDX format."),
   );
 }
 

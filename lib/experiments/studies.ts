@@ -129,7 +129,7 @@ export async function runExperiment(
         ),
     });
     const final = result.epochs.at(-1);
-    if (!final) throw new UserError(`run ${r.label} trained no epochs: raise --epochs`);
+    if (!final) throw new UserError((n) => `run ${r.label} trained no epochs: raise ${n("epochs")}`);
     results.push({ dir: r.dir, label: r.label, kappa: r.kappa, minedFraction: r.minedFraction, final });
     meta.runs.push({ dir: r.dir, label: r.label, kappa: r.kappa, minedFraction: r.minedFraction });
     await writeJsonAtomic(`${opts.outDir}/experiment.json`, meta);
@@ -148,16 +148,22 @@ async function checkExperimentFolder(dir: string, overwrite: boolean): Promise<v
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) return;
     if (e instanceof Deno.errors.NotADirectory) {
-      throw new UserError(`${dir} is a file, not a folder: choose a folder path for the study (--out)`);
+      throw new UserError((n) =>
+        `${dir} is a file, not a folder: choose a folder path for the study (${n("outDir")})`
+      );
     }
     throw e;
   }
   if (!names.length) return;
   if (!names.includes("experiment.json")) {
-    throw new UserError(`${dir} is not empty and holds no study: choose an empty or new --out`);
+    throw new UserError((n) =>
+      `${dir} is not empty and holds no study: choose an empty or new ${n("outDir")}`
+    );
   }
   if (!overwrite) {
-    throw new UserError(`${dir} already holds a study: replace it with --overwrite, or choose another --out`);
+    throw new UserError((n) =>
+      `${dir} already holds a study: replace it with ${n("overwrite")}, or choose another ${n("outDir")}`
+    );
   }
   for (const n of names) {
     if (STUDY_FILES.includes(n)) await Deno.remove(`${dir}/${n}`, { recursive: true });

@@ -113,9 +113,9 @@ export async function imageQueries(
     return { features: stack(rows, r.inputDim), exclude, info };
   }
   if (!options.model) {
-    throw new UserError(
+    throw new UserError((n) =>
       `${r.source} was built on features of the ONNX model with sha256 ${f.model.sha256.slice(0, 12)}... ` +
-        `(output ${f.model.output}): pass that model file with --model to search by image`,
+      `(output ${f.model.output}): set ${n("model")} to that model file to search by image`
     );
   }
   const net = await OnnxBackbone.load(options.model, {

@@ -92,7 +92,7 @@ async function readJsonFile(path: string, what: string): Promise<Record<string, 
 export async function readRunConfig(runDir: string): Promise<TrainConfig> {
   const saved = await readJsonFile(
     `${runDir}/config.json`,
-    `is ${runDir} a run folder? ('deno task train --out <dir>' makes one)`,
+    `is ${runDir} a run folder? (training writes one)`,
   );
   delete saved.adapter;
   return resolveConfig({ ...saved, outDir: runDir });

@@ -136,7 +136,7 @@ Deno.test("features: another model, preset or view count never reuses a cache; -
   const a = await extractFeatures(ds, net, opts(out, { views: 1 }));
   await rejectsWith(
     () => extractFeatures(ds, net, opts(out, { views: 1, preprocess: { ...spec, preset: "caffe" } })),
-    /different settings \(preprocessing preset: torchvision -> caffe\).*--overwrite/,
+    /different settings \(preprocessing preset: torchvision -> caffe\).*set overwrite/,
   );
   await rejectsWith(() => extractFeatures(ds, net, opts(out, { views: 2 })), /views: 1 -> 2/);
   const other = await OnnxBackbone.load(buildSmallCnn(99, 20).bytes, { provider: "wasm", ...quiet });
@@ -165,7 +165,7 @@ Deno.test("features: an unreadable image stops extraction unless skipping is ask
   for (const decodeWorkers of [0, 2]) {
     await rejectsWith(
       () => extractFeatures(ds, net, opts(`${root}/bad1-${decodeWorkers}`, { decodeWorkers })),
-      /Bird_1_1\.jpg.*--skip-bad-images/,
+      /Bird_1_1\.jpg.*set skipBadImages/,
     );
   }
   const warnings: string[] = [];

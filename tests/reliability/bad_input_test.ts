@@ -150,7 +150,7 @@ Deno.test("damaged feature caches are refused, naming the file: never zero-fille
       await assert.rejects(() => loadFeatureDataset(dir), refuses(pattern), what);
       assert.match(
         await loadFeatureDataset(dir).then(() => "", (e) => e.message),
-        /run the same 'deno task features' command with --overwrite/,
+        /extract the features again, replacing this folder/,
         what,
       );
     }
