@@ -156,7 +156,7 @@ Deno.test("bad input is refused with one clear message before any GPU work", asy
     };
     await refuse(
       { dataset: { kind: "idx", dir: `${dir}/nowhere`, split: "seen" } },
-      /not found in .*nowhere.*--data/,
+      /not found in .*nowhere.*IDX format/,
     );
     await writeIdxFolder(`${dir}/single`, { train: [0, 0, 1, 1, 2], test: [0, 1, 2] });
     await refuse(

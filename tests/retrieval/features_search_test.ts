@@ -74,7 +74,7 @@ Deno.test("index and search on a feature cache: image ids, test rows, --image th
       });
     await refuses(
       ["--image", image],
-      /built on features of the ONNX model with sha256 [0-9a-f]{12}.*pass that model file with --model/,
+      /built on features of the ONNX model with sha256 [0-9a-f]{12}.*set model to that model file/,
     );
     await refuses(
       ["--image", image, "--model", `${dir}/other.onnx`, "--provider", "wasm"],
