@@ -33,8 +33,8 @@ export interface ScatterOptions {
    */
   seed?: number;
   /**
-   * File name of the figure (default "tsne").
-   * @default "tsne"
+   * File name of the figure (default "scatter").
+   * @default "scatter"
    */
   name?: string;
   /**
