@@ -151,14 +151,39 @@ Deno.test("smart mining on the GPU (exact search) equals the reference exactly o
   }
 });
 
-Deno.test("smart mining through the FANNG graph keeps its data on the GPU: one data readback", async () => {
+/** Blobs on the GPU with their class index and a FANNG search built over them (dispose to free all). */
+async function blobSearch(
+  n: number,
+  dim: number,
+  classes: number,
+  seed: number,
+  maxDegree: number,
+  graphSeed: number,
+) {
   const gpu = await getGpu();
-  const { emb, labels } = blobs(1500, 8, 6, 12);
-  const ci = ClassIndex.build(labels);
-  using e = GpuBuffer.fromArray(gpu, emb.data, [emb.rows, emb.cols]);
-  using l = GpuBuffer.fromArray(gpu, labels);
-  using fanng = new FanngSearch(l, { maxDegree: 24, budget: 0, seed: 2 });
+  const { emb, labels } = blobs(n, dim, classes, seed);
+  const e = GpuBuffer.fromArray(gpu, emb.data, [n, dim]);
+  const l = GpuBuffer.fromArray(gpu, labels);
+  const fanng = new FanngSearch(l, { maxDegree, budget: 0, seed: graphSeed });
   await fanng.update(e);
+  return {
+    emb,
+    labels,
+    ci: ClassIndex.build(labels),
+    e,
+    l,
+    fanng,
+    [Symbol.dispose]() {
+      fanng[Symbol.dispose]();
+      e.destroy();
+      l.destroy();
+    },
+  };
+}
+
+Deno.test("smart mining through the FANNG graph keeps its data on the GPU: one data readback", async () => {
+  using fx = await blobSearch(1500, 8, 6, 12, 24, 2);
+  const { emb, labels, ci, e, fanng } = fx;
   const { result: got, reads } = await countingReads(() => mineSmart(e, ci, 3, fanng));
   assert.equal(reads.filter((c) => c > 1).length, 1, `reads ${reads}`);
   const ref = mineSmartRef(emb, ci, 3);
@@ -178,13 +203,8 @@ Deno.test("smart mining through the FANNG graph keeps its data on the GPU: one d
 });
 
 Deno.test("mining reports the negative search's progress: rising counts that end at two passes over the anchors", async () => {
-  const gpu = await getGpu();
-  const { emb, labels } = blobs(700, 8, 5, 13);
-  const ci = ClassIndex.build(labels);
-  using e = GpuBuffer.fromArray(gpu, emb.data, [emb.rows, emb.cols]);
-  using l = GpuBuffer.fromArray(gpu, labels);
-  using fanng = new FanngSearch(l, { maxDegree: 16, budget: 0, seed: 3 });
-  await fanng.update(e);
+  using fx = await blobSearch(700, 8, 5, 13, 16, 3);
+  const { emb, ci, e, l, fanng } = fx;
   for (const search of [fanng, new ExactSearch(e, l)]) {
     const seen: [number, number][] = [];
     await mineSmart(e, ci, 2, search, (done, total) => seen.push([done, total]));
