@@ -28,15 +28,8 @@ export function blobs(
   return { data: { rows, cols, data }, labels };
 }
 
-/** Mean fraction of each row's `k` true neighbours found in the row's `k` results. */
-export function recallAt(found: Uint32Array, truth: Uint32Array, rows: number, k: number): number {
-  let hit = 0;
-  for (let i = 0; i < rows; i++) {
-    const t = new Set(truth.subarray(i * k, (i + 1) * k));
-    for (let j = 0; j < k; j++) if (t.has(found[i * k + j])) hit++;
-  }
-  return hit / Math.max(1, rows * k);
-}
+/** Mean fraction of each row's `k` true neighbours found in the row's `k` results (the benches' own). */
+export { recallAt } from "../../tasks/bench/_search_data.ts";
 
 /** Runs `fn` inside a GPU validation error scope and throws if the device reported an error. */
 export async function noGpuErrors<T>(gpu: Gpu, fn: () => Promise<T>): Promise<T> {
