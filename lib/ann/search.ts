@@ -335,7 +335,7 @@ export async function runSearch(
   using dummyF = GpuBuffer.zeros(gpu, "f32", [4]);
   const { F_LABELS, F_RADIUS, F_LABEL_PENALTY } = SEARCH_FLAGS;
   const filterBits = (useLabels ? F_LABELS : 0) | (options.minDistance ? F_RADIUS : 0) |
-    (useLabels && (options.labelPenalty ?? 1) !== 1 ? F_LABEL_PENALTY : 0);
+    (useLabels && penalty !== 1 ? F_LABEL_PENALTY : 0);
   // Rounds per submission: enough for the whole search when each iteration evaluates a few vertices.
   const perSubmit = Math.max(1, Math.ceil((options.budget + entryCount) / 4 / stepCap));
   for (let q0 = 0; q0 < q; q0 += chunk) {
@@ -379,7 +379,7 @@ export async function runSearch(
         kept: mem.kept,
         queue_slots: mem.queue,
         hash_slots: mem.hash,
-        label_penalty: options.labelPenalty ?? 1,
+        label_penalty: penalty,
       };
       const workgroups = grid1d(gpu, Math.ceil(c / shape.queriesPerGroup));
       if (pipeline.entryPoint === "search_lane") {

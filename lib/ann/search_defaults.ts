@@ -25,8 +25,9 @@ export type SearchUse =
    * Smart mining's negatives (lib/mining/search.ts): "filtered", plus the fixed entry vertices and an
    * in-filter walk (infinite label penalty), so the walk never crosses the anchor's own class (on
    * Fashion-MNIST 4.6x fewer evaluations than the plain walk; half the anchors get their exact nearest
-   * negative, the others a farther one, docs/ann-search.md). Its budget is a quarter of "filtered": the walk's queue and hash
-   * are sized by the budget, and at kappa 1-4 no anchor needs more than 250 evaluations.
+   * negative, the others a farther one, docs/ann-search.md). Its budget is a quarter of "filtered": the
+   * walk's queue and hash are sized by the budget, and at kappa 1-4 no anchor needs more than 250
+   * evaluations.
    */
   | "mining";
 

@@ -16,8 +16,8 @@
  *   3. every source edge (in order) to a vertex not yet visited: mark it visited and evaluate its distance
  *      (a NaN distance counts as +Inf, and so does a NaN radius);
  *   4. merge the new vertices: nearest-any (any label, never the query itself) keeps the closest; those that
- *      pass the filter compete for the results; those whose key is below the bound join the queue (with a
- *      label walk, only those whose label passes the filter).
+ *      pass the filter compete for the results; those whose key is below the bound join the queue (the key
+ *      of a vertex that fails the label filter multiplied by the label penalty, when one is given).
  * Step 4 reads the bound of step 1 only, so its outcome does not depend on the order of the new vertices
  * (the GPU merges them in any order). The last iteration may pass the budget by up to width * R - 1.
  * Ties are broken by vertex id everywhere: every list is ordered by (distance, vertex).
