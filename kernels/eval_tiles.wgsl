@@ -31,13 +31,14 @@
 //   The column's index into `b` is ids[list_off + s] (flag F_COL_LIST) or s, its id that index (F_COL_LIST)
 //   or s - z * col_step (the cluster). Masks (the shared filters of lib/gpu/spec.ts): F_LABELS keeps
 //   columns whose label labels[label_off + column] differs from labels[row global id] (equals it, with
-//   F_SAME); F_SELF drops the column whose id equals the row's global id. Output
+//   F_SAME); F_SELF drops the column whose id equals the row's global id; F_RADIUS keeps columns farther
+//   than row_min[row global id] (d > it: smart mining's positives beyond the negative). Output
 //   out[z * out_stride + row global id] = (d bits, id) of the best column (or (+Inf, 0xFFFFFFFF) when none
 //   qualifies); F_MIN_INTO keeps out's current value when that ranks first (windows after the first,
 //   k-means++ rounds). F_HALTABLE returns at once when status[0] != 0 (the k-means loop has stopped;
 //   kernels/kmeans.wgsl's status buffer).
 //   Bindings: 0 params, 1 a vec4f, 2 b vec4f, 3 a_norms f32, 4 b_norms f32, 5 ids u32, 6 labels u32,
-//   7 out vec2u (rw), 8 status u32.
+//   7 out vec2u (rw), 8 status u32, 9 row_min f32.
 // count_before: one invocation per tile; a workgroup holds WG adjacent column tiles of one row tile
 //   (linear workgroup ids wg_base .. wg_end - 1). Rows r < rows of `a` (global id row_base + r), columns
 //   c < cols of `b` (global id col_base + c). Row r counts column c when labels[label_off + col id] !=
@@ -66,6 +67,7 @@ const INF = 0x7f800000u;
 @group(0) @binding(6) var<storage, read> labels: array<u32>;
 @group(0) @binding(7) var<storage, read_write> out: array<vec2u>;
 @group(0) @binding(8) var<storage, read> status: array<u32>;
+@group(0) @binding(9) var<storage, read> row_min: array<f32>;
 // count_before
 @group(0) @binding(5) var<storage, read> c_labels: array<u32>;
 @group(0) @binding(6) var<storage, read> thresh: array<vec2u>;
@@ -128,7 +130,7 @@ fn count4(m: vec4<bool>) -> u32 {
 // nearest
 
 // Per row of a block of 4: the best (distance, id) so far and what the masks compare against.
-struct RowState { d: vec4f, id: vec4u, norm: vec4f, label: vec4u, gid: vec4u, live: vec4<bool> }
+struct RowState { d: vec4f, id: vec4u, norm: vec4f, label: vec4u, gid: vec4u, live: vec4<bool>, rmin: vec4f }
 // Per column of a block of 4: index into `b`, norm, label, id, whether it is in the range.
 struct ColInfo { ix: vec4u, norm: vec4f, label: vec4u, id: vec4u, live: vec4<bool> }
 struct Cols8 {
@@ -142,6 +144,7 @@ fn fold_col(s: ptr<function, RowState>, dc: vec4f, norm: f32, label: u32, id: u3
     ok = ok & (((*s).label == vec4u(label)) == vec4<bool>((p.flags & F_SAME) != 0u));
   }
   if ((p.flags & F_SELF) != 0u) { ok = ok & ((*s).gid != vec4u(id)); }
+  if ((p.flags & F_RADIUS) != 0u) { ok = ok & (dc > (*s).rmin); }
   let better = ok & ((dc < (*s).d) | ((dc == (*s).d) & (vec4u(id) < (*s).id)));
   (*s).d = select((*s).d, dc, better);
   (*s).id = select((*s).id, vec4u(id), better);
@@ -179,7 +182,9 @@ fn row_state(t0: u32) -> RowState {
   var lab = vec4u(0u);
   if ((p.flags & F_LABELS) != 0u) { lab = vec4u(labels[g.x], labels[g.y], labels[g.z], labels[g.w]); }
   let norm = vec4f(a_norms[ix.x], a_norms[ix.y], a_norms[ix.z], a_norms[ix.w]);
-  return RowState(vec4f(bitcast<f32>(INF)), vec4u(NONE), norm, lab, g, t < vec4u(p.rows));
+  var rmin = vec4f(0.0);
+  if ((p.flags & F_RADIUS) != 0u) { rmin = vec4f(row_min[g.x], row_min[g.y], row_min[g.z], row_min[g.w]); }
+  return RowState(vec4f(bitcast<f32>(INF)), vec4u(NONE), norm, lab, g, t < vec4u(p.rows), rmin);
 }
 
 // Column position s of the range ending at `end`: its index into `b` (clamped to the range) and its id.

@@ -44,6 +44,13 @@
 //   0 params uniform CeilingParams   1..8 blocks   9 adj   10 degrees   11 sums rw f32 [queries x T]
 //   (sums[q * T + lane]: the lane's running f32 sum of its distances, for the reference check)
 //   12 evals rw u32 [queries] (distances computed per query).
+// Entry point nearest_edge: each self-search query's nearest point as the graph knows it, in the search's
+//   arithmetic: vertex v = q + self_offset, its first edge c (edges are sorted by length, and the occlusion
+//   rule always keeps the nearest candidate) and d(v, c); NO_VERTEX / +Inf for a vertex without edges. One
+//   evaluation per query with an edge. (Mining's eps_a: a search's first pass would expand v and find the
+//   same c, at ~30x the cost.) WG = T * QW invocations per workgroup, one query each.
+//   0 params uniform EdgeParams   1..8 blocks   9 adj   10 degrees   11 e_any rw u32 [queries]
+//   12 e_any_dist rw f32 [queries]   13 e_evals rw u32 [queries] (set, not added to)
 // Dispatch: 1-D over workgroups, spilling into y (linear_workgroup, from the prelude).
 // Interface: lib/gpu/specs/fanng_search.ts (uniform structs, flag bits, binding names; its prelude is prepended).
 // Defines: T (lanes per query; 1 = search_lane), QW (queries per workgroup), R (maximum degree), P (sources
@@ -714,4 +721,40 @@ fn ceiling(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3
   }
   c_sums[q * T + lane] = sum;
   if (lane == 0u) { c_evals[q] = evals; }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// nearest_edge
+
+// EdgeParams (the prelude): queries, n, w4, nblocks, self_offset.
+
+@group(0) @binding(0) var<uniform> ep: EdgeParams;
+@group(0) @binding(11) var<storage, read_write> e_any: array<u32>;
+@group(0) @binding(12) var<storage, read_write> e_any_dist: array<f32>;
+@group(0) @binding(13) var<storage, read_write> e_evals: array<u32>;
+
+@compute @workgroup_size(WG)
+fn nearest_edge(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                @builtin(local_invocation_index) lid: u32) {
+  g_w4 = ep.w4;
+  g_nblocks = ep.nblocks;
+  let q = linear_workgroup(wid, nwg) * WG + lid;
+  if (q >= ep.queries) { return; }
+  let v = q + ep.self_offset;
+  var c = NO_VERTEX;
+  var d = inf();
+  var evals = 0u;
+  if (v < ep.n && min(degrees[v], R) > 0u) {
+    c = adj[v * R];
+    if (c < ep.n) {
+      query_load(v);
+      d = dist(v, c);
+      evals = 1u;
+    } else {
+      c = NO_VERTEX;
+    }
+  }
+  e_any[q] = c;
+  e_any_dist[q] = d;
+  e_evals[q] = evals;
 }

@@ -101,8 +101,8 @@ export interface FanngBuildOptions {
   exactFallback?: number;
   /**
    * Smallest points per partition cluster (default 1024): exact kNN runs within clusters of about this size.
-   * The partition starts at `maxClusterSize` and halves the size while the estimated block recall stays at
-   * or above `blockRecallTarget`.
+   * The partition takes the smallest size (`clusterSize` doubled up to `maxClusterSize`) whose estimated
+   * block recall reaches `blockRecallTarget`: this one first, then the largest, then a bisection.
    * @default 1024
    */
   clusterSize?: number;
@@ -132,6 +132,13 @@ export interface FanngBuildOptions {
    * @default 3
    */
   descentIters?: number;
+  /**
+   * NN-descent runs after the partition blocks only when their estimated recall@10 (`blockRecall`) is under
+   * this (default 0.99): above it the lists are nearly exact and an iteration changes a tenth of a percent
+   * of their entries (docs/ann-build.md).
+   * @default 0.99
+   */
+  descentBelowRecall?: number;
   /**
    * NN-descent iterations at most in `refresh` (default 1).
    * @default 1
@@ -212,6 +219,7 @@ export function resolveBuildOptions(o: FanngBuildOptions, n: number): ResolvedBu
     clusterOverlap: o.clusterOverlap ?? 2,
     clusterSample: o.clusterSample ?? 32,
     descentIters: o.descentIters ?? 3,
+    descentBelowRecall: o.descentBelowRecall ?? 0.99,
     refreshDescentIters: o.refreshDescentIters ?? 1,
     descentForward: o.descentForward ?? Math.min(12, perHub),
     descentReverse: o.descentReverse ?? 12,
@@ -257,6 +265,7 @@ export function resolveBuildOptions(o: FanngBuildOptions, n: number): ResolvedBu
     "descentStop",
     "minBlockRecall",
     "blockRecallTarget",
+    "descentBelowRecall",
   ] as const;
   for (const name of fractions) {
     if (!(r[name] >= 0) || !Number.isFinite(r[name])) {
@@ -557,14 +566,16 @@ async function runDescent(
   lists: KnnLists,
   settings: DescentSettings,
   phases: Phases,
+  /** Iterations the progress bar planned for (default: settings.iterations). */
+  planned = settings.iterations,
 ): Promise<void> {
   let last = 0;
   const updates = await refineLists(vectors, lists, settings, (it, done) => {
     phases.bar.tick(done - last, `nn-descent ${it + 1}/${settings.iterations}`);
     last = done === lists.n ? 0 : done;
   });
-  // Iterations skipped by convergence count as done, so the bar's total stays the plan.
-  phases.bar.tick(lists.n * (settings.iterations - updates.length));
+  // Iterations skipped (by convergence, or not run) count as done, so the bar's total stays the plan.
+  phases.bar.tick(lists.n * (planned - updates.length));
   phases.stats.descentUpdates.push(...updates);
   phases.end("nn-descent");
 }
@@ -646,7 +657,8 @@ export async function buildGraph(
         await randomSeeds(navBlocks, lists, 2, rng);
         phases.end("blocks");
         const compared = homeRanges(part);
-        await runDescent(navBlocks, lists, { ...descent(o, o.descentIters), compared }, phases);
+        const iterations = chosen.recall < o.descentBelowRecall ? o.descentIters : 0;
+        await runDescent(navBlocks, lists, { ...descent(o, iterations), compared }, phases, o.descentIters);
         kept = { lists: await listHeads(lists.ids, lists.width, true), compared };
         if (nav === x) {
           graph = await graphFromLists(navBlocks, lists, o, walks, rng, phases, true);

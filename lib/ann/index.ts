@@ -50,7 +50,13 @@ import { decodeRefreshState, encodeRefreshState } from "./refresh_state.ts";
 import { encodeGraph, loadGraph, saveGraph } from "./file.ts";
 import { type FanngGraph, graphFromPadded, graphProblem, NO_VERTEX, paddedFromGraph } from "./graph.ts";
 import { GpuGraph } from "./gpu_graph.ts";
-import { runSearch, type SearchOutputs, type SearchShape } from "./search.ts";
+import {
+  runNearestEdge,
+  runSearch,
+  type SearchOutputs,
+  type SearchShape,
+  SearchWorkspace,
+} from "./search.ts";
 import { searchDefaults, type SearchUse } from "./search_defaults.ts";
 import { VectorBlocks } from "./vectors.ts";
 
@@ -66,7 +72,9 @@ export interface SearchFilter {
   minDistance?: GpuBuffer<"f32"> | Float32Array;
   /**
    * Multiplier of `minDistance` (default 1). Without `minDistance`, the radius is this times each query's
-   * nearest-neighbour distance (any label) found by a first, unfiltered pass of `nearestBudget` evaluations.
+   * nearest-neighbour distance (any label): in a self-search, the query's first edge in the graph (its
+   * nearest neighbour as the build found it); for outside queries, or with `nearestBudget`, the nearest
+   * point of a first, unfiltered search pass of `nearestBudget` evaluations.
    */
   minDistanceScale?: number;
   /**
@@ -122,8 +130,9 @@ export interface SearchOptions {
    */
   filter?: SearchFilter;
   /**
-   * Budget of the first pass of a `minDistanceScale`-only filter (default: the "nearest" use's).
-   * @default the "nearest" use's
+   * Budget of the first pass of a `minDistanceScale`-only filter. Default: the "nearest" use's for outside
+   * queries; none for a self-search, whose nearest point is its first edge (set it to search instead).
+   * @default the "nearest" use's (outside queries); the first edge (self-search)
    */
   nearestBudget?: number;
   /**
@@ -164,6 +173,8 @@ export class FanngIndex implements Disposable {
   #entryBuf: GpuBuffer<"u32">;
   #refresh: RefreshState;
   #disposed = false;
+  /** GPU memory the searches of this index reuse (kept until dispose). */
+  #workspace: SearchWorkspace;
 
   private constructor(
     readonly gpu: Gpu,
@@ -179,6 +190,7 @@ export class FanngIndex implements Disposable {
   ) {
     this.#graph = graph;
     this.#refresh = refresh;
+    this.#workspace = new SearchWorkspace(gpu);
     this.#entryBuf = GpuBuffer.fromArray(
       gpu,
       graph.entries.length ? graph.entries : new Uint32Array([NO_VERTEX]),
@@ -337,6 +349,7 @@ export class FanngIndex implements Disposable {
         budget: budget ?? options.budget ?? searchDefaults(use).budget,
         ef: use === "nearest" ? searchDefaults(use).ef : options.ef ?? searchDefaults(use).ef,
         width: options.width,
+        workspace: this.#workspace,
         entries: from.entries,
         entryStride: from.stride,
         self,
@@ -345,17 +358,26 @@ export class FanngIndex implements Disposable {
       const twoPasses = f?.minDistanceScale !== undefined && !minDistance;
       const report = (before: number) => (done: number) =>
         options.onProgress?.(before + done, (twoPasses ? 2 : 1) * q);
-      let first: SearchOutputs | undefined;
-      if (twoPasses) {
+      let first: Pick<SearchOutputs, "nearestAny" | "nearestAnyDistance" | "evaluations"> | undefined;
+      if (twoPasses && self && options.nearestBudget === undefined) {
+        // A self-search's nearest point is its vertex's first edge (docs/ann-search.md, "eps from the
+        // graph"): one evaluation instead of a search pass.
+        first = await runNearestEdge(this.vectors, this.gpuGraph);
+        options.onProgress?.(q, 2 * q);
+        minDistance = first.nearestAnyDistance;
+      } else if (twoPasses) {
         const nearest = options.nearestBudget ?? searchDefaults("nearest").budget;
         // A self-search's nearest neighbour is among its own vertex's edges: entry points would only spend
         // this pass's small budget far away (all of it, with as many entries as the budget).
         const own = self ? this.#entries("none", options) : { entries, stride };
         if (own.entries !== entries) temps.push(own.entries);
-        first = await runSearch(this.vectors, this.gpuGraph, queries, {
+        const pass1 = await runSearch(this.vectors, this.gpuGraph, queries, {
           ...pass(1, "nearest", nearest, own),
           onProgress: report(0),
         });
+        pass1.indices.destroy();
+        pass1.distances.destroy();
+        first = pass1;
         minDistance = first.nearestAnyDistance;
       }
       try {
@@ -373,8 +395,6 @@ export class FanngIndex implements Disposable {
         // The first pass's nearest point of any label is the better eps (a search for k = 1).
         out.nearestAny.destroy();
         out.nearestAnyDistance.destroy();
-        first.indices.destroy();
-        first.distances.destroy();
         return { ...out, nearestAny: first.nearestAny, nearestAnyDistance: first.nearestAnyDistance };
       } catch (e) {
         if (first) Object.values(first).forEach((b) => b.destroy());
@@ -502,6 +522,7 @@ export class FanngIndex implements Disposable {
     this.vectors.destroy();
     this.gpuGraph.destroy();
     this.#entryBuf.destroy();
+    this.#workspace[Symbol.dispose]();
     this.#refresh[Symbol.dispose]();
   }
 }

@@ -257,3 +257,30 @@ export function ceilingRef(
   }
   return { sums, evaluations };
 }
+
+/**
+ * Reference of kernels/fanng_search.wgsl `nearest_edge`: for vertices start .. start + count - 1, the first
+ * edge (NO_VERTEX when the vertex has none, or it is out of range) and its squared distance (+Inf), and 1
+ * evaluation where there was an edge.
+ */
+export function nearestEdgeRef(
+  base: HostMatrix,
+  graph: PaddedGraph,
+  start = 0,
+  count = graph.vertexCount - start,
+): { nearestAny: Uint32Array; nearestAnyDistance: Float32Array; evaluations: Uint32Array } {
+  const n = graph.vertexCount, r = graph.maxDegree;
+  const nearestAny = new Uint32Array(count).fill(NO_VERTEX);
+  const nearestAnyDistance = new Float32Array(count).fill(Infinity);
+  const evaluations = new Uint32Array(count);
+  for (let i = 0; i < count; i++) {
+    const v = start + i;
+    if (Math.min(graph.degrees[v], r) === 0) continue;
+    const c = graph.adjacency[v * r];
+    if (c >= n) continue;
+    nearestAny[i] = c;
+    nearestAnyDistance[i] = searchDistance(base, v, base, c);
+    evaluations[i] = 1;
+  }
+  return { nearestAny, nearestAnyDistance, evaluations };
+}

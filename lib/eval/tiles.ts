@@ -3,7 +3,7 @@
  * matrix is ever stored.
  *
  * - {@link encodeNearest}: per row, the nearest column of a range (optionally only same-label columns other
- *   than the row itself). k-means uses it for assignment and seeding, the retrieval metrics for each
+ *   than the row itself, farther than a per-row radius). k-means uses it for assignment and seeding, the retrieval metrics for each
  *   query's nearest positive.
  * - {@link encodeCountBefore}: per row, the number of other-label columns that precede the row's threshold
  *   (tau, id) in the (distance, id) order; with one set against itself each pair is computed once.
@@ -52,6 +52,8 @@ export interface NearestSpec {
   labels?: { buffer: GpuBuffer<"u32">; colOffset: number };
   /** Drop the column whose id is the row's global id (one set searched against itself). */
   self?: boolean;
+  /** Keep only columns farther than minDistance[row global id] (squared; d > it). */
+  minDistance?: GpuBuffer<"f32">;
   /** Output pairs (distance bits, id), u32 [layers x outStride x 2]. */
   out: GpuBuffer<"u32">;
   outStride: number;
@@ -81,7 +83,9 @@ export async function encodeNearest(batch: CommandBatch, spec: NearestSpec): Pro
   const ranges = "ranges" in c;
   const span = ranges ? c.ranges.maxSpan : c.len;
   const flags = (spec.rowList ? F.F_ROW_LIST : 0) | (c.list ? F.F_COL_LIST : 0) | (ranges ? F.F_RANGES : 0) |
-    (spec.labels ? F.F_LABELS | F.F_SAME : 0) | (spec.self ? F.F_SELF : 0) | (spec.status ? F.F_HALTABLE : 0);
+    (spec.labels ? F.F_LABELS | F.F_SAME : 0) | (spec.self ? F.F_SELF : 0) |
+    (spec.status ? F.F_HALTABLE : 0) |
+    (spec.minDistance ? F.F_RADIUS : 0);
   const win = windowColumns(gpu, spec.a.dim4, spec.loopBudget);
   const dummy = batch.scratch("u32", [4]);
   const tiles = Math.ceil(spec.rows / TILE);
@@ -114,6 +118,7 @@ export async function encodeNearest(batch: CommandBatch, spec: NearestSpec): Pro
         labels: spec.labels?.buffer ?? dummy,
         out: spec.out,
         status: spec.status ?? dummy,
+        row_min: spec.minDistance ?? dummy,
       },
       grid,
       "evalTiles.nearest",

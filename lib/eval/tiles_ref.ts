@@ -40,6 +40,8 @@ export interface NearestRefSpec {
   colIds?: Uint32Array;
   labels?: { labels: Uint32Array; colOffset: number };
   self?: boolean;
+  /** Keep only columns with d > minDistance[row global id]. */
+  minDistance?: Float32Array;
   layers?: number;
   outStride: number;
   /** With `minInto`: the output's current pairs. */
@@ -73,6 +75,7 @@ export function nearestRef(a: HostMatrix, b: HostMatrix, spec: NearestRefSpec): 
         }
         if (spec.self && id === gid) continue;
         const d = expandedSqL2(a, row, b, col);
+        if (spec.minDistance && !(d > spec.minDistance[gid])) continue;
         if (pairBefore(d, id, bd, bi)) [bd, bi] = [d, id];
       }
       const o = 2 * (z * spec.outStride + gid);

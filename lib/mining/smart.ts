@@ -9,16 +9,16 @@
  *
  * Everything runs on the GPU without a host round trip between steps: the neighbour searches through a
  * {@link NeighbourSearch} (FANNG graph or exact brute force; eps_a, the radius and the filtered search stay
- * on the GPU), then the positives per class with the fused distance + top-k kernel (k = 1, radius filter
- * d > d(a, n), read from the GPU's dan); one readback at the end. `mineSmartRef` is the plain-TS exact
+ * on the GPU), then the positives in one fused pass of distance tiles reduced in registers
+ * (kernels/eval_tiles.wgsl `nearest`: same class, not itself, d > d(a, n) read from the GPU's dan; no
+ * distance matrix is stored); one readback at the end. `mineSmartRef` is the plain-TS exact
  * reference (kappa taken in f32, like the GPU).
  * @module
  */
 import { GpuBuffer } from "../gpu/buffer.ts";
 import { CommandBatch } from "../gpu/dispatch.ts";
-import { encodeGatherRows } from "../ops/gather.ts";
-import { sqL2Ref } from "../ops/distance.ts";
-import { encodeKnnSqL2 } from "../ops/knn.ts";
+import { encodePrepareRows, sqL2Ref } from "../ops/distance.ts";
+import { encodeNearest } from "../eval/tiles.ts";
 import type { HostMatrix } from "../util/matrix.ts";
 import type { ClassIndex } from "./classes.ts";
 import type { NeighbourSearch, SearchProgress } from "./search.ts";
@@ -95,11 +95,12 @@ export async function mineSmart(
   using neg = await search.negatives(kappa, onProgress);
   const batch = new CommandBatch(gpu, "mining.positives");
   using pos = await encodePositives(batch, emb, classes, neg.dan);
-  // One readback: eps, negative, dan, the positives in class order, their distances, the evaluations.
-  const parts: GpuBuffer[] = [neg.eps, neg.negative, neg.dan, pos.local, pos.dap];
-  if (neg.evaluations) parts.push(neg.evaluations);
-  using all = GpuBuffer.zeros(gpu, "u32", [Math.max(1, parts.length * n)], "mining readback");
+  // One readback: eps, negative, dan, the evaluations (or nothing), the positives' (distance, id) pairs.
+  const parts: GpuBuffer[] = [neg.eps, neg.negative, neg.dan, ...(neg.evaluations ? [neg.evaluations] : [])];
+  const pairsAt = parts.length * n;
+  using all = GpuBuffer.zeros(gpu, "u32", [Math.max(1, pairsAt + 2 * n)], "mining readback");
   parts.forEach((b, i) => batch.copy(b, 0, all, i * n, n));
+  batch.copy(pos, 0, all, pairsAt, 2 * n);
   await batch.submit();
   const words = await all.read();
   const f32 = new Float32Array(words.buffer);
@@ -112,84 +113,78 @@ export async function mineSmart(
       dan[i] = danRaw[i];
     }
   }
-  const { positive, dap } = positivesFromClassOrder(
-    classes,
-    words.subarray(3 * n, 4 * n),
-    f32.subarray(4 * n, 5 * n),
-  );
+  const { positive, dap } = positivesFromPairs(words.subarray(pairsAt, pairsAt + 2 * n));
   let evaluations: number | undefined;
   if (neg.evaluations) {
     let sum = 0;
-    for (let i = 5 * n; i < 6 * n; i++) sum += words[i];
+    for (let i = 3 * n; i < 4 * n; i++) sum += words[i];
     evaluations = n ? sum / n : 0;
   }
   return { eps, negative, dan, positive, dap, evaluations };
 }
 
-/** Positives on the GPU in class order (members of class 0, then class 1, ...): local index and distance. */
-interface ClassOrderPositives extends Disposable {
-  /** [N] index of the positive within its anchor's class (0xFFFFFFFF: none). */
-  local: GpuBuffer<"u32">;
-  /** [N] its squared distance (+Inf: none). */
-  dap: GpuBuffer<"f32">;
-}
+/** Rows per tile of the fused nearest pass (lib/eval/tiles.ts). */
+const ROW_TILE = 32;
 
 /**
- * Encodes, for each anchor, the nearest same-class sample with d(a, p) > dan[a] (exact, class by class: the
- * class's rows and their dan are gathered into blocks and searched against themselves with the radius
- * filter), into `batch`. Results are in class order (see {@link positivesFromClassOrder}).
+ * Encodes, for each anchor, the nearest same-class sample with d(a, p) > dan[a], exact, into `batch`: one
+ * fused pass of distance tiles reduced in registers (kernels/eval_tiles.wgsl `nearest`, no distance matrix):
+ * rows in class order, each tile of 32 rows against the members of the classes it spans, same label, not
+ * itself, beyond dan. Returns [N x 2] u32 per anchor: (squared distance bits, positive id), or
+ * (+Inf, 0xFFFFFFFF) when none qualifies (the caller owns it).
  */
 async function encodePositives(
   batch: CommandBatch,
   emb: GpuBuffer<"f32">,
   classes: ClassIndex,
   dan: GpuBuffer<"f32">,
-): Promise<ClassOrderPositives> {
+): Promise<GpuBuffer<"u32">> {
   const gpu = emb.gpu, n = emb.rows;
-  const local = GpuBuffer.zeros(gpu, "u32", [Math.max(1, n)], "mining positives");
-  const dap = GpuBuffer.zeros(gpu, "f32", [Math.max(1, n)], "mining positive distances");
-  const danRows = GpuBuffer.zeros(gpu, "f32", [n, 1], "mining dan");
-  batch.copy(dan, 0, danRows, 0, n);
-  batch.release(danRows);
-  for (let c = 0; c < classes.classCount; c++) {
-    const members = classes.membersOf(c), start = classes.offsets[c];
-    const idx = GpuBuffer.fromArray(gpu, members);
-    const block = await encodeGatherRows(batch, emb, idx);
-    const radius = await encodeGatherRows(batch, danRows, idx);
-    const res = await encodeKnnSqL2(batch, block, block, 1, {
-      excludeSelf: true,
-      selfOffset: 0,
-      rowMinDistance: radius,
-    });
-    batch.copy(res.indices, 0, local, start, members.length);
-    batch.copy(res.distances, 0, dap, start, members.length);
-    for (const b of [idx, block, radius, res.indices, res.distances]) batch.release(b);
+  const out = GpuBuffer.zeros(gpu, "u32", [Math.max(1, n), 2], "mining positives");
+  if (n === 0) return out;
+  const tiles = Math.ceil(n / ROW_TILE);
+  const ranges = new Uint32Array(2 * tiles);
+  let maxSpan = 0;
+  for (let t = 0; t < tiles; t++) {
+    const first = classes.slotOf[classes.members[t * ROW_TILE]];
+    const last = classes.slotOf[classes.members[Math.min(n, (t + 1) * ROW_TILE) - 1]];
+    ranges[2 * t] = classes.offsets[first];
+    ranges[2 * t + 1] = classes.offsets[last + 1];
+    maxSpan = Math.max(maxSpan, ranges[2 * t + 1] - ranges[2 * t]);
   }
-  return {
-    local,
-    dap,
-    [Symbol.dispose]() {
-      local.destroy();
-      dap.destroy();
-    },
-  };
+  // ids: row positions (class order), the column list (the same order), the ranges.
+  const ids = GpuBuffer.fromArray(gpu, Uint32Array.from([...classes.members, ...classes.members, ...ranges]));
+  const slots = GpuBuffer.fromArray(gpu, classes.slotOf);
+  batch.release(ids);
+  batch.release(slots);
+  const rows = await encodePrepareRows(batch, emb);
+  const tileRows = { data: rows.data, norms: rows.norms, dim4: rows.dim4 };
+  await encodeNearest(batch, {
+    a: tileRows,
+    rows: n,
+    rowList: true,
+    b: tileRows,
+    cols: { ranges: { offset: 2 * n, maxSpan }, list: { offset: n } },
+    ids,
+    labels: { buffer: slots, colOffset: 0 },
+    self: true,
+    minDistance: dan,
+    out,
+    outStride: n,
+  });
+  return out;
 }
 
-/** Maps class-order positives (local index, distance) to per-anchor global ones (-1 / +Inf: none). */
-function positivesFromClassOrder(
-  classes: ClassIndex,
-  local: Uint32Array,
-  dist: Float32Array,
-): { positive: Int32Array; dap: Float32Array } {
-  const positive = new Int32Array(classes.size).fill(-1);
-  const dap = new Float32Array(classes.size).fill(Infinity);
-  for (let c = 0; c < classes.classCount; c++) {
-    const members = classes.membersOf(c), start = classes.offsets[c];
-    for (let i = 0; i < members.length; i++) {
-      if (local[start + i] === NONE) continue;
-      positive[members[i]] = members[local[start + i]];
-      dap[members[i]] = dist[start + i];
-    }
+/** Per-anchor positives from (distance bits, id) pairs (-1 / +Inf: none). */
+function positivesFromPairs(pairs: Uint32Array): { positive: Int32Array; dap: Float32Array } {
+  const n = pairs.length / 2;
+  const positive = new Int32Array(n).fill(-1);
+  const dap = new Float32Array(n).fill(Infinity);
+  const f32 = new Float32Array(pairs.buffer, pairs.byteOffset, pairs.length);
+  for (let i = 0; i < n; i++) {
+    if (pairs[2 * i + 1] === NONE) continue;
+    positive[i] = pairs[2 * i + 1];
+    dap[i] = f32[2 * i];
   }
   return { positive, dap };
 }
@@ -207,5 +202,5 @@ export async function softestHarderPositives(
   const batch = new CommandBatch(gpu, "mining.positives");
   using pos = await encodePositives(batch, emb, classes, danBuf);
   await batch.submit();
-  return positivesFromClassOrder(classes, await pos.local.read(), await pos.dap.read());
+  return positivesFromPairs(await pos.read());
 }

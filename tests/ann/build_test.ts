@@ -133,6 +133,7 @@ Deno.test("build: partition path at awkward sizes; deterministic; recall floors"
     candidates: 32,
     maxDegree: 16,
     seed: 5,
+    descentBelowRecall: 1, // NN-descent runs (the blocks' estimated recall is 0.997)
   };
   using a = await checkedBuild(data, options);
   using b = await checkedBuild(data, options);
@@ -141,6 +142,10 @@ Deno.test("build: partition path at awkward sizes; deterministic; recall floors"
   assert.ok(a.stats.clusters === 13 && a.stats.descentUpdates.length >= 1, JSON.stringify(a.stats));
   const r = await selfRecall(a, data, 256);
   assert.ok(r >= 0.97, `self-search recall@10 ${r}`);
+  // By default NN-descent does not start after blocks this good, and the recall holds.
+  using skipped = await checkedBuild(data, { ...options, descentBelowRecall: undefined });
+  assert.ok(skipped.stats.blockRecall >= 0.99 && skipped.stats.descentUpdates.length === 0);
+  assert.ok((await selfRecall(skipped, data, 256)) >= 0.97);
   // Without overlap or NN-descent the clusters' borders are poorly linked: recall drops.
   using c = await checkedBuild(data, { ...options, clusterOverlap: 1, descentIters: 0 });
   const rc = await selfRecall(c, data, 256);

@@ -16,8 +16,14 @@ import { type BlockLayout, VectorBlocks } from "../../lib/ann/vectors.ts";
 import { GpuGraph } from "../../lib/ann/gpu_graph.ts";
 import { NO_VERTEX, type PaddedGraph } from "../../lib/ann/graph.ts";
 import { pruneRef } from "../../lib/ann/prune.ts";
-import { runCeiling, runSearch, type SearchKernelOptions, type SearchShape } from "../../lib/ann/search.ts";
-import { ceilingRef, searchRef, type SearchRefOptions } from "../../lib/ann/search_ref.ts";
+import {
+  runCeiling,
+  runNearestEdge,
+  runSearch,
+  type SearchKernelOptions,
+  type SearchShape,
+} from "../../lib/ann/search.ts";
+import { ceilingRef, nearestEdgeRef, searchRef, type SearchRefOptions } from "../../lib/ann/search_ref.ts";
 import { intMatrix, noGpuErrors } from "./helpers.ts";
 
 const gpu = await getGpu();
@@ -347,6 +353,70 @@ Deno.test("search ceiling: GPU walk sums and counts match the reference for seve
     out.sums.destroy();
     out.evaluations.destroy();
   }
+  vectors.destroy();
+});
+
+Deno.test("nearest edge: GPU matches the reference (layouts, empty rows, NaN, vertex ranges) and a search's first pass", async () => {
+  const rng = new Rng(26);
+  const cases: { n: number; d: number; layout?: BlockLayout; range?: [number, number] }[] = [
+    { n: 1, d: 3 },
+    { n: 97, d: 5 },
+    { n: 300, d: 16, range: [37, 200] },
+    { n: 131, d: 19, layout: { count: 3, w4: 2 } },
+    { n: 250, d: 130 },
+    { n: 64, d: 1, range: [63, 1] },
+  ];
+  for (const c of cases) {
+    const data = intMatrix(rng, c.n, c.d, 6);
+    if (c.n > 10) data.data[7 * c.d] = NaN; // a NaN row: its distances count as +Inf
+    const graph = randomGraph(rng, c.n, 1 + rng.int(12));
+    const vectors = VectorBlocks.fromHost(gpu, data, c.layout);
+    using g = GpuGraph.fromPadded(gpu, graph);
+    const [start, count] = c.range ?? [0, c.n];
+    const out = await noGpuErrors(
+      gpu,
+      () => runNearestEdge(vectors, g, { selfStart: start, selfCount: count }),
+    );
+    const want = nearestEdgeRef(data, graph, start, count);
+    const what = JSON.stringify(c);
+    assert.deepEqual(Array.from(await out.nearestAny.read()), Array.from(want.nearestAny), `${what}: vertex`);
+    assert.deepEqual(
+      Array.from(await out.nearestAnyDistance.read()),
+      Array.from(want.nearestAnyDistance),
+      `${what}: distance`,
+    );
+    assert.deepEqual(
+      Array.from(await out.evaluations.read()),
+      Array.from(want.evaluations),
+      `${what}: evals`,
+    );
+    Object.values(out).forEach((b) => b.destroy());
+    vectors.destroy();
+  }
+  // On a FANNG graph (edges sorted, the nearest candidate always kept) it is what a search's first pass
+  // finds: the nearest point of any label.
+  const data = intMatrix(rng, 400, 6, 20);
+  const graph = prunedGraph(data, 8);
+  const vectors = VectorBlocks.fromHost(gpu, data);
+  using g = GpuGraph.fromPadded(gpu, graph);
+  using none = GpuBuffer.fromArray(gpu, new Uint32Array([NO_VERTEX]));
+  const edge = await runNearestEdge(vectors, g);
+  const pass = await runSearch(vectors, g, "self", {
+    k: 1,
+    budget: 64,
+    ef: 1,
+    entries: none,
+    entryStride: 0,
+    self: true,
+  });
+  assert.deepEqual(await edge.nearestAnyDistance.read(), await pass.nearestAnyDistance.read());
+  const exact = knnSqL2Ref(data, data, 1, { excludeSelf: true }).distances;
+  assert.deepEqual(await edge.nearestAnyDistance.read(), Float32Array.from(exact));
+  [...Object.values(edge), ...Object.values(pass)].forEach((b) => b.destroy());
+  await assert.rejects(
+    () => runNearestEdge(vectors, g, { selfStart: 390, selfCount: 20 }),
+    /outside 0\.\.399/,
+  );
   vectors.destroy();
 });
 

@@ -42,7 +42,7 @@ function classLists(labels: Uint32Array, colLabels: Uint32Array) {
   return { order, colOrder, ranges, maxSpan };
 }
 
-Deno.test("nearest same-label column: GPU equals the reference (lists, ranges, self, windows, awkward sizes)", async () => {
+Deno.test("nearest same-label column: GPU equals the reference (lists, ranges, self, radius, windows, awkward sizes)", async () => {
   const rng = new Rng(3);
   for (
     const [n, m, dim, classes, budget] of [
@@ -54,7 +54,7 @@ Deno.test("nearest same-label column: GPU equals the reference (lists, ranges, s
       [257, 131, 9, 40, undefined], // many classes, some without columns
     ] as const
   ) {
-    for (const single of [true, false]) {
+    for (const [single, radius] of [[true, false], [false, false], [true, true], [false, true]]) {
       if (single && n !== m) continue;
       const a = intMatrix(rng, n, dim, 4);
       const b = single ? a : intMatrix(rng, m, dim, 4);
@@ -67,8 +67,14 @@ Deno.test("nearest same-label column: GPU equals the reference (lists, ranges, s
       using idsBuf = GpuBuffer.fromArray(gpu, ids);
       using labBuf = GpuBuffer.fromArray(gpu, labels);
       using out = GpuBuffer.zeros(gpu, "u32", [n, 2]);
+      // Radius per row: integer squared distances, so d > r ties are exact; some rows exclude everything.
+      const minDistance = radius
+        ? Float32Array.from({ length: n }, () => rng.int(4 * dim + 2) - 1)
+        : undefined;
+      using minBuf = minDistance ? GpuBuffer.fromArray(gpu, minDistance) : undefined;
       const batch = new CommandBatch(gpu, "nearest");
       await encodeNearest(batch, {
+        minDistance: minBuf,
         a: A.tile,
         rows: n,
         rowList: true,
@@ -89,9 +95,10 @@ Deno.test("nearest same-label column: GPU equals the reference (lists, ranges, s
         colIds: colOrder,
         labels: { labels, colOffset: n },
         self: single,
+        minDistance,
         outStride: n,
       });
-      assert.deepEqual(await out.read(), want, `n=${n} m=${m} dim=${dim} single=${single}`);
+      assert.deepEqual(await out.read(), want, `n=${n} m=${m} dim=${dim} single=${single} radius=${radius}`);
       if (!single) [B.rows, B.x].forEach((o) => o[Symbol.dispose]());
       [A.rows, A.x].forEach((o) => o[Symbol.dispose]());
     }

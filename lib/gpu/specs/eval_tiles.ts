@@ -27,7 +27,7 @@ const Params = uniformStruct("Params", {
 });
 
 /**
- * The kernel's flags: the shared filters (nearest: F_SELF, F_LABELS with F_SAME) and its own, in the bits
+ * The kernel's flags: the shared filters (nearest: F_SELF, F_LABELS with F_SAME, F_RADIUS) and its own, in the bits
  * above them.
  */
 export const EVAL_TILES_FLAGS = moreFlags(FILTER_FLAGS, [
@@ -49,7 +49,7 @@ export const EVAL_TILES = kernelSpec("eval_tiles", {
       uniform: "p",
       struct: Params,
       unused: ["cols", "col_base", "tiles_x", "wg_base", "wg_end"],
-      bindings: [...TILE_ROWS, "ids", "labels", "out", "status"],
+      bindings: [...TILE_ROWS, "ids", "labels", "out", "status", "row_min"],
     }),
     count_before: entry({
       uniform: "p",

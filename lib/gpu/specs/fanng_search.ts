@@ -37,6 +37,14 @@ const CeilingParams = uniformStruct("CeilingParams", {
   steps: "u32", // vertices walked per query
 });
 
+const EdgeParams = uniformStruct("EdgeParams", {
+  queries: "u32",
+  n: "u32",
+  w4: "u32",
+  nblocks: "u32",
+  self_offset: "u32", // query q is base vertex q + self_offset
+});
+
 /** The filters of a search: the shared filter bits (F_LABELS, F_RADIUS) and the label penalty. */
 export const SEARCH_FLAGS = moreFlags(FILTER_FLAGS, ["F_LABEL_PENALTY"]);
 
@@ -70,6 +78,11 @@ export const FANNG_SEARCH = kernelSpec("fanng_search", {
       uniform: "sp",
       struct: SearchParams,
       bindings: [...SEARCH_IO, "s_hash_plain", "s_active", "s_pending"],
+    }),
+    nearest_edge: entry({
+      uniform: "ep",
+      struct: EdgeParams,
+      bindings: [...GRAPH, "e_any", "e_any_dist", "e_evals"],
     }),
     ceiling: entry({ uniform: "cp", struct: CeilingParams, bindings: [...GRAPH, "c_sums", "c_evals"] }),
   },
