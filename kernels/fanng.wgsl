@@ -47,8 +47,9 @@
 //   12 stop rw u32 [P]   13 active rw atomic u32 [rounds]
 // Dispatch: 1-D, WG invocations per workgroup, workgroups spill into y (linear_invocation, from the prelude).
 // Interface: lib/gpu/specs/fanng.ts (uniform structs and binding names; its prelude is prepended).
-// Defines: WG; R (max degree); C (prune candidate slots). Entry points that do not use a define still need
-//   it (set it to 1).
+// Defines: WG; R (max degree); C (prune candidate slots); CW4 (prune_occlude: the row width in vec4 when each
+//   invocation holds the candidate's row in registers, else 0). Entry points that do not use a define still
+//   need it (set it to 1; CW4 to 0).
 
 const NO_VERTEX = 0xffffffffu;
 const UNFINISHED = 0xfffffffeu;
@@ -161,6 +162,38 @@ fn dist(q: u32, v: u32) -> f32 {
   if (g_nblocks > 1u) { a += part1(iq, iv, w); }
   if (g_nblocks > 2u) { a += part2(iq, iv, w); }
   if (g_nblocks > 3u) { a += part3(iq, iv, w); }
+  return (a.x + a.y) + (a.z + a.w);
+}
+
+// CW4 > 0: the vectors are one column block of CW4 vec4s, known when compiling. prune_occlude then holds
+// the candidate's row in registers (crow_load, at its first occlusion check), so each check reads only the
+// kept edge's row: half the scattered loads, and a loop the compiler unrolls.
+const CREG = max(CW4, 1);
+var<private> g_crow: array<vec4f, CREG>;
+
+fn crow_load(c: u32) {
+  for (var j = 0u; j < u32(CW4); j++) { g_crow[j] = b0[c * u32(CW4) + j]; }
+}
+
+// dist(u, c) for the c that crow_load took: part0's arithmetic, operation for operation ((u - c)^2 = (c - u)^2
+// exactly), so the result does not depend on the path.
+fn dist_crow(u: u32) -> f32 {
+  let iq = u * u32(CW4);
+  var a0 = vec4f(0.0);
+  var a1 = vec4f(0.0);
+  var j = 0u;
+  for (; j + 8u <= u32(CW4); j += 8u) {
+    { let d = q0[iq + j + 0u] - g_crow[j + 0u]; a0 = fma(d, d, a0); }
+    { let d = q0[iq + j + 1u] - g_crow[j + 1u]; a1 = fma(d, d, a1); }
+    { let d = q0[iq + j + 2u] - g_crow[j + 2u]; a0 = fma(d, d, a0); }
+    { let d = q0[iq + j + 3u] - g_crow[j + 3u]; a1 = fma(d, d, a1); }
+    { let d = q0[iq + j + 4u] - g_crow[j + 4u]; a0 = fma(d, d, a0); }
+    { let d = q0[iq + j + 5u] - g_crow[j + 5u]; a1 = fma(d, d, a1); }
+    { let d = q0[iq + j + 6u] - g_crow[j + 6u]; a0 = fma(d, d, a0); }
+    { let d = q0[iq + j + 7u] - g_crow[j + 7u]; a1 = fma(d, d, a1); }
+  }
+  for (; j < u32(CW4); j++) { let d = q0[iq + j] - g_crow[j]; a0 = fma(d, d, a0); }
+  let a = a0 + a1;
   return (a.x + a.y) + (a.z + a.w);
 }
 
@@ -289,6 +322,7 @@ fn prune_occlude(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg
     // Kept edges are sorted: only those shorter than d(v,c) can occlude it.
     var occluded = false;
     var open = true;
+    var loaded = false;
     for (var u = 0u; open && u < kept; u++) {
       if (!(kept_d(u) < dc)) {
         open = false;
@@ -296,7 +330,17 @@ fn prune_occlude(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg
         let ku = kept_v(u);
         if ((c & ku & OLD) == 0u) {
           checks_left = max(checks_left, 1u) - 1u;
-          if (pp.alpha2 * dist(ku & ~OLD, c & ~OLD) < dc) {
+          var duc: f32;
+          if (CW4 > 0) {
+            if (!loaded) {
+              crow_load(c & ~OLD);
+              loaded = true;
+            }
+            duc = dist_crow(ku & ~OLD);
+          } else {
+            duc = dist(ku & ~OLD, c & ~OLD);
+          }
+          if (pp.alpha2 * duc < dc) {
             occluded = true;
             open = false;
           }

@@ -161,8 +161,9 @@ fn begin_scan(r: u32, s: u32) -> u32 {
 // current k-th best is searched further, by taking its eligible entries best first (one branch-free pass
 // each) until the best one left cannot enter. CPU adapters run invocations in lockstep and execute
 // masked-off branches anyway, so the rare insertion (a heap sift with per-lane indexing) must run once
-// per chunk pass, not once per entry.
-const CHUNK = 64u;
+// per chunk pass, not once per entry. Each insertion costs a pass over its chunk, so chunks are short: 16
+// selects 1,024 x 2,048 at k 33 (the FANNG build's blocks) 1.4x faster than 64 on llvmpipe, k 1 as fast.
+const CHUNK = 16u;
 
 // The smallest of `v` that is > the row's radius (when that filter is on), folded into `m`.
 fn fold_min(m: f32, v: f32) -> f32 {

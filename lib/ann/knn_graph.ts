@@ -37,7 +37,7 @@ export const NEW = 0x80000000;
 
 const WG = 64;
 /** Defines of the FANNG module for the list entry points (those they do not use set to 1). */
-const DEFINES = { WG, R: 1, C: 1 };
+const DEFINES = { WG, R: 1, C: 1, CW4: 0 };
 
 /** Host copy of kNN lists. */
 export interface HostLists {

@@ -18,7 +18,7 @@ import { NO_VERTEX, type PaddedGraph } from "./graph.ts";
 import type { GpuGraph } from "./gpu_graph.ts";
 import { distanceTrips, loopBudget, runRounds } from "../gpu/rounds.ts";
 import { alignedRow } from "./knn_graph.ts";
-import { blockBindings, type VectorBlocks } from "./vectors.ts";
+import { blockBindings, registerWidth, type VectorBlocks } from "./vectors.ts";
 import { FANNG } from "../gpu/specs/fanng.ts";
 
 /** Which vertices are pruned and how. */
@@ -131,8 +131,11 @@ export async function prune(
   }
   // Occlusion checks per vertex per dispatch: each costs a distance's loop trips plus the loop's own.
   // A dispatch may exceed the cap by one candidate's checks (at most R).
-  const checkCap = options.checkCap ?? Math.max(r, Math.floor((budget - 4 * r - 64) / (trips + 2)) - r);
-  const defines = { WG, R: r, C: c };
+  // With the candidate's row in registers (CW4), a check may also load that row once: count it twice.
+  const cw4 = registerWidth(vectors);
+  const perCheck = (cw4 > 0 ? 2 : 1) * trips + 2;
+  const checkCap = options.checkCap ?? Math.max(r, Math.floor((budget - 4 * r - 64) / perCheck) - r);
+  const defines = { WG, R: r, C: c, CW4: cw4 };
   const sortPipe = await FANNG.pipeline(gpu, "prune_sort", defines);
   const occludePipe = await FANNG.pipeline(gpu, "prune_occlude", defines);
   // Scratch: 2C + 2R + 4 words per vertex; as many vertices per dispatch as fit one binding.

@@ -16,7 +16,7 @@ import { type Bindable, CommandBatch, grid1d } from "../gpu/dispatch.ts";
 import type { GpuGraph } from "./gpu_graph.ts";
 import { loopBudget, runRounds } from "../gpu/rounds.ts";
 import { FANNG_SEARCH, SEARCH_FLAGS } from "../gpu/specs/fanng_search.ts";
-import { blockBindings, type VectorBlocks } from "./vectors.ts";
+import { blockBindings, registerWidth, type VectorBlocks } from "./vectors.ts";
 
 /** Largest k and ef of a FANNG search: the length of a query's sorted result and candidate lists. */
 export const SEARCH_MAX_K = 1024;
@@ -217,17 +217,6 @@ function distanceLoopTrips(blocks: number, w4: number): number {
  */
 function graphBindings(base: VectorBlocks, queries: VectorBlocks, graph: GpuGraph, rows?: [number, number]) {
   return { ...blockBindings(base, queries, rows), adj: graph.adjacency, degrees: graph.degrees };
-}
-
-/** Widest query row (in vec4) a search keeps in registers: 32 vec4, D <= 128. */
-const MAX_REGISTER_W4 = 32;
-
-/**
- * The `QW4` define of kernels/fanng_search.wgsl: the row width in vec4 when the vectors are one column block
- * narrow enough for each invocation to hold its query in registers, else 0 (the query is read per distance).
- */
-function registerWidth(base: VectorBlocks): number {
-  return base.layout.count === 1 && base.layout.w4 <= MAX_REGISTER_W4 ? base.layout.w4 : 0;
 }
 
 /**

@@ -43,6 +43,7 @@ export async function runGreedy(
     WG,
     R: graph.maxDegree,
     C: 1,
+    CW4: 0,
   });
   // Moves per dispatch: each costs up to R distances.
   const trips = distanceTrips(vectors.layout.count, vectors.layout.w4);

@@ -158,3 +158,15 @@ export function blockBindings(base: VectorBlocks, queries: VectorBlocks = base, 
   const [q0, q1, q2, q3] = rows ? queries.bindings(rows[0], rows[1]) : queries.bindings();
   return { b0, b1, b2, b3, q0, q1, q2, q3 };
 }
+
+/** Widest row (in vec4) a graph kernel keeps in registers: 32 vec4, D <= 128. */
+const MAX_REGISTER_W4 = 32;
+
+/**
+ * The row width in vec4 when `vectors` are one column block narrow enough for an invocation to hold a row
+ * in registers, else 0: the `QW4` define of kernels/fanng_search.wgsl (the query) and `CW4` of
+ * kernels/fanng.wgsl (prune_occlude's candidate).
+ */
+export function registerWidth(vectors: VectorBlocks): number {
+  return vectors.layout.count === 1 && vectors.layout.w4 <= MAX_REGISTER_W4 ? vectors.layout.w4 : 0;
+}
