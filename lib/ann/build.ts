@@ -101,8 +101,8 @@ export interface FanngBuildOptions {
   exactFallback?: number;
   /**
    * Smallest points per partition cluster (default 1024): exact kNN runs within clusters of about this size.
-   * The partition takes the smallest size (`clusterSize` doubled up to `maxClusterSize`) whose estimated
-   * block recall reaches `blockRecallTarget`: this one first, then the largest, then a bisection.
+   * The partition starts at `maxClusterSize` and halves the size while the estimated block recall stays at
+   * or above `blockRecallTarget`.
    * @default 1024
    */
   clusterSize?: number;

@@ -212,10 +212,9 @@ export interface ChosenPartition {
 }
 
 /**
- * The finest partition whose estimated block recall reaches `target`, among cluster sizes `maxSize`,
- * `maxSize` / 2, ... down to `minSize`, each estimated on `truth`. Recall falls as clusters shrink, so the
- * finest is tried first (embedding-like data meets the target there: one partition), then the coarsest
- * (kept when it too is below the target), then a bisection between them.
+ * The finest partition whose estimated block recall reaches `target`: cluster sizes from `maxSize` down
+ * to `minSize` (halving), each estimated on `truth`; stops at the first size below the target and keeps the
+ * one before it (or the coarsest, when even that one is below).
  */
 export async function choosePartition(
   x: GpuBuffer<"f32">,
@@ -227,32 +226,17 @@ export async function choosePartition(
   rng: Rng,
 ): Promise<ChosenPartition> {
   const n = x.rows;
-  // Cluster counts, coarsest first, without repeats (small N maps several sizes to one count).
-  const counts: number[] = [];
+  let chosen: ChosenPartition | undefined;
   for (let size = Math.max(sizes.maxSize, sizes.minSize); size >= sizes.minSize; size /= 2) {
     const clusters = Math.max(1, Math.round(n / size));
-    if (!counts.includes(clusters)) counts.push(clusters);
+    if (chosen && clusters === chosen.clusters) continue;
+    const part = await partitionRows(x, clusters, overlap, clusters * samplePerCluster, rng);
+    const recall = blockRecallEstimate(part, truth);
+    if (chosen && recall < target) break;
+    chosen = { part, clusters, recall };
+    if (recall < target) break;
   }
-  const tryCount = async (i: number): Promise<ChosenPartition> => {
-    const part = await partitionRows(x, counts[i], overlap, counts[i] * samplePerCluster, rng);
-    return { part, clusters: counts[i], recall: blockRecallEstimate(part, truth) };
-  };
-  let hi = counts.length - 1;
-  const finest = await tryCount(hi);
-  if (finest.recall >= target || hi === 0) return finest;
-  let lo = 0;
-  let best = await tryCount(lo);
-  if (best.recall < target) return best;
-  // best (at lo) reaches the target, hi does not.
-  while (hi - lo > 1) {
-    const mid = (lo + hi) >> 1;
-    const c = await tryCount(mid);
-    if (c.recall >= target) {
-      lo = mid;
-      best = c;
-    } else hi = mid;
-  }
-  return best;
+  return chosen!;
 }
 
 /** Per build vertex, the range of its home cluster ([n x 2]): the vertices its block compared it with. */
