@@ -363,7 +363,7 @@ export class FanngIndex implements Disposable {
         // A self-search's nearest point is its vertex's first edge (docs/ann-search.md, "eps from the
         // graph"): one evaluation instead of a search pass.
         first = await runNearestEdge(this.vectors, this.gpuGraph);
-        options.onProgress?.(q, 2 * q);
+        report(0)(q);
         minDistance = first.nearestAnyDistance;
       } else if (twoPasses) {
         const nearest = options.nearestBudget ?? searchDefaults("nearest").budget;

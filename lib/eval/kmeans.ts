@@ -144,7 +144,7 @@ export async function kmeansAssign(
       a: block.tile,
       rowBase: block.start,
       rows: block.rows,
-      b: { data: cprep.data, norms: cprep.norms, dim4: cprep.dim4 },
+      b: cprep,
       cols: { begin: 0, step: k, len: k },
       out: pairs,
       outStride: n,

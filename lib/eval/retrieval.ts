@@ -39,13 +39,13 @@ import type { Gpu } from "../gpu/device.ts";
 import { CommandBatch, grid1d } from "../gpu/dispatch.ts";
 import { RETRIEVAL } from "../gpu/specs/retrieval.ts";
 import { checkShape, fmtShape, UserError } from "../errors.ts";
-import { encodeDistanceBlock, encodePrepareRows, type PreparedRows } from "../ops/distance.ts";
+import { encodeDistanceBlock, encodePrepareRows } from "../ops/distance.ts";
 import type { HostMatrix } from "../util/matrix.ts";
 import { asGpuMatrix } from "./kmeans.ts";
 import { denseLabels } from "./nmi.ts";
 import type { RetrievalMetrics } from "./retrieval_ref.ts";
 import { knnSqL2 } from "../ops/knn.ts";
-import { countWorkgroups, encodeCountBefore, encodeNearest, TILE, type TileRows } from "./tiles.ts";
+import { classTileRanges, countWorkgroups, encodeCountBefore, encodeNearest } from "./tiles.ts";
 
 export type { RetrievalMetrics } from "./retrieval_ref.ts";
 
@@ -247,10 +247,6 @@ function fitsOneBinding(x: GpuBuffer<"f32">): boolean {
   return x.rows * Math.ceil(x.cols / 4) * 16 <= x.gpu.maxBindingBytes;
 }
 
-function tileRows(p: PreparedRows): TileRows {
-  return { data: p.data, norms: p.norms, dim4: p.dim4 };
-}
-
 /** Pairs of the count pass per submission when it reports progress (about 2^27: a few seconds on a CPU). */
 const PAIRS_PER_PART = 2 ** 27;
 
@@ -269,20 +265,11 @@ async function firstRanksFused(
   const firstRank = new Uint32Array(nq).fill(NONE);
   const result: QueryRanks = { firstRank, positives: groups.positives, ranksWidth: 1 };
   if (nq === 0 || groups.maxPositives === 0) return result;
-  // Queries grouped by label; each tile of TILE queries searches the gallery members of its labels.
+  // Queries grouped by label; each tile of queries searches the gallery members of its labels.
   const order = Uint32Array.from(groups.queryIds.keys()).sort((a, b) =>
     groups.queryIds[a] - groups.queryIds[b] || a - b
   );
-  const tiles = Math.ceil(nq / TILE);
-  const ranges = new Uint32Array(2 * tiles);
-  let maxSpan = 0;
-  for (let t = 0; t < tiles; t++) {
-    const first = groups.queryIds[order[t * TILE]];
-    const last = groups.queryIds[order[Math.min(nq, t * TILE + TILE) - 1]];
-    ranges[2 * t] = groups.classStart[first];
-    ranges[2 * t + 1] = groups.classStart[last + 1];
-    maxSpan = Math.max(maxSpan, ranges[2 * t + 1] - ranges[2 * t]);
-  }
+  const { ranges, maxSpan } = classTileRanges(order, groups.queryIds, groups.classStart);
   using ids = GpuBuffer.fromArray(gpu, Uint32Array.from([...order, ...groups.members, ...ranges]));
   using labels = GpuBuffer.fromArray(
     gpu,
@@ -295,10 +282,10 @@ async function firstRanksFused(
   using gpOwned = groups.single ? undefined : await encodePrepareRows(batch, g, { keep: true });
   const gp = gpOwned ?? qp;
   await encodeNearest(batch, {
-    a: tileRows(qp),
+    a: qp,
     rows: nq,
     rowList: true,
-    b: tileRows(gp),
+    b: gp,
     cols: { ranges: { offset: nq + ng, maxSpan }, list: { offset: nq } },
     ids,
     labels: { buffer: labels, colOffset: groups.single ? 0 : nq },
@@ -308,9 +295,9 @@ async function firstRanksFused(
   });
   // The count over all pairs, in parts when it is long enough to report progress.
   const spec = {
-    a: tileRows(qp),
+    a: qp,
     rows: nq,
-    b: tileRows(gp),
+    b: gp,
     cols: ng,
     symmetric: groups.single,
     labels,

@@ -33,6 +33,30 @@ export interface TileRows {
   dim4: number;
 }
 
+/**
+ * Column ranges of a nearest pass over rows grouped by class (`cols.ranges`): row position t is row
+ * `order[t]`, of class `classOf[order[t]]`, with `order` sorted by class; class c's columns are positions
+ * [classStart[c], classStart[c + 1]). Each tile of TILE row positions gets the span from its first row's
+ * class to its last's ([begin, end) pairs, one per tile), and the longest span.
+ */
+export function classTileRanges(
+  order: ArrayLike<number>,
+  classOf: ArrayLike<number>,
+  classStart: ArrayLike<number>,
+): { ranges: Uint32Array; maxSpan: number } {
+  const rows = order.length, tiles = Math.ceil(rows / TILE);
+  const ranges = new Uint32Array(2 * tiles);
+  let maxSpan = 0;
+  for (let t = 0; t < tiles; t++) {
+    const first = classOf[order[t * TILE]];
+    const last = classOf[order[Math.min(rows, t * TILE + TILE) - 1]];
+    ranges[2 * t] = classStart[first];
+    ranges[2 * t + 1] = classStart[last + 1];
+    maxSpan = Math.max(maxSpan, ranges[2 * t + 1] - ranges[2 * t]);
+  }
+  return { ranges, maxSpan };
+}
+
 /** One nearest-column pass; see kernels/eval_tiles.wgsl for the exact semantics of each field. */
 export interface NearestSpec {
   /** The rows' matrix (a block of it when rows are direct), and the global id of its first row. */

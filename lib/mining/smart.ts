@@ -18,7 +18,7 @@
 import { GpuBuffer } from "../gpu/buffer.ts";
 import { CommandBatch } from "../gpu/dispatch.ts";
 import { encodePrepareRows, sqL2Ref } from "../ops/distance.ts";
-import { encodeNearest } from "../eval/tiles.ts";
+import { classTileRanges, encodeNearest } from "../eval/tiles.ts";
 import type { HostMatrix } from "../util/matrix.ts";
 import type { ClassIndex } from "./classes.ts";
 import type { NeighbourSearch, SearchProgress } from "./search.ts";
@@ -80,7 +80,7 @@ export function mineSmartRef(emb: HostMatrix, classes: ClassIndex, kappa: number
 /**
  * Smart mining on the GPU over all rows of `emb` ([N x D], the current embeddings of the training set).
  * `search` answers eps_a and the negatives (radius kappa * eps_a, in f32) on the GPU; the positives are
- * found class by class on the GPU from its dan; then one readback brings what the triplet assembly needs.
+ * found in one fused pass on the GPU from its dan; then one readback brings what the triplet assembly needs.
  * `onProgress` hears the negative search's progress (the positives are one submission after it).
  */
 export async function mineSmart(
@@ -123,9 +123,6 @@ export async function mineSmart(
   return { eps, negative, dan, positive, dap, evaluations };
 }
 
-/** Rows per tile of the fused nearest pass (lib/eval/tiles.ts). */
-const ROW_TILE = 32;
-
 /**
  * Encodes, for each anchor, the nearest same-class sample with d(a, p) > dan[a], exact, into `batch`: one
  * fused pass of distance tiles reduced in registers (kernels/eval_tiles.wgsl `nearest`, no distance matrix):
@@ -142,28 +139,18 @@ async function encodePositives(
   const gpu = emb.gpu, n = emb.rows;
   const out = GpuBuffer.zeros(gpu, "u32", [Math.max(1, n), 2], "mining positives");
   if (n === 0) return out;
-  const tiles = Math.ceil(n / ROW_TILE);
-  const ranges = new Uint32Array(2 * tiles);
-  let maxSpan = 0;
-  for (let t = 0; t < tiles; t++) {
-    const first = classes.slotOf[classes.members[t * ROW_TILE]];
-    const last = classes.slotOf[classes.members[Math.min(n, (t + 1) * ROW_TILE) - 1]];
-    ranges[2 * t] = classes.offsets[first];
-    ranges[2 * t + 1] = classes.offsets[last + 1];
-    maxSpan = Math.max(maxSpan, ranges[2 * t + 1] - ranges[2 * t]);
-  }
+  const { ranges, maxSpan } = classTileRanges(classes.members, classes.slotOf, classes.offsets);
   // ids: row positions (class order), the column list (the same order), the ranges.
   const ids = GpuBuffer.fromArray(gpu, Uint32Array.from([...classes.members, ...classes.members, ...ranges]));
   const slots = GpuBuffer.fromArray(gpu, classes.slotOf);
   batch.release(ids);
   batch.release(slots);
   const rows = await encodePrepareRows(batch, emb);
-  const tileRows = { data: rows.data, norms: rows.norms, dim4: rows.dim4 };
   await encodeNearest(batch, {
-    a: tileRows,
+    a: rows,
     rows: n,
     rowList: true,
-    b: tileRows,
+    b: rows,
     cols: { ranges: { offset: 2 * n, maxSpan }, list: { offset: n } },
     ids,
     labels: { buffer: slots, colOffset: 0 },
