@@ -36,8 +36,11 @@ export {
   occlusionViolations,
   paddedFromGraph,
   type PaddedGraph,
+  type Projection,
   validateGraph,
 } from "./lib/ann/graph.ts";
+export { fitProjection, projectRows } from "./lib/ann/pca.ts";
+export { type RerankOptions, runRerank } from "./lib/ann/rerank.ts";
 export {
   decodeGraph,
   encodeGraph,

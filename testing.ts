@@ -35,6 +35,8 @@ export { kmeansAssignRef, kmeansRef } from "./lib/eval/kmeans_ref.ts";
 export { l2NormalizeRowsRef } from "./lib/util/matrix.ts";
 export {
   ceilingRef,
+  nearestEdgeRef,
+  rerankRef,
   type SearchFilterRef,
   searchRef,
   type SearchRefOptions,

@@ -51,6 +51,8 @@
 //   same c, at ~30x the cost.) WG = T * QW invocations per workgroup, one query each.
 //   0 params uniform EdgeParams   1..8 blocks   9 adj   10 degrees   11 e_any rw u32 [queries]
 //   12 e_any_dist rw f32 [queries]   13 e_evals rw u32 [queries] (set, not added to)
+// Entry point rerank: the exact re-ranking of a search that walked a projection of the vectors (the k
+//   nearest of each query's candidates in the vectors of bindings 1..8); see its section below.
 // Dispatch: 1-D over workgroups, spilling into y (linear_workgroup, from the prelude).
 // Interface: lib/gpu/specs/fanng_search.ts (uniform structs, flag bits, binding names; its prelude is prepended).
 // Defines: T (lanes per query; 1 = search_lane), QW (queries per workgroup), R (maximum degree), P (sources
@@ -278,7 +280,9 @@ fn r_set(i: u32, d: f32, v: u32) {
   s_scratch[sw(RV + i)] = v;
 }
 
-// Candidate queue: a binary min-heap by (d, v).
+// Candidate queue: a binary min-heap by (d, v). The heaps read a slot's vertex only where it is needed: to
+// move the slot, or to break a tie of distances (WGSL's && and || short-circuit). On llvmpipe every slot
+// read is a gather, and the heaps are most of a search's time.
 fn queue_push(d: f32, v: u32) {
   if (qn >= sp.queue_slots) { return; } // never: the queue has a slot for every evaluation
   var i = qn;
@@ -286,9 +290,8 @@ fn queue_push(d: f32, v: u32) {
   while (i > 0u) {
     let p = (i - 1u) / 2u;
     let pd = qd(p);
-    let pv = qv(p);
-    if (!before(d, v, pd, pv)) { break; }
-    q_set(i, pd, pv);
+    if (!(d < pd || (d == pd && v < qv(p)))) { break; }
+    q_set(i, pd, qv(p));
     i = p;
   }
   q_set(i, d, v);
@@ -305,14 +308,15 @@ fn queue_pop() {
     var c = 2u * i + 1u;
     if (c >= n) { break; }
     var cd = qd(c);
-    var cv = qv(c);
-    if (c + 1u < n && before(qd(c + 1u), qv(c + 1u), cd, cv)) {
-      c++;
-      cd = qd(c);
-      cv = qv(c);
+    if (c + 1u < n) {
+      let rd = qd(c + 1u);
+      if (rd < cd || (rd == cd && qv(c + 1u) < qv(c))) {
+        c++;
+        cd = rd;
+      }
     }
-    if (!before(cd, cv, d, v)) { break; }
-    q_set(i, cd, cv);
+    if (!(cd < d || (cd == d && qv(c) < v))) { break; }
+    q_set(i, cd, qv(c));
     i = c;
   }
   q_set(i, d, v);
@@ -325,14 +329,15 @@ fn results_sift_down(i0: u32, n: u32, d: f32, v: u32) {
     var c = 2u * i + 1u;
     if (c >= n) { break; }
     var cd = rd(c);
-    var cv = rv(c);
-    if (c + 1u < n && before(cd, cv, rd(c + 1u), rv(c + 1u))) {
-      c++;
-      cd = rd(c);
-      cv = rv(c);
+    if (c + 1u < n) {
+      let r = rd(c + 1u);
+      if (cd < r || (cd == r && rv(c) < rv(c + 1u))) {
+        c++;
+        cd = r;
+      }
     }
-    if (!before(d, v, cd, cv)) { break; }
-    r_set(i, cd, cv);
+    if (!(d < cd || (d == cd && v < rv(c)))) { break; }
+    r_set(i, cd, rv(c));
     i = c;
   }
   r_set(i, d, v);
@@ -345,9 +350,8 @@ fn results_add(d: f32, v: u32) {
     while (i > 0u) {
       let p = (i - 1u) / 2u;
       let pd = rd(p);
-      let pv = rv(p);
-      if (!before(pd, pv, d, v)) { break; }
-      r_set(i, pd, pv);
+      if (!(pd < d || (pd == d && rv(p) < v))) { break; }
+      r_set(i, pd, rv(p));
       i = p;
     }
     r_set(i, d, v);
@@ -757,4 +761,122 @@ fn nearest_edge(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg:
   e_any[q] = c;
   e_any_dist[q] = d;
   e_evals[q] = evals;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// rerank
+
+// RerankParams (the prelude): queries, n, w4, nblocks, cands, k, query_row_offset, cand_start, cand_end,
+// first. The exact re-ranking of a search that walked a projection of the vectors (lib/ann/rerank.ts):
+// query q (row q + query_row_offset of the query blocks) keeps, of its candidates c[q][cand_start ..
+// cand_end) (NO_VERTEX and ids >= n skipped), the k nearest in the vectors of bindings 1..8, ascending by
+// (distance, vertex), in out rows that a dispatch with `first` = 1 fills with NO_VERTEX / +Inf; a later
+// dispatch carries on from them (candidate ranges split so that no invocation passes llvmpipe's loop limit,
+// lib/gpu/rounds.ts). Each row's last slot is its worst kept result (+Inf / NO_VERTEX while it is not
+// full), so no count is kept. Also writes each query's best result as its nearest-any and adds the
+// candidates scored to its evaluations.
+// Work split: rerank, one query per workgroup of T lanes (QW = 1): the lanes score T candidates side by side
+// into workgroup memory, then lane 0 merges them into the rows (hardware adapters). rerank_lane, one query
+// per invocation (T = 1, QW queries per workgroup): on llvmpipe, where a workgroup is one thread's SIMD
+// vector, it is 1.4x faster than teams of 8 (no barriers, no serial merge).
+//   0 params uniform RerankParams   1..8 blocks   9 r_cand read u32 [queries x cands]
+//   10 r_idx rw u32 [queries x k]   11 r_dist rw f32 [queries x k]   12 r_any rw u32 [queries]
+//   13 r_any_dist rw f32 [queries]   14 r_evals rw u32 [queries]
+
+@group(0) @binding(0) var<uniform> rp: RerankParams;
+@group(0) @binding(9) var<storage, read> r_cand: array<u32>;
+@group(0) @binding(10) var<storage, read_write> r_idx: array<u32>;
+@group(0) @binding(11) var<storage, read_write> r_dist: array<f32>;
+@group(0) @binding(12) var<storage, read_write> r_any: array<u32>;
+@group(0) @binding(13) var<storage, read_write> r_any_dist: array<f32>;
+@group(0) @binding(14) var<storage, read_write> r_evals: array<u32>;
+
+var<workgroup> r_tile_d: array<f32, T>;
+var<workgroup> r_tile_v: array<u32, T>;
+
+// Inserts (d, v) into the sorted row at o (k slots, the last the worst kept) if it beats the worst.
+fn rerank_insert(o: u32, d: f32, v: u32) {
+  let last = o + rp.k - 1u;
+  if (!before(d, v, r_dist[last], r_idx[last])) { return; }
+  var i = rp.k - 1u;
+  while (i > 0u && before(d, v, r_dist[o + i - 1u], r_idx[o + i - 1u])) {
+    r_dist[o + i] = r_dist[o + i - 1u];
+    r_idx[o + i] = r_idx[o + i - 1u];
+    i--;
+  }
+  r_dist[o + i] = d;
+  r_idx[o + i] = v;
+}
+
+@compute @workgroup_size(WG)
+fn rerank(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+          @builtin(local_invocation_index) lid: u32) {
+  g_w4 = rp.w4;
+  g_nblocks = rp.nblocks;
+  let q = linear_workgroup(wid, nwg);
+  if (q >= rp.queries || rp.k == 0u) { return; }
+  let row = q + rp.query_row_offset;
+  let o = q * rp.k;
+  if (rp.first != 0u) {
+    for (var j = lid; j < rp.k; j += T) {
+      r_idx[o + j] = NO_VERTEX;
+      r_dist[o + j] = inf();
+    }
+  }
+  query_load(row);
+  var evals = 0u;
+  for (var c0 = rp.cand_start; c0 < rp.cand_end; c0 += T) {
+    let c = c0 + lid;
+    var d = inf();
+    var v = NO_VERTEX;
+    if (c < rp.cand_end) {
+      v = r_cand[q * rp.cands + c];
+      if (v < rp.n) { d = dist(row, v); } else { v = NO_VERTEX; }
+    }
+    r_tile_d[lid] = d;
+    r_tile_v[lid] = v;
+    workgroupBarrier();
+    if (lid == 0u) {
+      for (var j = 0u; j < T; j++) {
+        if (r_tile_v[j] != NO_VERTEX) {
+          evals++;
+          rerank_insert(o, r_tile_d[j], r_tile_v[j]);
+        }
+      }
+    }
+    workgroupBarrier();
+  }
+  if (lid == 0u) {
+    r_any[q] = r_idx[o];
+    r_any_dist[q] = r_dist[o];
+    r_evals[q] += evals;
+  }
+}
+
+@compute @workgroup_size(WG)
+fn rerank_lane(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+               @builtin(local_invocation_index) lid: u32) {
+  g_w4 = rp.w4;
+  g_nblocks = rp.nblocks;
+  let q = linear_workgroup(wid, nwg) * WG + lid;
+  if (q >= rp.queries || rp.k == 0u) { return; }
+  let row = q + rp.query_row_offset;
+  let o = q * rp.k;
+  if (rp.first != 0u) {
+    for (var j = 0u; j < rp.k; j++) {
+      r_idx[o + j] = NO_VERTEX;
+      r_dist[o + j] = inf();
+    }
+  }
+  query_load(row);
+  var evals = 0u;
+  for (var c = rp.cand_start; c < rp.cand_end; c++) {
+    let v = r_cand[q * rp.cands + c];
+    if (v >= rp.n) { continue; }
+    evals++;
+    rerank_insert(o, dist(row, v), v);
+  }
+  r_any[q] = r_idx[o];
+  r_any_dist[q] = r_dist[o];
+  r_evals[q] += evals;
 }

@@ -6,11 +6,9 @@
  *    Small sets (N <= `exactLimit`): exact, from the fused distance + top-k kernel (lib/ops/knn.ts). Larger:
  *    k-means partition into overlapping clusters of about `clusterSize` points, exact kNN inside each
  *    cluster (the same fused kernel), then NN-descent iterations. The build works in "build order" (points
- *    grouped by cluster, for memory locality) and relabels the graph at the end. For high-dimensional data
- *    (D > `projectAbove`) the candidates are found in a PCA projection to `projectionDims` (lib/ann/pca.ts),
- *    where distances are much cheaper, and ranked again by true distance when pruned.
- * 2. Occlusion pruning of each vertex's candidates (kernels/fanng.wgsl `prune`), in the true space: v -> c
- *    is dropped when a kept v -> u has d(v,u) < d(v,c) and d(u,c) < d(v,c); at most `maxDegree` kept.
+ *    grouped by cluster, for memory locality) and relabels the graph at the end.
+ * 2. Occlusion pruning of each vertex's candidates (kernels/fanng.wgsl `prune`): v -> c is dropped when a
+ *    kept v -> u has d(v,u) < d(v,c) and d(u,c) < d(v,c); at most `maxDegree` kept.
  * 3. Reverse edges: each vertex merges its `reverseEdges` shortest incoming edges under the same rule.
  * 4. Traverse-add (lib/ann/traverse_add.ts): `traverseAddIters * N` greedy walks between random vertices;
  *    where a walk stops short, the missing edge is added under the occlusion rule.
@@ -18,13 +16,18 @@
  * `refreshGraph` (the same points, moved a little): the lists start from the current graph's edges (their
  * distances recomputed), NN-descent runs `refreshDescentIters` iterations, then steps 2-4. No partition
  * and no blocks: the old graph's neighbourhoods are already close.
+ *
+ * Every step works on the rows it is given. For high-dimensional data (D > `projectAbove`) FanngIndex gives
+ * it a PCA projection of the points to `projectionDims` (lib/ann/pca.ts), where distances are much cheaper:
+ * the graph is then the FANNG graph of the projected points, walked in the projection and re-ranked by
+ * true distance (docs/ann-search.md, "Projected search").
  * @module
  */
 import { UserError } from "../errors.ts";
 import { GpuBuffer } from "../gpu/buffer.ts";
 import type { Gpu } from "../gpu/device.ts";
 import { CommandBatch } from "../gpu/dispatch.ts";
-import { encodeGatherRows, gatherRows } from "../ops/gather.ts";
+import { encodeGatherRows } from "../ops/gather.ts";
 import { knnSqL2 } from "../ops/knn.ts";
 import { Progress } from "../util/progress.ts";
 import { Rng } from "../util/rng.ts";
@@ -43,7 +46,6 @@ import { reverseCandidates } from "./edges.ts";
 import { NO_VERTEX, type PaddedGraph } from "./graph.ts";
 import { GpuGraph } from "./gpu_graph.ts";
 import { KnnLists, listHeads } from "./knn_graph.ts";
-import { principalSubspace, projectRows } from "./pca.ts";
 import { type Presorted, prune, type PruneOptions } from "./prune.ts";
 import { traverseAdd } from "./traverse_add.ts";
 import { VectorBlocks } from "./vectors.ts";
@@ -134,9 +136,9 @@ export interface FanngBuildOptions {
   descentIters?: number;
   /**
    * NN-descent runs after the partition blocks only when their estimated recall@10 (`blockRecall`) is under
-   * this (default 0.99): above it the lists are nearly exact and an iteration changes a tenth of a percent
-   * of their entries (docs/ann-build.md).
-   * @default 0.99
+   * this (default 0.9): above it reverse edges and traverse-add recover what NN-descent would add, at a
+   * fraction of its time (docs/ann-build.md).
+   * @default 0.9
    */
   descentBelowRecall?: number;
   /**
@@ -165,12 +167,14 @@ export interface FanngBuildOptions {
    */
   descentStop?: number;
   /**
-   * Dimension of the PCA copy candidates are found in (default 32; 0 = never project).
-   * @default 32
+   * Dimension of the PCA projection a FanngIndex of high-dimensional data is built and walked in (default
+   * 64; 0 = never project): searches without a filter walk it and re-rank their candidates by true distance
+   * (docs/ann-search.md, "Projected search").
+   * @default 64
    */
   projectionDims?: number;
   /**
-   * Find candidates in a PCA copy only when D exceeds this (default 128).
+   * Project only when D exceeds this and N exceeds `exactLimit` (default 128).
    * @default 128
    */
   projectAbove?: number;
@@ -219,13 +223,13 @@ export function resolveBuildOptions(o: FanngBuildOptions, n: number): ResolvedBu
     clusterOverlap: o.clusterOverlap ?? 2,
     clusterSample: o.clusterSample ?? 32,
     descentIters: o.descentIters ?? 3,
-    descentBelowRecall: o.descentBelowRecall ?? 0.99,
+    descentBelowRecall: o.descentBelowRecall ?? 0.9,
     refreshDescentIters: o.refreshDescentIters ?? 1,
     descentForward: o.descentForward ?? Math.min(12, perHub),
     descentReverse: o.descentReverse ?? 12,
     descentPerHub: perHub,
     descentStop: o.descentStop ?? 0.002,
-    projectionDims: o.projectionDims ?? 32,
+    projectionDims: o.projectionDims ?? 64,
     projectAbove: o.projectAbove ?? 128,
     projectionSample: o.projectionSample ?? 2048,
     entryCount: o.entryCount ?? 64,
@@ -252,7 +256,7 @@ export function resolveBuildOptions(o: FanngBuildOptions, n: number): ResolvedBu
   int("descentForward", 0, 128);
   int("descentReverse", 0, 128);
   int("descentPerHub", Math.max(1, r.descentForward), r.candidates);
-  int("projectionDims", 0, 256);
+  int("projectionDims", 0, 128);
   int("projectAbove", 0, 1 << 20);
   int("projectionSample", 1, 1 << 20);
   int("entryCount", 1, 1024);
@@ -275,7 +279,7 @@ export function resolveBuildOptions(o: FanngBuildOptions, n: number): ResolvedBu
   return r;
 }
 
-/** Whether candidates for N points of `dims` dimensions are found in a PCA projection. */
+/** Whether an index of N points of `dims` dimensions is built and walked in a PCA projection. */
 export function usesProjection(o: ResolvedBuildOptions, n: number, dims: number): boolean {
   return n > o.exactLimit && o.projectionDims > 0 && dims > Math.max(o.projectAbove, o.projectionDims);
 }
@@ -286,7 +290,7 @@ export interface BuildStats {
   seconds: Record<string, number>;
   /** Walks that stopped short of their target, per traverse-add round. */
   traverseAddFailures: number[];
-  /** Dimension of the PCA copy the candidates were found in (0: the data itself). */
+  /** Dimension of the PCA projection the graph was built in (0: the data itself). */
   projectionDims: number;
   /** List entries changed by each NN-descent iteration (empty for exact candidates). */
   descentUpdates: number[];
@@ -444,8 +448,8 @@ async function toCallerOrder(graph: GpuGraph, order: Uint32Array | undefined): P
 
 /**
  * Steps 2-4: prune the candidates, merge reverse edges, traverse-add; in the order of `vectors`. The
- * candidates are kNN lists (their heads; `trueDistances`: the lists were found over `vectors` themselves,
- * so their sorted order and distances are taken as they are) or a plain [N x k] id buffer.
+ * candidates are kNN lists found over `vectors` themselves (their heads, whose sorted order and distances
+ * are taken as they are) or a plain [N x k] id buffer.
  */
 async function graphFromLists(
   vectors: VectorBlocks,
@@ -454,7 +458,6 @@ async function graphFromLists(
   walks: number,
   rng: Rng,
   phases: Phases,
-  trueDistances = false,
 ): Promise<GpuGraph> {
   const n = vectors.rows;
   const graph = new GpuGraph(vectors.gpu, n, o.maxDegree);
@@ -464,7 +467,7 @@ async function graphFromLists(
     if (lists instanceof KnnLists) {
       const cols = Math.min(o.candidates, lists.width);
       using cand = await listHeads(lists.ids, cols, true);
-      using dists = trueDistances ? await listHeads(lists.dists, cols, false) : undefined;
+      using dists = await listHeads(lists.dists, cols, false);
       await pruneChunked(
         vectors,
         graph,
@@ -493,24 +496,6 @@ async function graphFromLists(
     graph.destroy();
     throw e;
   }
-}
-
-/** The rows candidates are found in: `x` itself, or its PCA projection (caller owns a new buffer). */
-async function navigationRows(
-  x: GpuBuffer<"f32">,
-  o: ResolvedBuildOptions,
-  rng: Rng,
-  phases: Phases,
-): Promise<GpuBuffer<"f32">> {
-  if (!usesProjection(o, x.rows, x.cols)) return x;
-  const p = o.projectionDims;
-  using idx = GpuBuffer.fromArray(x.gpu, sampleIds(rng, x.rows, o.projectionSample));
-  using sampleRows = await gatherRows(x, idx);
-  const sample = { rows: idx.length, cols: x.cols, data: await sampleRows.read() };
-  const projected = await projectRows(x, principalSubspace(sample, p, rng), p);
-  phases.stats.projectionDims = p;
-  phases.end("projection");
-  return projected;
 }
 
 /**
@@ -626,49 +611,37 @@ export async function buildGraph(
   if (exact) {
     graph = await exactGraph(x, vectors, o, walks, rng, phases);
   } else {
-    const nav = await navigationRows(x, o, rng, phases);
-    let fallback = false;
-    try {
-      phases.bar.status("partition");
-      const truth = await sampleNeighbours(nav, sampleIds(rng, n, 256), 10);
-      const chosen = await choosePartition(
-        nav,
-        { minSize: o.clusterSize, maxSize: o.maxClusterSize },
-        o.clusterOverlap,
-        o.clusterSample,
-        o.blockRecallTarget,
-        truth,
-        rng,
-      );
-      const part = chosen.part;
-      phases.stats.clusters = chosen.clusters;
-      phases.stats.blockRecall = chosen.recall;
-      phases.end("partition");
-      fallback = phases.stats.blockRecall < o.minBlockRecall && n <= o.exactFallback;
-      if (fallback) {
-        graph = await exactGraph(x, vectors, o, walks, rng, phases, 1 + o.descentIters);
-      } else {
-        order = part.order;
-        const b = await inBuildOrder(nav, order);
-        using _rows = b.rows;
-        using navBlocks = b.blocks;
-        using lists = KnnLists.empty(gpu, n, o.candidates);
-        await blockCandidates(b.rows, navBlocks, lists, part, phases.ticker("blocks"));
-        await randomSeeds(navBlocks, lists, 2, rng);
-        phases.end("blocks");
-        const compared = homeRanges(part);
-        const iterations = chosen.recall < o.descentBelowRecall ? o.descentIters : 0;
-        await runDescent(navBlocks, lists, { ...descent(o, iterations), compared }, phases, o.descentIters);
-        kept = { lists: await listHeads(lists.ids, lists.width, true), compared };
-        if (nav === x) {
-          graph = await graphFromLists(navBlocks, lists, o, walks, rng, phases, true);
-        } else {
-          using trueBlocks = await blocksInBuildOrder(x, order);
-          graph = await graphFromLists(trueBlocks, lists, o, walks, rng, phases);
-        }
-      }
-    } finally {
-      if (nav !== x) nav.destroy();
+    phases.bar.status("partition");
+    const truth = await sampleNeighbours(x, sampleIds(rng, n, 256), 10);
+    const chosen = await choosePartition(
+      x,
+      { minSize: o.clusterSize, maxSize: o.maxClusterSize },
+      o.clusterOverlap,
+      o.clusterSample,
+      o.blockRecallTarget,
+      truth,
+      rng,
+    );
+    const part = chosen.part;
+    phases.stats.clusters = chosen.clusters;
+    phases.stats.blockRecall = chosen.recall;
+    phases.end("partition");
+    if (phases.stats.blockRecall < o.minBlockRecall && n <= o.exactFallback) {
+      graph = await exactGraph(x, vectors, o, walks, rng, phases, 1 + o.descentIters);
+    } else {
+      order = part.order;
+      const b = await inBuildOrder(x, order);
+      using _rows = b.rows;
+      using blocks = b.blocks;
+      using lists = KnnLists.empty(gpu, n, o.candidates);
+      await blockCandidates(b.rows, blocks, lists, part, phases.ticker("blocks"));
+      await randomSeeds(blocks, lists, 2, rng);
+      phases.end("blocks");
+      const compared = homeRanges(part);
+      const iterations = chosen.recall < o.descentBelowRecall ? o.descentIters : 0;
+      await runDescent(blocks, lists, { ...descent(o, iterations), compared }, phases, o.descentIters);
+      kept = { lists: await listHeads(lists.ids, lists.width, true), compared };
+      graph = await graphFromLists(blocks, lists, o, walks, rng, phases);
     }
     phases.bar.status("relabel");
     graph = await toCallerOrder(graph, order);
@@ -707,29 +680,19 @@ export async function refreshGraph(
     fresh = await exactGraph(x, vectors, o, walks, rng, phases);
     next = refreshState(n);
   } else {
-    const nav = await navigationRows(x, o, rng, phases);
+    using blocks = await blocksInBuildOrder(x, order);
+    using lists = KnnLists.empty(gpu, n, o.candidates);
+    await offerRows(blocks, lists, state.lists ?? await graphSeeds(graph, order));
+    phases.bar.tick(n, "seeds");
+    phases.end("seeds");
+    const compared = state.lists ? state.compared : undefined;
+    await runDescent(blocks, lists, { ...descent(o, o.refreshDescentIters), compared }, phases);
+    next = refreshState(n, { order, compared, lists: await listHeads(lists.ids, lists.width, true) });
     try {
-      using navBlocks = await blocksInBuildOrder(nav, order);
-      using lists = KnnLists.empty(gpu, n, o.candidates);
-      await offerRows(navBlocks, lists, state.lists ?? await graphSeeds(graph, order));
-      phases.bar.tick(n, "seeds");
-      phases.end("seeds");
-      const compared = state.lists ? state.compared : undefined;
-      await runDescent(navBlocks, lists, { ...descent(o, o.refreshDescentIters), compared }, phases);
-      next = refreshState(n, { order, compared, lists: await listHeads(lists.ids, lists.width, true) });
-      try {
-        if (nav === x) {
-          fresh = await graphFromLists(navBlocks, lists, o, walks, rng, phases, true);
-        } else {
-          using trueBlocks = await blocksInBuildOrder(x, order);
-          fresh = await graphFromLists(trueBlocks, lists, o, walks, rng, phases);
-        }
-      } catch (e) {
-        next[Symbol.dispose]();
-        throw e;
-      }
-    } finally {
-      if (nav !== x) nav.destroy();
+      fresh = await graphFromLists(blocks, lists, o, walks, rng, phases);
+    } catch (e) {
+      next[Symbol.dispose]();
+      throw e;
     }
     phases.bar.status("relabel");
     fresh = await toCallerOrder(fresh, order);

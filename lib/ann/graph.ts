@@ -29,8 +29,24 @@ export interface FanngGraph {
   readonly neighbours: Uint32Array;
   /** Squared edge lengths, parallel to `neighbours`. */
   readonly lengths: Float32Array;
-  /** Fixed entry vertices for searches of outside queries (`entryPoints: "fixed"`). */
+  /** Entry vertices for searches of outside queries (`entryPoints` "nearest" and "fixed"). */
   readonly entries: Uint32Array;
+  /**
+   * The PCA projection the graph was built in (lib/ann/pca.ts), when it was: edge lengths are then squared
+   * distances between projected rows, and unfiltered searches walk the projection (docs/ann-search.md).
+   */
+  readonly projection?: Projection;
+}
+
+/**
+ * A linear map of D-dimensional rows onto `dims` principal directions: y = x basis, `basis` [D x dims]
+ * row-major with orthonormal columns (no centring: distances between projected rows do not depend on it).
+ */
+export interface Projection {
+  /** Dimension of the projected rows. */
+  readonly dims: number;
+  /** [D x dims] row-major. */
+  readonly basis: Float32Array;
 }
 
 /** The GPU form: every vertex has `maxDegree` slots; unused ones hold NO_VERTEX and +Inf. */
@@ -57,6 +73,7 @@ export function graphFromPadded(
   padded: PaddedGraph,
   dims: number,
   entries: Uint32Array,
+  projection?: Projection,
 ): FanngGraph {
   const { vertexCount: n, maxDegree: r, adjacency, lengths, degrees } = padded;
   const offsets = new Uint32Array(n + 1);
@@ -68,7 +85,16 @@ export function graphFromPadded(
     neighbours.set(adjacency.subarray(v * r, v * r + deg), offsets[v]);
     len.set(lengths.subarray(v * r, v * r + deg), offsets[v]);
   }
-  return { vertexCount: n, dims, maxDegree: r, offsets, neighbours, lengths: len, entries };
+  return {
+    vertexCount: n,
+    dims,
+    maxDegree: r,
+    offsets,
+    neighbours,
+    lengths: len,
+    entries,
+    ...(projection ? { projection } : {}),
+  };
 }
 
 /** Expands a CSR graph to the padded GPU form. */
@@ -89,7 +115,8 @@ export function paddedFromGraph(graph: FanngGraph): PaddedGraph {
 /**
  * The first structural problem of a graph, or undefined when there is none: offsets must start at 0, never
  * decrease and end at the edge count; degrees at most maxDegree; targets in range, not the vertex itself,
- * not repeated within a vertex; each vertex's edges sorted by (length, id); entries in range.
+ * not repeated within a vertex; each vertex's edges sorted by (length, id); entries in range; a projection
+ * of finite values shaped [dims x p].
  */
 export function graphProblem(graph: FanngGraph): string | undefined {
   const { vertexCount: n, maxDegree, offsets, neighbours, lengths, entries } = graph;
@@ -122,6 +149,21 @@ export function graphProblem(graph: FanngGraph): string | undefined {
     }
   }
   for (const e of entries) if (e >= n) return `entry vertex ${e} is outside 0..${n - 1}`;
+  return graph.projection ? projectionProblem(graph.projection, graph.dims) : undefined;
+}
+
+/** The first problem of `projection` as the map of `inDims`-dimensional rows, or undefined. */
+function projectionProblem(projection: Projection, inDims: number): string | undefined {
+  const { dims, basis } = projection;
+  if (!Number.isInteger(dims) || dims < 1 || dims > inDims) {
+    return `its projection has ${dims} dimensions (expected 1..${inDims})`;
+  }
+  if (basis.length !== inDims * dims) {
+    return `its projection basis has ${basis.length} values, expected ${inDims} x ${dims}`;
+  }
+  for (let i = 0; i < basis.length; i++) {
+    if (!Number.isFinite(basis[i])) return `its projection basis has a non-finite value at ${i}`;
+  }
   return undefined;
 }
 

@@ -16,8 +16,14 @@
  * `minDistanceScale` and no `minDistance`, which runs the cheap first pass itself. `run` returns the GPU
  * outputs without reading anything back.
  *
- * Files: `save` writes the graph (not the vectors) in the format documented in lib/ann/file.ts; `load`
- * takes the vectors again and checks their shape.
+ * High-dimensional data (D > `projectAbove`, N > `exactLimit`): the graph is built in a PCA projection of the
+ * points to `projectionDims` (lib/ann/pca.ts), which the index keeps beside the vectors (`walkVectors`).
+ * Searches without a filter walk the projection for `rerank` candidates and return the k nearest of them by
+ * true distance (lib/ann/rerank.ts); filtered searches walk the vectors themselves over the same graph, so
+ * what a filter rejects stays exact (docs/ann-search.md, "Projected search").
+ *
+ * Files: `save` writes the graph (not the vectors; with its projection basis, if any) in the format
+ * documented in lib/ann/file.ts; `load` takes the vectors again and checks their shape.
  *
  * @example
  * ```ts
@@ -45,14 +51,28 @@ import {
   refreshGraph,
   type RefreshState,
   refreshState,
+  resolveBuildOptions,
+  usesProjection,
 } from "./build.ts";
+import { fitProjection, projectRows } from "./pca.ts";
+import { gatherRows } from "../ops/gather.ts";
+import { knnSqL2 } from "../ops/knn.ts";
+import { runRerank } from "./rerank.ts";
 import { decodeRefreshState, encodeRefreshState } from "./refresh_state.ts";
 import { encodeGraph, loadGraph, saveGraph } from "./file.ts";
-import { type FanngGraph, graphFromPadded, graphProblem, NO_VERTEX, paddedFromGraph } from "./graph.ts";
+import {
+  type FanngGraph,
+  graphFromPadded,
+  graphProblem,
+  NO_VERTEX,
+  paddedFromGraph,
+  type Projection,
+} from "./graph.ts";
 import { GpuGraph } from "./gpu_graph.ts";
 import {
   runNearestEdge,
   runSearch,
+  SEARCH_MAX_K,
   type SearchOutputs,
   type SearchShape,
   SearchWorkspace,
@@ -108,14 +128,24 @@ export interface SearchOptions {
    */
   width?: number;
   /**
-   * Where searches start besides the query itself (selfSearch): "fixed" (the entry vertices stored with
-   * the graph), "sampled" (`entryCount` random vertices per call, seeded by `seed`), or explicit vertices.
-   * Default: "fixed" for search, none for selfSearch.
-   * @default "fixed" for search, none for selfSearch
+   * An index built in a PCA projection (`graph.projection`), searched without a filter: the walk in the
+   * projection keeps max(k, rerank) candidates, and the k nearest of them by true distance are returned.
+   * 0: walk the vectors themselves. Default per use (lib/ann/search_defaults.ts); no effect on an index
+   * without a projection, or with a filter (filtered searches always walk the vectors).
+   * @default per use (lib/ann/search_defaults.ts)
    */
-  entryPoints?: "fixed" | "sampled" | "none" | Uint32Array;
+  rerank?: number;
   /**
-   * Entry vertices to use (default 16; "fixed" uses at most the stored ones).
+   * Where searches start besides the query itself (selfSearch): "nearest" (outside queries only: each
+   * query starts from the stored entry vertex nearest it, found by one exact pass over all of them, in the
+   * space the graph is walked in: hnswlib's upper layers in one step), "fixed" (the first `entryCount`
+   * stored entry vertices, all walked), "sampled" (`entryCount` random vertices per call, seeded by
+   * `seed`), or explicit vertices. Default: "nearest" for search, none for selfSearch.
+   * @default "nearest" for search, none for selfSearch
+   */
+  entryPoints?: "nearest" | "fixed" | "sampled" | "none" | Uint32Array;
+  /**
+   * Entry vertices to use for "fixed" and "sampled" (default 16; "fixed" uses at most the stored ones).
    * @default 16
    */
   entryCount?: number;
@@ -159,9 +189,19 @@ export interface SearchResult extends Disposable {
   nearestAny: GpuBuffer<"u32">;
   /** [Q] its squared distance. */
   nearestAnyDistance: GpuBuffer<"f32">;
-  /** Mean distance evaluations per query (both passes of a two-pass filter). */
+  /**
+   * Mean distance evaluations per query (both passes of a two-pass filter; a projected search counts its
+   * walk's projected distances and its re-ranked candidates).
+   */
   evaluations: number;
 }
+
+/**
+ * A search's queries: the index's own points, or outside rows as column blocks (`vectors`; `walk`: their
+ * projection's, when the walk is in the projection) and row-major in the space of the graph (`rows`, for
+ * the "nearest" entry points).
+ */
+type Queries = { vectors: VectorBlocks; walk?: VectorBlocks; rows: GpuBuffer<"f32"> } | "self";
 
 function asHostMatrix(data: GpuBuffer<"f32"> | HostMatrix): data is HostMatrix {
   return !(data instanceof GpuBuffer);
@@ -175,10 +215,14 @@ export class FanngIndex implements Disposable {
   #disposed = false;
   /** GPU memory the searches of this index reuse (kept until dispose). */
   #workspace: SearchWorkspace;
+  /** Rows of the stored entry vertices in the space of the graph, [E x D'] (none when E = 0). */
+  #entryRows: GpuBuffer<"f32"> | undefined;
 
   private constructor(
     readonly gpu: Gpu,
     readonly vectors: VectorBlocks,
+    /** The rows the graph was built in and unfiltered searches walk: `vectors`, or their PCA projection. */
+    readonly walkVectors: VectorBlocks,
     readonly gpuGraph: GpuGraph,
     graph: FanngGraph,
     /** Options the index was built with (refresh reuses them). */
@@ -187,9 +231,11 @@ export class FanngIndex implements Disposable {
     public stats: BuildStats,
     /** What the next refresh starts from (lib/ann/build.ts; the index owns its lists). */
     refresh: RefreshState,
+    entryRows: GpuBuffer<"f32"> | undefined,
   ) {
     this.#graph = graph;
     this.#refresh = refresh;
+    this.#entryRows = entryRows;
     this.#workspace = new SearchWorkspace(gpu);
     this.#entryBuf = GpuBuffer.fromArray(
       gpu,
@@ -228,14 +274,39 @@ export class FanngIndex implements Disposable {
         throw new ShapeError(`FANNG data must be a [N x D] matrix, got ${fmtShape(x.shape)}`);
       }
       if (x.cols < 1) throw new ShapeError(`FANNG data ${fmtShape(x.shape)} has no columns`);
+      const o = resolveBuildOptions(options, x.rows);
       const batch = new CommandBatch(gpu, "fanng.vectors");
       const vectors = await VectorBlocks.encodeFrom(batch, x);
       await batch.submit();
+      let walk: VectorBlocks | undefined;
       try {
-        const built = await buildGraph(x, vectors, options);
-        const graph = graphFromPadded(await built.graph.toPadded(), x.cols, built.entries);
-        return new FanngIndex(gpu, vectors, built.graph, graph, { ...options }, built.stats, built.refresh);
+        const t0 = performance.now();
+        const projection = usesProjection(o, x.rows, x.cols)
+          ? await fitProjection(x, o.projectionDims, o.projectionSample, new Rng(o.seed))
+          : undefined;
+        using walkRows = projection ? await projectRows(x, projection) : undefined;
+        walk = walkRows ? await blocksOf(walkRows) : vectors;
+        const seconds = (performance.now() - t0) / 1000;
+        const built = await buildGraph(walkRows ?? x, walk, options);
+        if (projection) {
+          built.stats.projectionDims = projection.dims;
+          built.stats.seconds = { projection: seconds, ...built.stats.seconds };
+        }
+        const graph = graphFromPadded(await built.graph.toPadded(), x.cols, built.entries, projection);
+        const entryRows = await rowsOf(walkRows ?? x, built.entries);
+        return new FanngIndex(
+          gpu,
+          vectors,
+          walk,
+          built.graph,
+          graph,
+          { ...options },
+          built.stats,
+          built.refresh,
+          entryRows,
+        );
       } catch (e) {
+        if (walk !== vectors) walk?.destroy();
         vectors.destroy();
         throw e;
       }
@@ -261,17 +332,23 @@ export class FanngIndex implements Disposable {
         }`,
       );
     }
+    const projection = this.#graph.projection;
+    using walkRows = projection ? await projectRows(data, projection) : undefined;
     const batch = new CommandBatch(this.gpu, "fanng.refresh.vectors");
     await this.vectors.encodeCopy(batch, data);
+    if (walkRows) await this.walkVectors.encodeCopy(batch, walkRows);
     await batch.submit();
-    const done = await refreshGraph(data, this.vectors, this.gpuGraph, this.#refresh, {
+    const done = await refreshGraph(walkRows ?? data, this.walkVectors, this.gpuGraph, this.#refresh, {
       ...this.buildOptions,
       ...options,
     });
     this.#refresh[Symbol.dispose]();
     this.#refresh = done.state;
     this.stats = done.stats;
-    this.#graph = graphFromPadded(await this.gpuGraph.toPadded(), this.dims, this.#graph.entries);
+    if (projection) this.stats.projectionDims = projection.dims;
+    this.#graph = graphFromPadded(await this.gpuGraph.toPadded(), this.dims, this.#graph.entries, projection);
+    this.#entryRows?.destroy();
+    this.#entryRows = await rowsOf(walkRows ?? data, this.#graph.entries);
     return this;
   }
 
@@ -286,17 +363,33 @@ export class FanngIndex implements Disposable {
       const shape = asHostMatrix(queries) ? [queries.rows, queries.cols] : queries.shape;
       throw new ShapeError(`search: queries ${fmtShape(shape)} do not have the index's ${this.dims} columns`);
     }
-    let blocks: VectorBlocks;
-    if (asHostMatrix(queries)) {
-      checkHostMatrix(queries, "search: queries");
-      blocks = VectorBlocks.fromHost(this.gpu, queries, this.vectors.layout);
-    } else {
-      const batch = new CommandBatch(this.gpu, "fanng.queries");
-      blocks = await VectorBlocks.encodeFrom(batch, queries, this.vectors.layout);
-      await batch.submit();
+    if (asHostMatrix(queries)) checkHostMatrix(queries, "search: queries");
+    // Host queries are uploaded once; the column blocks (and the projection) are made on the GPU.
+    using uploaded = asHostMatrix(queries)
+      ? GpuBuffer.fromArray(this.gpu, queries.data, [queries.rows, queries.cols])
+      : undefined;
+    const rows = uploaded ?? (queries as GpuBuffer<"f32">);
+    using blocks = await blocksOf(rows, this.vectors);
+    const projection = this.#graph.projection;
+    const walked = this.#walkedProjection(options);
+    // The rows in the space of the graph: for the walk, if it is in the projection, and the entry choice.
+    using projected = projection && (walked || (options.entryPoints ?? "nearest") === "nearest")
+      ? await projectRows(rows, projection)
+      : undefined;
+    using walk = walked ? await blocksOf(projected!, this.walkVectors) : undefined;
+    return withMeanEvaluations(
+      k,
+      await this.#run({ vectors: blocks, walk, rows: projected ?? rows }, k, options),
+    );
+  }
+
+  /** The projection a search with `options` walks (the graph's, unless a filter or rerank 0 says otherwise). */
+  #walkedProjection(options: SearchOptions): Projection | undefined {
+    const r = options.rerank;
+    if (r !== undefined && (!Number.isInteger(r) || r < 0 || r > SEARCH_MAX_K)) {
+      throw new UserError(`search: rerank must be an integer in 0..${SEARCH_MAX_K}, got ${r}`);
     }
-    using _blocks = blocks;
-    return withMeanEvaluations(k, await this.#run(blocks, k, options));
+    return options.filter || r === 0 ? undefined : this.#graph.projection;
   }
 
   /** Each indexed point's k nearest other points (optionally filtered). */
@@ -314,10 +407,11 @@ export class FanngIndex implements Disposable {
     return await this.#run("self", k, options);
   }
 
-  async #run(queries: VectorBlocks | "self", k: number, options: SearchOptions): Promise<SearchOutputs> {
+  async #run(queries: Queries, k: number, options: SearchOptions): Promise<SearchOutputs> {
     const gpu = this.gpu;
     const self = queries === "self";
-    const q = self ? this.size : queries.rows;
+    const outside = self ? "self" : queries.vectors;
+    const q = self ? this.size : queries.vectors.rows;
     const f = options.filter;
     const use: SearchUse = f ? "filtered" : self ? "self" : "search";
     const temps: GpuBuffer[] = [];
@@ -342,7 +436,11 @@ export class FanngIndex implements Disposable {
       if (!!labels !== !!queryLabels) {
         throw new UserError("search: a label filter needs both filter.labels and filter.queryLabels");
       }
-      const { entries, stride } = this.#entries(options.entryPoints ?? (self ? "none" : "fixed"), options);
+      const { entries, stride } = await this.#entries(
+        options.entryPoints ?? (self ? "none" : "nearest"),
+        options,
+        self ? undefined : queries.rows,
+      );
       if (entries !== this.#entryBuf) temps.push(entries);
       const pass = (k: number, use: SearchUse, budget?: number, from = { entries, stride }) => ({
         k,
@@ -358,6 +456,27 @@ export class FanngIndex implements Disposable {
       const twoPasses = f?.minDistanceScale !== undefined && !minDistance;
       const report = (before: number) => (done: number) =>
         options.onProgress?.(before + done, (twoPasses ? 2 : 1) * q);
+      if (this.#walkedProjection(options)) {
+        // Walk the projection for max(k, rerank) candidates, then keep the k nearest by true distance.
+        const rerank = options.rerank ?? searchDefaults(use).rerank;
+        const walk = await runSearch(this.walkVectors, this.gpuGraph, self ? "self" : queries.walk!, {
+          ...pass(Math.min(SEARCH_MAX_K, Math.max(k, rerank)), use),
+          onProgress: report(0),
+        });
+        try {
+          return await runRerank(this.vectors, outside, walk.indices, {
+            k,
+            evaluationsInto: walk.evaluations,
+          });
+        } catch (e) {
+          walk.evaluations.destroy();
+          throw e;
+        } finally {
+          [walk.indices, walk.distances, walk.nearestAny, walk.nearestAnyDistance].forEach((b) =>
+            b.destroy()
+          );
+        }
+      }
       let first: Pick<SearchOutputs, "nearestAny" | "nearestAnyDistance" | "evaluations"> | undefined;
       if (twoPasses && self && options.nearestBudget === undefined) {
         // A self-search's nearest point is its vertex's first edge (docs/ann-search.md, "eps from the
@@ -369,9 +488,9 @@ export class FanngIndex implements Disposable {
         const nearest = options.nearestBudget ?? searchDefaults("nearest").budget;
         // A self-search's nearest neighbour is among its own vertex's edges: entry points would only spend
         // this pass's small budget far away (all of it, with as many entries as the budget).
-        const own = self ? this.#entries("none", options) : { entries, stride };
+        const own = self ? await this.#entries("none", options) : { entries, stride };
         if (own.entries !== entries) temps.push(own.entries);
-        const pass1 = await runSearch(this.vectors, this.gpuGraph, queries, {
+        const pass1 = await runSearch(this.vectors, this.gpuGraph, outside, {
           ...pass(1, "nearest", nearest, own),
           onProgress: report(0),
         });
@@ -381,7 +500,7 @@ export class FanngIndex implements Disposable {
         minDistance = first.nearestAnyDistance;
       }
       try {
-        const out = await runSearch(this.vectors, this.gpuGraph, queries, {
+        const out = await runSearch(this.vectors, this.gpuGraph, outside, {
           ...pass(k, use),
           labels,
           queryLabels,
@@ -405,13 +524,29 @@ export class FanngIndex implements Disposable {
     }
   }
 
-  /** The entry list of a search: the stored buffer, or a new one (the caller frees it). */
-  #entries(
+  /**
+   * The entry list of a search: the stored buffer, or a new one (the caller frees it); per query (stride
+   * 1) for "nearest", whose choice reads `rows`, the outside queries in the space of the graph.
+   */
+  async #entries(
     mode: NonNullable<SearchOptions["entryPoints"]>,
     options: SearchOptions,
-  ): { entries: GpuBuffer<"u32">; stride: number } {
+    rows?: GpuBuffer<"f32">,
+  ): Promise<{ entries: GpuBuffer<"u32">; stride: number }> {
     const count = options.entryCount ?? 16;
     let list: Uint32Array;
+    if (mode === "nearest") {
+      if (!rows) {
+        throw new UserError(
+          'selfSearch: entryPoints "nearest" is for outside queries (a self-search starts at each point)',
+        );
+      }
+      if (!this.#entryRows || rows.rows === 0) return await this.#entries("none", options);
+      using near = await knnSqL2(rows, this.#entryRows, 1);
+      const pick = await near.indices.read();
+      const stored = this.#graph.entries;
+      return { entries: GpuBuffer.fromArray(this.gpu, pick.map((i) => stored[i])), stride: 1 };
+    }
     if (mode === "none") list = new Uint32Array([NO_VERTEX]);
     else if (mode === "fixed") {
       if (count >= this.#graph.entries.length) return { entries: this.#entryBuf, stride: 0 };
@@ -487,15 +622,18 @@ export class FanngIndex implements Disposable {
     const refresh = refreshBytes
       ? decodeRefreshState(gpu, refreshBytes, graph.vertexCount, source)
       : refreshState(graph.vertexCount);
-    let vectors: VectorBlocks;
+    let vectors: VectorBlocks | undefined, walk: VectorBlocks | undefined;
+    let entryRows: GpuBuffer<"f32"> | undefined;
     try {
-      if (asHostMatrix(data)) vectors = VectorBlocks.fromHost(gpu, data);
-      else {
-        const batch = new CommandBatch(gpu, "fanng.load");
-        vectors = await VectorBlocks.encodeFrom(batch, data);
-        await batch.submit();
-      }
+      using uploaded = asHostMatrix(data) ? GpuBuffer.fromArray(gpu, data.data, [rows, cols]) : undefined;
+      const x = uploaded ?? (data as GpuBuffer<"f32">);
+      vectors = await blocksOf(x);
+      using walkRows = graph.projection ? await projectRows(x, graph.projection) : undefined;
+      if (walkRows) walk = await blocksOf(walkRows);
+      entryRows = await rowsOf(walkRows ?? x, graph.entries);
     } catch (e) {
+      vectors?.destroy();
+      walk?.destroy();
       refresh[Symbol.dispose]();
       throw e;
     }
@@ -503,11 +641,13 @@ export class FanngIndex implements Disposable {
     return new FanngIndex(
       gpu,
       vectors,
+      walk ?? vectors,
       gpuGraph,
       graph,
       { maxDegree: graph.maxDegree },
       emptyStats(),
       refresh,
+      entryRows,
     );
   }
 
@@ -520,11 +660,28 @@ export class FanngIndex implements Disposable {
     if (this.#disposed) return;
     this.#disposed = true;
     this.vectors.destroy();
+    if (this.walkVectors !== this.vectors) this.walkVectors.destroy();
     this.gpuGraph.destroy();
     this.#entryBuf.destroy();
+    this.#entryRows?.destroy();
     this.#workspace[Symbol.dispose]();
     this.#refresh[Symbol.dispose]();
   }
+}
+
+/** Rows `ids` of `rows` (caller owns them), or undefined for no ids. */
+async function rowsOf(rows: GpuBuffer<"f32">, ids: Uint32Array): Promise<GpuBuffer<"f32"> | undefined> {
+  if (ids.length === 0) return undefined;
+  using idx = GpuBuffer.fromArray(rows.gpu, ids);
+  return await gatherRows(rows, idx);
+}
+
+/** `rows` [N x D] copied into column blocks (in `like`'s layout, else the adapter's; caller owns them). */
+async function blocksOf(rows: GpuBuffer<"f32">, like?: VectorBlocks): Promise<VectorBlocks> {
+  const batch = new CommandBatch(rows.gpu, "fanng.blocks");
+  const blocks = await VectorBlocks.encodeFrom(batch, rows, like?.layout);
+  await batch.submit();
+  return blocks;
 }
 
 /** Refuses a host matrix whose data is not rows x cols finite values (it would search garbage). */

@@ -1,15 +1,19 @@
 /**
- * A PCA projection for building the navigation graph of high-dimensional data cheaply: the top principal
- * subspace of a row sample (subspace iteration on the host; only the subspace matters, since projected
- * distances depend on it alone), then every row projected on the GPU with the linear-layer kernel
- * (lib/ops/linear.ts). On llvmpipe a 32-d distance costs about 1/25 of a 784-d one.
+ * The PCA projection a FANNG index of high-dimensional data builds and walks its graph in (docs/ann-build.md,
+ * docs/ann-search.md "Projected search"): the top principal subspace of a row sample (subspace iteration
+ * on the host; only the subspace matters, since projected distances depend on it alone), then every row
+ * projected on the GPU with the linear-layer kernel (lib/ops/linear.ts). On llvmpipe a 64-d distance costs
+ * about a twelfth of a 784-d one, and fits the kernels' register paths (D <= 128).
  * @module
  */
 import { GpuBuffer } from "../gpu/buffer.ts";
 import { CommandBatch } from "../gpu/dispatch.ts";
+import { gatherRows } from "../ops/gather.ts";
 import { encodeLinearForward, packAugmented } from "../ops/linear.ts";
 import type { HostMatrix } from "../util/matrix.ts";
 import type { Rng } from "../util/rng.ts";
+import { sampleIds } from "./candidates.ts";
+import type { Projection } from "./graph.ts";
 
 /** Orthonormalises the columns of a [rows x cols] row-major matrix in place (modified Gram-Schmidt). */
 function orthonormalizeColumns(m: Float64Array, rows: number, cols: number, rng: Rng): void {
@@ -73,14 +77,27 @@ export function principalSubspace(sample: HostMatrix, p: number, rng: Rng, iters
   return Float32Array.from(v);
 }
 
-/** Projects every row of `x` [N x D] onto `basis` [D x p] on the GPU; returns [N x p] (caller owns it). */
-export async function projectRows(
+/**
+ * The projection of `x` [N x D] onto its top `dims` principal directions, computed from `sampleRows` random
+ * rows (drawn from `rng`; all rows when N is smaller).
+ */
+export async function fitProjection(
   x: GpuBuffer<"f32">,
-  basis: Float32Array,
-  p: number,
-): Promise<GpuBuffer<"f32">> {
-  const shape = { inDim: x.cols, outDim: p };
-  using w = GpuBuffer.fromArray(x.gpu, packAugmented(shape, basis, new Float32Array(p)));
+  dims: number,
+  sampleRows: number,
+  rng: Rng,
+): Promise<Projection> {
+  using idx = GpuBuffer.fromArray(x.gpu, sampleIds(rng, x.rows, sampleRows));
+  using rows = await gatherRows(x, idx);
+  const sample = { rows: idx.length, cols: x.cols, data: await rows.read() };
+  return { dims, basis: principalSubspace(sample, dims, rng) };
+}
+
+/** Projects every row of `x` [N x D] with `projection` on the GPU; returns [N x dims] (caller owns it). */
+export async function projectRows(x: GpuBuffer<"f32">, projection: Projection): Promise<GpuBuffer<"f32">> {
+  const { dims, basis } = projection;
+  const shape = { inDim: x.cols, outDim: dims };
+  using w = GpuBuffer.fromArray(x.gpu, packAugmented(shape, basis, new Float32Array(dims)));
   const batch = new CommandBatch(x.gpu, "fanng.project");
   const y = await encodeLinearForward(batch, x, w, shape);
   await batch.submit();

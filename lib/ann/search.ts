@@ -14,7 +14,7 @@ import { GpuBuffer } from "../gpu/buffer.ts";
 import type { Gpu } from "../gpu/device.ts";
 import { type Bindable, CommandBatch, grid1d } from "../gpu/dispatch.ts";
 import type { GpuGraph } from "./gpu_graph.ts";
-import { loopBudget, runRounds } from "../gpu/rounds.ts";
+import { isGallivm, loopBudget, runRounds } from "../gpu/rounds.ts";
 import { FANNG_SEARCH, SEARCH_FLAGS } from "../gpu/specs/fanng_search.ts";
 import { blockBindings, registerWidth, type VectorBlocks } from "./vectors.ts";
 
@@ -116,6 +116,22 @@ export interface SearchOutputs {
   evaluations: GpuBuffer<"u32">;
 }
 
+/** Zeroed outputs for q queries and k results (`evaluationsInto`, when given, is used as the evaluations). */
+export function searchOutputs(
+  gpu: Gpu,
+  q: number,
+  k: number,
+  evaluationsInto?: GpuBuffer<"u32">,
+): SearchOutputs {
+  return {
+    indices: GpuBuffer.zeros(gpu, "u32", [q, k], "fanng indices"),
+    distances: GpuBuffer.zeros(gpu, "f32", [q, k], "fanng distances"),
+    nearestAny: GpuBuffer.zeros(gpu, "u32", [q], "fanng nearest any"),
+    nearestAnyDistance: GpuBuffer.zeros(gpu, "f32", [q], "fanng nearest any distance"),
+    evaluations: evaluationsInto ?? GpuBuffer.zeros(gpu, "u32", [q], "fanng evaluations"),
+  };
+}
+
 function nextPow2(x: number): number {
   let p = 1;
   while (p < x) p *= 2;
@@ -168,12 +184,6 @@ export function checkSearchParams(k: number, budget: number, ef = 0, width = 1):
   }
 }
 
-/** Mesa's llvmpipe/lavapipe: a CPU adapter that runs a workgroup's invocations as SIMD lanes of one thread. */
-function isGallivm(gpu: Gpu): boolean {
-  const r = gpu.report;
-  return r.isSoftware && /llvmpipe|lavapipe/i.test(`${r.name} ${r.vendor} ${r.architecture}`);
-}
-
 /**
  * The team shape for an adapter: on hardware a team of 32 lanes per query (the neighbours of a vertex scored
  * at once), two queries per workgroup; on llvmpipe the shape measured fastest there (docs/ann-search.md).
@@ -207,7 +217,7 @@ function checkShape(gpu: Gpu, shape: SearchShape, slots: number): void {
 }
 
 /** Loop trips of one distance over `blocks` blocks of `w4` vec4 (4 per trip, plus the block loop). */
-function distanceLoopTrips(blocks: number, w4: number): number {
+export function distanceLoopTrips(blocks: number, w4: number): number {
   return blocks * (Math.floor(w4 / 4) + (w4 % 4) + 1);
 }
 
@@ -314,13 +324,7 @@ export async function runSearch(
   const mem = searchMemory(options.budget, k, ef, width, r);
   const shape = options.shape ?? defaultSearchShape(gpu);
   checkShape(gpu, shape, mem.slots);
-  const out: SearchOutputs = {
-    indices: GpuBuffer.zeros(gpu, "u32", [q, k], "fanng indices"),
-    distances: GpuBuffer.zeros(gpu, "f32", [q, k], "fanng distances"),
-    nearestAny: GpuBuffer.zeros(gpu, "u32", [q], "fanng nearest any"),
-    nearestAnyDistance: GpuBuffer.zeros(gpu, "f32", [q], "fanng nearest any distance"),
-    evaluations: options.evaluationsInto ?? GpuBuffer.zeros(gpu, "u32", [q], "fanng evaluations"),
-  };
+  const out = searchOutputs(gpu, q, k, options.evaluationsInto);
   if (q === 0) return out;
   const lane = shape.lanes === 1;
   const pipeline = await FANNG_SEARCH.pipeline(gpu, lane ? "search_lane" : "search", {

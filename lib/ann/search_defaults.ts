@@ -10,7 +10,7 @@
 
 /** What a search is for. */
 export type SearchUse =
-  /** Outside queries (`FanngIndex.search`): fixed entry vertices, then best-first. */
+  /** Outside queries (`FanngIndex.search`): from the nearest stored entry vertex, best-first. */
   | "search"
   /** Each indexed point's nearest other points (`FanngIndex.selfSearch`). */
   | "self"
@@ -41,14 +41,19 @@ export interface SearchDefaults {
   readonly entryCount: number;
   /** Queue-key factor of vertices that fail the label filter (lib/ann/index.ts SearchFilter.labelPenalty). */
   readonly labelPenalty: number;
+  /**
+   * Candidates an unfiltered search of a projected index keeps for exact re-ranking (lib/ann/index.ts
+   * SearchOptions.rerank; 0 for the filtered uses, which walk the vectors themselves).
+   */
+  readonly rerank: number;
 }
 
 const DEFAULTS: Readonly<Record<SearchUse, SearchDefaults>> = {
-  search: { budget: 1024, ef: 32, entryCount: 16, labelPenalty: 1 },
-  self: { budget: 1024, ef: 16, entryCount: 0, labelPenalty: 1 },
-  nearest: { budget: 64, ef: 1, entryCount: 0, labelPenalty: 1 },
-  filtered: { budget: 2048, ef: 8, entryCount: 0, labelPenalty: 1 },
-  mining: { budget: 512, ef: 8, entryCount: 16, labelPenalty: Infinity },
+  search: { budget: 1024, ef: 32, entryCount: 16, labelPenalty: 1, rerank: 48 },
+  self: { budget: 1024, ef: 16, entryCount: 0, labelPenalty: 1, rerank: 32 },
+  nearest: { budget: 64, ef: 1, entryCount: 0, labelPenalty: 1, rerank: 0 },
+  filtered: { budget: 2048, ef: 8, entryCount: 0, labelPenalty: 1, rerank: 0 },
+  mining: { budget: 512, ef: 8, entryCount: 16, labelPenalty: Infinity, rerank: 0 },
 };
 
 /** The defaults of `use`. */

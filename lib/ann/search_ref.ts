@@ -284,3 +284,41 @@ export function nearestEdgeRef(
   }
   return { nearestAny, nearestAnyDistance, evaluations };
 }
+
+/**
+ * Reference of kernels/fanng_search.wgsl `rerank`: for each query (row i of `queries`, or base row
+ * selfStart + i when `queries` is "self"), the k nearest of its candidates (row i of [Q x cands]
+ * `candidates`; NO_VERTEX and ids >= N skipped) by squared distance in `base`, ascending by (distance,
+ * vertex), NO_VERTEX / +Inf where fewer; nearest-any is the first result, evaluations the candidates scored.
+ */
+export function rerankRef(
+  base: HostMatrix,
+  queries: HostMatrix | "self",
+  candidates: Uint32Array,
+  cands: number,
+  k: number,
+  selfStart = 0,
+): SearchRefResult {
+  const q = candidates.length / cands, n = base.rows;
+  const qm = queries === "self" ? base : queries, offset = queries === "self" ? selfStart : 0;
+  const indices = new Uint32Array(q * k).fill(NO_VERTEX);
+  const distances = new Float32Array(q * k).fill(Infinity);
+  const evaluations = new Uint32Array(q);
+  for (let i = 0; i < q; i++) {
+    const scored: [number, number][] = [];
+    for (let c = 0; c < cands; c++) {
+      const v = candidates[i * cands + c];
+      if (v >= n) continue;
+      scored.push([searchDistance(qm, i + offset, base, v), v]);
+    }
+    evaluations[i] = scored.length;
+    scored.sort((a, b) => (before(a[0], a[1], b[0], b[1]) ? -1 : before(b[0], b[1], a[0], a[1]) ? 1 : 0));
+    scored.slice(0, k).forEach(([d, v], j) => {
+      indices[i * k + j] = v;
+      distances[i * k + j] = d;
+    });
+  }
+  const nearestAny = Uint32Array.from({ length: q }, (_, i) => indices[i * k]);
+  const nearestAnyDistance = Float32Array.from({ length: q }, (_, i) => distances[i * k]);
+  return { indices, distances, nearestAny, nearestAnyDistance, evaluations };
+}

@@ -10,11 +10,15 @@ import { GpuBuffer } from "./buffer.ts";
 import type { Gpu } from "./device.ts";
 import { CommandBatch } from "./dispatch.ts";
 
+/** Mesa's llvmpipe/lavapipe: a CPU adapter that runs a workgroup's invocations as SIMD lanes of one thread. */
+export function isGallivm(gpu: Gpu): boolean {
+  const r = gpu.report;
+  return r.isSoftware && /llvmpipe|lavapipe/i.test(`${r.name} ${r.vendor} ${r.architecture}`);
+}
+
 /** Loop back-edges one invocation may take per dispatch (a margin below llvmpipe's 65,535). */
 export function loopBudget(gpu: Gpu): number {
-  const r = gpu.report;
-  const gallivm = r.isSoftware && /llvmpipe|lavapipe/i.test(`${r.name} ${r.vendor} ${r.architecture}`);
-  return gallivm ? 60000 : 0x3fffffff;
+  return isGallivm(gpu) ? 60000 : 0x3fffffff;
 }
 
 /** Loop back-edges of one distance evaluation over vectors in `blocks` blocks of `w4` vec4 (8 per trip). */

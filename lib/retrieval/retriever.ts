@@ -34,7 +34,11 @@ import {
   type RetrievalHeader,
 } from "./format.ts";
 
-/** Entry vertices of a graph search: FanngIndex.search's default ("fixed", 16 stored entries). */
+/**
+ * Entry vertices of a graph search: the 16 first stored entries ("fixed"), on the GPU and in the plain-TS
+ * fallback alike, so that both walk the same way (FanngIndex.search's default, "nearest", picks them by a
+ * GPU kNN pass whose rounding the fallback could not match on near ties).
+ */
 const ENTRY_POINTS = 16;
 /** The graph search's ef (hnswlib's stop), the same on the GPU and in the plain-TS fallback. */
 const SEARCH_EF = searchDefaults("search").ef;
@@ -371,7 +375,12 @@ export class Retriever implements Disposable {
   ): Promise<{ indices: Uint32Array; distances: Float32Array; evaluations: number }> {
     if (this.#place.on === "gpu") {
       try {
-        using res = await this.#index.search(q, k, { budget, ef: SEARCH_EF });
+        using res = await this.#index.search(q, k, {
+          budget,
+          ef: SEARCH_EF,
+          entryPoints: "fixed",
+          entryCount: ENTRY_POINTS,
+        });
         return {
           indices: await res.indices.read(),
           distances: await res.distances.read(),

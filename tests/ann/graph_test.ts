@@ -94,6 +94,44 @@ Deno.test("file: encode/decode round trip, save/load through a file", async () =
   }
 });
 
+Deno.test("file: a graph built in a projection keeps its basis (version 3); version 2 files still read", () => {
+  const g: FanngGraph = {
+    ...lineGraph(),
+    dims: 3,
+    projection: { dims: 2, basis: new Float32Array([0.6, 0, 0.8, 0, 0, 1]) },
+  };
+  const bytes = encodeGraph(g);
+  assert.equal(bytes.length, FANNG_HEADER_BYTES + 4 * (4 + 1 + 2 * 6 + 2 + 3 * 2));
+  assert.deepEqual(decodeGraph(bytes), g);
+  const view = new DataView(bytes.buffer);
+  assert.equal(view.getUint32(8, true), 3);
+  assert.equal(view.getUint32(36, true), 2);
+  // A version 2 file: no projection, the same bytes otherwise (its checksum covers the header words).
+  const plain = encodeGraph(lineGraph());
+  const v2 = plain.slice();
+  const v2view = new DataView(v2.buffer);
+  v2view.setUint32(8, 2, true);
+  let h = 0x811c9dc5;
+  for (let i = 0; i < 8; i++) h = Math.imul(h ^ v2view.getUint32(8 + 4 * i, true), 0x01000193);
+  for (let i = FANNG_HEADER_BYTES; i < v2.length; i += 4) {
+    h = Math.imul(h ^ v2view.getUint32(i, true), 0x01000193);
+  }
+  v2view.setUint32(40, h >>> 0, true);
+  assert.deepEqual(decodeGraph(v2), lineGraph());
+  // Problems of the projection are named.
+  assert.throws(
+    () =>
+      decodeGraph(
+        encodeGraph({ ...g, projection: { dims: 2, basis: new Float32Array([0, NaN, 0, 0, 0, 1]) } }),
+      ),
+    /non-finite value at 1/,
+  );
+  assert.throws(
+    () => decodeGraph(encodeGraph({ ...lineGraph(), projection: { dims: 2, basis: new Float32Array(2) } })),
+    /projection dims 2 exceed the vectors' 1/,
+  );
+});
+
 Deno.test("file: corrupt, truncated and missing files give a UserError that says what is wrong", async () => {
   const good = encodeGraph(lineGraph());
   const expectError = (bytes: Uint8Array, message: RegExp) =>

@@ -1,6 +1,9 @@
 /** Shared helpers of the lib/ann tests: seeded data, exact answers, recall, GPU error capture. */
 import assert from "node:assert/strict";
 import type { Gpu } from "../../lib/gpu/device.ts";
+import type { GpuBuffer } from "../../lib/gpu/buffer.ts";
+import type { SearchOutputs } from "../../lib/ann/search.ts";
+import type { SearchRefResult } from "../../lib/ann/search_ref.ts";
 import { NO_VERTEX, type PaddedGraph } from "../../lib/ann/graph.ts";
 import type { HostMatrix } from "../../lib/util/matrix.ts";
 import type { Rng } from "../../lib/util/rng.ts";
@@ -74,4 +77,27 @@ export function assertSameGraph(got: PaddedGraph, want: PaddedGraph, what: strin
       `${what}: lengths of ${v}`,
     );
   }
+}
+
+/**
+ * Asserts that GPU search outputs equal a reference's, output for output (`evaluations` offset per query by
+ * `evaluationsBefore`, counts the outputs were added to); `what` names the case.
+ */
+export async function assertSameOutputs(
+  out: SearchOutputs,
+  want: SearchRefResult,
+  what: string,
+  evaluationsBefore: (i: number) => number = () => 0,
+): Promise<void> {
+  const same = async (got: GpuBuffer<"u32"> | GpuBuffer<"f32">, expected: ArrayLike<number>, name: string) =>
+    assert.deepEqual(Array.from(await got.read()), Array.from(expected), `${what}: ${name}`);
+  await same(
+    out.evaluations,
+    Array.from(want.evaluations, (e, i) => e + evaluationsBefore(i)),
+    "evaluations",
+  );
+  await same(out.indices, want.indices, "indices");
+  await same(out.distances, want.distances, "distances");
+  await same(out.nearestAny, want.nearestAny, "nearest any");
+  await same(out.nearestAnyDistance, want.nearestAnyDistance, "nearest-any distance");
 }

@@ -14,6 +14,8 @@ import { FASHION_MNIST_DIR, loadIdxSplit } from "../../lib/data/idx.ts";
 import { FanngIndex } from "../../lib/ann/index.ts";
 import { searchDefaults } from "../../lib/ann/search_defaults.ts";
 import { degreeStats, NO_VERTEX, occlusionViolations, validateGraph } from "../../lib/ann/graph.ts";
+import { decodeGraph } from "../../lib/ann/file.ts";
+import { sqDistRows } from "../../lib/ann/distance_ref.ts";
 import { blobs, noGpuErrors, recallAt } from "./helpers.ts";
 
 const gpu = await getGpu();
@@ -27,7 +29,9 @@ async function checkedBuild(
   const index = await noGpuErrors(gpu, () => FanngIndex.build(gpu, data, options));
   validateGraph(index.graph);
   assert.equal(index.graph.vertexCount, host.rows);
-  assert.deepEqual(occlusionViolations(index.graph, host, { limit: 3 }), [], "occlusion rule");
+  // A graph built in a projection obeys the rule between the projected rows.
+  const space = index.graph.projection ? await index.walkVectors.toHost() : host;
+  assert.deepEqual(occlusionViolations(index.graph, space, { limit: 3 }), [], "occlusion rule");
   return index;
 }
 
@@ -85,7 +89,7 @@ Deno.test("index: Fashion-MNIST subset through the PCA path, recall floors", asy
   const truth = exact(base, queries, 10);
   // exactLimit 2000: the first 2,000 points get exact candidates, the rest are inserted through the graph.
   using index = await checkedBuild(base, base, { exactLimit: 2000 });
-  assert.equal(index.stats.projectionDims, 32);
+  assert.equal(index.stats.projectionDims, 64);
   using self = await index.selfSearch(10, { budget: 128 });
   const all = await self.indices.read();
   const picked = new Uint32Array(selfSample.length * 10);
@@ -96,6 +100,69 @@ Deno.test("index: Fashion-MNIST subset through the PCA path, recall floors", asy
   assert.ok(selfRecall >= 0.93, `self-search recall@10 ${selfRecall}`);
   assert.ok(recall >= 0.95, `test-query recall@10 ${recall}`);
   assert.ok(degreeStats(index.graph).zero === 0, "every vertex has an edge");
+});
+
+Deno.test("index: a projected index re-ranks by true distance, filters in the vectors, and keeps its basis through save, load and refresh", async () => {
+  const train = await loadIdxSplit(FASHION_MNIST_DIR, "train");
+  const n = 3000, q = 200, d = 784;
+  const base: HostMatrix = { rows: n, cols: d, data: train.features.data.subarray(0, n * d) };
+  const queries: HostMatrix = { rows: q, cols: d, data: train.features.data.subarray(n * d, (n + q) * d) };
+  const labels = Int32Array.from(train.labels.subarray(0, n));
+  const truth = exact(base, queries, 10);
+  using index = await checkedBuild(base, base, { exactLimit: 1000, projectionDims: 48 });
+  assert.equal(index.graph.projection?.dims, 48);
+  assert.equal(index.walkVectors.dims, 48);
+  // Re-ranked results carry true squared distances, ascending; more candidates find more true neighbours.
+  using few = await index.search(queries, 10, { rerank: 10 });
+  using many = await index.search(queries, 10, { rerank: 64 });
+  const [idx, dist] = [await many.indices.read(), await many.distances.read()];
+  for (let i = 0; i < q; i += 17) {
+    for (let j = 0; j < 10; j++) {
+      const want = sqDistRows(queries, i, base, idx[i * 10 + j]);
+      assert.ok(
+        Math.abs(dist[i * 10 + j] - want) <= 1e-4 * want,
+        `query ${i} result ${j}: ${dist[i * 10 + j]} vs ${want}`,
+      );
+      if (j > 0) assert.ok(dist[i * 10 + j] >= dist[i * 10 + j - 1]);
+    }
+  }
+  const recallFew = recallAt(await few.indices.read(), truth, q, 10);
+  const recallMany = recallAt(idx, truth, q, 10);
+  assert.ok(
+    recallMany >= 0.95 && recallMany > recallFew,
+    `rerank 64: ${recallMany}, rerank 10: ${recallFew}`,
+  );
+  assert.deepEqual(await many.nearestAny.read(), Uint32Array.from({ length: q }, (_, i) => idx[i * 10]));
+  // rerank 0 walks the vectors themselves over the same graph.
+  using walked = await index.search(queries, 10, { rerank: 0, ef: 64 });
+  assert.ok(recallAt(await walked.indices.read(), truth, q, 10) >= 0.9);
+  await assert.rejects(() => index.search(queries, 10, { rerank: -1 }), UserError);
+  // A label filter walks the vectors: what it keeps is exact (other labels only, true distances).
+  using self = await index.selfSearch(5, { filter: { labels, queryLabels: labels } });
+  const [sIdx, sDist] = [await self.indices.read(), await self.distances.read()];
+  for (let v = 0; v < n; v += 97) {
+    for (let j = 0; j < 5; j++) {
+      const u = sIdx[v * 5 + j];
+      if (u === NO_VERTEX) continue;
+      assert.notEqual(labels[u], labels[v]);
+      const want = sqDistRows(base, v, base, u);
+      assert.ok(Math.abs(sDist[v * 5 + j] - want) <= 1e-4 * want);
+    }
+  }
+  // Save and load: the same basis, the same results.
+  const loaded = await FanngIndex.fromGraph(gpu, decodeGraph(index.toBytes()), base);
+  assert.deepEqual(loaded.graph.projection, index.graph.projection);
+  using again = await loaded.search(queries, 10, { rerank: 64 });
+  assert.deepEqual(await again.indices.read(), idx);
+  // Refresh after the points moved: the same basis, the graph rebuilt in it, the rule kept.
+  const moved = { ...base, data: base.data.map((x, i) => x + 0.01 * Math.sin(i)) };
+  await loaded.refresh(moved);
+  assert.deepEqual(loaded.graph.projection, index.graph.projection);
+  assert.deepEqual(occlusionViolations(loaded.graph, await loaded.walkVectors.toHost(), { limit: 3 }), []);
+  using after = await loaded.search(moved, 1, { entryPoints: "fixed" });
+  const selfHits = Array.from(await after.indices.read()).filter((v, i) => v === i).length;
+  assert.ok(selfHits / n >= 0.99, `after refresh, each moved point finds itself: ${selfHits / n}`);
+  loaded[Symbol.dispose]();
 });
 
 /** The miner's two calls: eps from an unfiltered pass, then other labels outside kappa * eps. */

@@ -24,7 +24,7 @@ import {
   type SearchShape,
 } from "../../lib/ann/search.ts";
 import { ceilingRef, nearestEdgeRef, searchRef, type SearchRefOptions } from "../../lib/ann/search_ref.ts";
-import { intMatrix, noGpuErrors } from "./helpers.ts";
+import { assertSameOutputs, intMatrix, noGpuErrors } from "./helpers.ts";
 
 const gpu = await getGpu();
 
@@ -131,27 +131,7 @@ async function checkCase(c: Case, what: string): Promise<void> {
       },
     };
     const want = searchRef(c.data, c.graph, c.self ? c.data : c.queries, c.k, refOptions);
-    assert.deepEqual(
-      Array.from(await out.evaluations.read()),
-      Array.from(want.evaluations),
-      `${what}: evaluations`,
-    );
-    assert.deepEqual(Array.from(await out.indices.read()), Array.from(want.indices), `${what}: indices`);
-    assert.deepEqual(
-      Array.from(await out.distances.read()),
-      Array.from(want.distances),
-      `${what}: distances`,
-    );
-    assert.deepEqual(
-      Array.from(await out.nearestAny.read()),
-      Array.from(want.nearestAny),
-      `${what}: nearest any`,
-    );
-    assert.deepEqual(
-      Array.from(await out.nearestAnyDistance.read()),
-      Array.from(want.nearestAnyDistance),
-      `${what}: nearest-any distance`,
-    );
+    await assertSameOutputs(out, want, what);
     for (const b of Object.values(out)) b.destroy();
   } finally {
     bufs.forEach((b) => b.destroy());

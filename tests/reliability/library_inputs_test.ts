@@ -109,7 +109,7 @@ function fnv(words: Uint32Array, h = 0x811c9dc5): number {
   return h >>> 0;
 }
 
-Deno.test("FANNG files: D and R sit inside the checksum (version 2); version 1 files still read", async () => {
+Deno.test("FANNG files: D and R sit inside the checksum, a flipped projection dims is caught (version 3); version 1 files still read", async () => {
   const gpu = await getGpu();
   const rng = new Rng(13);
   const data = { rows: 60, cols: 3, data: Float32Array.from({ length: 180 }, () => rng.float()) };
@@ -117,12 +117,16 @@ Deno.test("FANNG files: D and R sit inside the checksum (version 2); version 1 f
   const bytes = index.toBytes();
   const view = new DataView(bytes.buffer);
   assert.equal(view.getUint32(8, true), FANNG_FORMAT_VERSION);
-  assert.equal(FANNG_FORMAT_VERSION, 2);
+  assert.equal(FANNG_FORMAT_VERSION, 3);
   for (const [offset, what] of [[20, "D"], [24, "maxDegree"]] as const) {
     const flipped = bytes.slice();
     new DataView(flipped.buffer).setUint32(offset, view.getUint32(offset, true) + 1, true);
     assert.throws(() => decodeGraph(flipped, "g.fanng"), refuses(/checksum mismatch/), `flipped ${what}`);
   }
+  // A flipped projection dims announces a basis the file does not hold.
+  const projected = bytes.slice();
+  new DataView(projected.buffer).setUint32(36, 1, true);
+  assert.throws(() => decodeGraph(projected, "g.fanng"), refuses(/truncated.*a 3 x 1 projection/));
   // The same graph as version 1: the checksum covers the payload only.
   const v1 = bytes.slice();
   const v1view = new DataView(v1.buffer);

@@ -1,6 +1,6 @@
 /**
- * The interface of kernels/fanng_search.wgsl (batched FANNG graph search and its scoring ceiling; driver
- * lib/ann/search.ts).
+ * The interface of kernels/fanng_search.wgsl (batched FANNG graph search, the exact re-ranking of a projected
+ * search, and the scoring ceiling; driver lib/ann/search.ts).
  * @module
  */
 import { entry, FILTER_FLAGS, kernelSpec, moreFlags, uniformStruct } from "../spec.ts";
@@ -45,11 +45,26 @@ const EdgeParams = uniformStruct("EdgeParams", {
   self_offset: "u32", // query q is base vertex q + self_offset
 });
 
+const RerankParams = uniformStruct("RerankParams", {
+  queries: "u32",
+  n: "u32",
+  w4: "u32",
+  nblocks: "u32",
+  cands: "u32", // candidates per query (the row length of r_cand)
+  k: "u32", // results kept per query
+  query_row_offset: "u32", // query q is row q + query_row_offset of the query blocks
+  cand_start: "u32", // this dispatch scores candidates cand_start .. cand_end - 1 of each query
+  cand_end: "u32",
+  first: "u32", // 1: the first dispatch, which clears the result rows
+});
+
 /** The filters of a search: the shared filter bits (F_LABELS, F_RADIUS) and the label penalty. */
 export const SEARCH_FLAGS = moreFlags(FILTER_FLAGS, ["F_LABEL_PENALTY"]);
 
-/** Base column blocks, query column blocks, the graph: bindings 1..10 of every entry point. */
-const GRAPH = ["b0", "b1", "b2", "b3", "q0", "q1", "q2", "q3", "adj", "degrees"] as const;
+/** Base column blocks, query column blocks: bindings 1..8 of every entry point. */
+const BLOCKS = ["b0", "b1", "b2", "b3", "q0", "q1", "q2", "q3"] as const;
+/** The blocks and the graph: bindings 1..10 of the entry points that walk it. */
+const GRAPH = [...BLOCKS, "adj", "degrees"] as const;
 
 const SEARCH_IO = [
   ...GRAPH,
@@ -83,6 +98,16 @@ export const FANNG_SEARCH = kernelSpec("fanng_search", {
       uniform: "ep",
       struct: EdgeParams,
       bindings: [...GRAPH, "e_any", "e_any_dist", "e_evals"],
+    }),
+    rerank: entry({
+      uniform: "rp",
+      struct: RerankParams,
+      bindings: [...BLOCKS, "r_cand", "r_idx", "r_dist", "r_any", "r_any_dist", "r_evals"],
+    }),
+    rerank_lane: entry({
+      uniform: "rp",
+      struct: RerankParams,
+      bindings: [...BLOCKS, "r_cand", "r_idx", "r_dist", "r_any", "r_any_dist", "r_evals"],
     }),
     ceiling: entry({ uniform: "cp", struct: CeilingParams, bindings: [...GRAPH, "c_sums", "c_evals"] }),
   },
