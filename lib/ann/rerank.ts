@@ -30,13 +30,25 @@ const LANE_WG = 64;
 export interface RerankOptions {
   /** Results kept per query (at most the candidates per query). */
   k: number;
-  /** Self-search: query i is base row selfStart + i (default: `queries` are outside rows). */
+  /**
+   * Self-search: query i is base row selfStart + i (default: `queries` are outside rows).
+   * @default outside rows
+   */
   selfStart?: number;
-  /** Add the candidates scored to this [Q] buffer (e.g. the walk's evaluations); it becomes the output's. */
+  /**
+   * Add the candidates scored to this [Q] buffer (e.g. the walk's evaluations); it becomes the output's.
+   * @default a new zeroed buffer
+   */
   evaluationsInto?: GpuBuffer<"u32">;
-  /** Lanes per query (a power of two; default: 1 on llvmpipe, 32 elsewhere); changes the speed, never the results. */
+  /**
+   * Lanes per query (a power of two); changes the speed, never the results.
+   * @default 1 on llvmpipe, 32 elsewhere
+   */
   lanes?: number;
-  /** Queries per submission (a multiple of 64; default: as many as the binding limit allows; tests lower it). */
+  /**
+   * Queries per submission (a multiple of 64; tests lower it).
+   * @default as many as the binding limit allows
+   */
   chunk?: number;
 }
 
