@@ -13,7 +13,7 @@
 //   B. all lanes of the team walk the P * R source slots side by side: each slot's vertex, unless visited
 //      (a lock-free open-addressing hash in global memory), is scored; the scores go to workgroup memory;
 //   C. the leader merges them: nearest-any, the results (a max-heap of the KE best that pass the filter) and
-//      the candidate queue (a min-heap; a vertex joins when closer than the bound of step A).
+//      the candidate queue (a 4-ary min-heap; a vertex joins when closer than the bound of step A).
 // Three workgroup barriers per iteration; the loop runs while any team of the workgroup is searching. On a
 // GPU, T = 32 lanes score a vertex's neighbours at once; on llvmpipe a workgroup of 8 invocations is one
 // SIMD vector of one thread, so its barriers are cheap and T = 8 or T = 1 (one query per lane) both work.
@@ -280,15 +280,18 @@ fn r_set(i: u32, d: f32, v: u32) {
   s_scratch[sw(RV + i)] = v;
 }
 
-// Candidate queue: a binary min-heap by (d, v). The heaps read a slot's vertex only where it is needed: to
-// move the slot, or to break a tie of distances (WGSL's && and || short-circuit). On llvmpipe every slot
-// read is a gather, and the heaps are most of a search's time.
+// Candidate queue: a 4-ary min-heap by (d, v): half the levels of a binary heap, so a pop moves half as
+// many slots (its four children are read side by side), and a push climbs half as far. The entries are
+// distinct (each vertex joins once), so pops come out in (d, v) order whatever the arity: the walk is the
+// reference's (lib/ann/search_ref.ts keeps a binary heap). The heaps read a slot's vertex only where it is
+// needed: to move the slot, or to break a tie of distances (WGSL's && and || short-circuit). On llvmpipe
+// every slot read is a gather, and the heaps are most of a search's time.
 fn queue_push(d: f32, v: u32) {
   if (qn >= sp.queue_slots) { return; } // never: the queue has a slot for every evaluation
   var i = qn;
   qn++;
   while (i > 0u) {
-    let p = (i - 1u) / 2u;
+    let p = (i - 1u) / 4u;
     let pd = qd(p);
     if (!(d < pd || (d == pd && v < qv(p)))) { break; }
     q_set(i, pd, qv(p));
@@ -305,14 +308,15 @@ fn queue_pop() {
   let v = qv(n);
   var i = 0u;
   loop {
-    var c = 2u * i + 1u;
-    if (c >= n) { break; }
-    var cd = qd(c);
-    if (c + 1u < n) {
-      let rd = qd(c + 1u);
-      if (rd < cd || (rd == cd && qv(c + 1u) < qv(c))) {
-        c++;
-        cd = rd;
+    let first = 4u * i + 1u;
+    if (first >= n) { break; }
+    var c = first;
+    var cd = qd(first);
+    for (var j = first + 1u; j < min(first + 4u, n); j++) {
+      let jd = qd(j);
+      if (jd < cd || (jd == cd && qv(j) < qv(c))) {
+        c = j;
+        cd = jd;
       }
     }
     if (!(cd < d || (cd == d && qv(c) < v))) { break; }

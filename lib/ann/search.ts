@@ -248,10 +248,12 @@ function iterationsPerDispatch(
   trips: number,
 ): number {
   const width = mem.slots / r;
-  const perIteration = 2 + shape.queriesPerGroup + width * (log2ceil(mem.queue) + 3) +
+  // A pop of the 4-ary queue: at most log4(queue) + 1 levels of 1 + 3 loop trips.
+  const popTrips = 2 * log2ceil(mem.queue) + 4;
+  const perIteration = 2 + shape.queriesPerGroup + width * (popTrips + 3) +
     Math.ceil(mem.slots / shape.lanes) * (2 + PROBE_ALLOWANCE + trips) +
     mem.slots * (3 + log2ceil(mem.queue) + log2ceil(mem.kept));
-  const reserve = 64 + PROBE_ALLOWANCE + log2ceil(mem.queue) + mem.kept * (log2ceil(mem.kept) + 2) + k;
+  const reserve = 64 + PROBE_ALLOWANCE + popTrips + mem.kept * (log2ceil(mem.kept) + 2) + k;
   return Math.max(1, Math.floor((loopBudget(gpu) - reserve) / perIteration));
 }
 
