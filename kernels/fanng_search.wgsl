@@ -821,8 +821,9 @@ fn rerank(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u
   if (q >= rp.queries || rp.k == 0u) { return; }
   let row = q + rp.query_row_offset;
   let o = q * rp.k;
-  if (rp.first != 0u) {
-    for (var j = lid; j < rp.k; j += T) {
+  // Lane 0 alone writes and reads the rows (a workgroup barrier does not order storage memory).
+  if (rp.first != 0u && lid == 0u) {
+    for (var j = 0u; j < rp.k; j++) {
       r_idx[o + j] = NO_VERTEX;
       r_dist[o + j] = inf();
     }

@@ -92,12 +92,12 @@ export async function runRerank(
       `rerank: evaluation counts ${fmtShape(options.evaluationsInto.shape)} must have ${q}`,
     );
   }
-  const out = searchOutputs(gpu, q, k, options.evaluationsInto);
-  if (q === 0) return out;
   const lanes = options.lanes ?? rerankLanes(gpu);
   if (!Number.isInteger(lanes) || lanes < 1 || (lanes & (lanes - 1)) !== 0 || lanes > 256) {
     throw new UserError(`rerank: lanes must be a power of two in 1..256, got ${lanes}`);
   }
+  const out = searchOutputs(gpu, q, k, options.evaluationsInto);
+  if (q === 0) return out;
   const laneMode = lanes === 1;
   const pipeline = await FANNG_SEARCH.pipeline(gpu, laneMode ? "rerank_lane" : "rerank", {
     T: lanes,
