@@ -56,7 +56,8 @@
 // Dispatch: 1-D over workgroups, spilling into y (linear_workgroup, from the prelude).
 // Interface: lib/gpu/specs/fanng_search.ts (uniform structs, flag bits, binding names; its prelude is prepended).
 // Defines: T (lanes per query; 1 = search_lane), QW (queries per workgroup), R (maximum degree), P (sources
-//   per iteration), QW4 (row width in vec4 when each invocation holds its query in registers, else 0).
+//   per iteration), QW4 (row width in vec4 when each invocation holds its query in registers, else 0), HALF
+//   (1: rows packed as f16 pairs, see query_load).
 //   Sizes that vary per call (k, results kept, queue and hash slots) are parameters, so a
 //   new budget or k compiles nothing.
 
@@ -144,13 +145,54 @@ fn block_part(b: u32, iq: u32, iv: u32, w: u32) -> vec4f {
 // QW4 > 0: the vectors are one column block of QW4 vec4s, known when compiling. Each invocation then holds
 // its query's row in private registers (query_load, once per query), so a distance reads only the base row:
 // half the scattered loads, and a loop the compiler unrolls.
-const QREG = max(QW4, 1);
+// HALF = 1 (with QW4 > 0): the base and query rows are f16 pairs packed in 32-bit words (lib/ann/vectors.ts
+// toHalf), QW4 packed vec4s per row; the query register row holds them unpacked (2 * QW4 vec4s) and
+// dist_half reads half the bytes of dist_reg, with its arithmetic over the unpacked values.
+const QREG = max(QW4 * (1 + HALF), 1);
 var<private> g_query: array<vec4f, QREG>;
 
 fn query_load(q: u32) {
-  if (QW4 > 0) {
+  if (QW4 > 0 && HALF == 1) {
+    for (var j = 0u; j < u32(QW4); j++) {
+      let u = bitcast<vec4u>(q0[q * u32(QW4) + j]);
+      g_query[2u * j] = lo_half4(u);
+      g_query[2u * j + 1u] = hi_half4(u);
+    }
+  } else if (QW4 > 0) {
     for (var j = 0u; j < u32(QW4); j++) { g_query[j] = q0[q * u32(QW4) + j]; }
   }
+}
+
+// The first and the second four halves of a packed vec4.
+fn lo_half4(u: vec4u) -> vec4f { return vec4f(unpack2x16float(u.x), unpack2x16float(u.y)); }
+fn hi_half4(u: vec4u) -> vec4f { return vec4f(unpack2x16float(u.z), unpack2x16float(u.w)); }
+
+// dist_reg over packed rows: the same operations on the unpacked vec4s (2 * QW4 of them, an even count).
+fn dist_half(v: u32) -> f32 {
+  let iv = v * u32(QW4);
+  let w = 2u * u32(QW4);
+  var a0 = vec4f(0.0);
+  var a1 = vec4f(0.0);
+  var j = 0u;
+  for (; j + 4u <= w; j += 4u) {
+    let u0 = bitcast<vec4u>(b0[iv + j / 2u]);
+    let u1 = bitcast<vec4u>(b0[iv + j / 2u + 1u]);
+    let d0 = g_query[j] - lo_half4(u0);
+    let d1 = g_query[j + 1u] - hi_half4(u0);
+    let d2 = g_query[j + 2u] - lo_half4(u1);
+    let d3 = g_query[j + 3u] - hi_half4(u1);
+    a0 = fma(d0, d0, fma(d2, d2, a0));
+    a1 = fma(d1, d1, fma(d3, d3, a1));
+  }
+  if (j < w) { // two vec4s left, into a0 in order, as dist_reg's tail loop
+    let u = bitcast<vec4u>(b0[iv + j / 2u]);
+    let d0 = g_query[j] - lo_half4(u);
+    a0 = fma(d0, d0, a0);
+    let d1 = g_query[j + 1u] - hi_half4(u);
+    a0 = fma(d1, d1, a0);
+  }
+  let a = vec4f(0.0) + (a0 + a1);
+  return nan_to_inf((a.x + a.y) + (a.z + a.w));
 }
 
 // block_part's arithmetic, operation for operation (the results must not depend on the path).
@@ -175,6 +217,7 @@ fn dist_reg(v: u32) -> f32 {
 // Squared distance between query row q and base row v; NaN counts as +Inf. With QW4 > 0, q must be the row
 // query_load took.
 fn dist(q: u32, v: u32) -> f32 {
+  if (QW4 > 0 && HALF == 1) { return dist_half(v); }
   if (QW4 > 0) { return dist_reg(v); }
   let w = g_w4;
   var a = vec4f(0.0);

@@ -168,9 +168,9 @@ export interface FanngBuildOptions {
   descentStop?: number;
   /**
    * Dimension of the PCA projection a FanngIndex of high-dimensional data is built and walked in (default
-   * 64; 0 = never project): searches without a filter walk it and re-rank their candidates by true distance
-   * (docs/ann-search.md, "Projected search").
-   * @default 64
+   * 96; 0 = never project): searches without a filter walk it (in f16 where it is a multiple of 8) and
+   * re-rank their candidates by true distance (docs/ann-search.md, "Projected search").
+   * @default 96
    */
   projectionDims?: number;
   /**
@@ -229,7 +229,7 @@ export function resolveBuildOptions(o: FanngBuildOptions, n: number): ResolvedBu
     descentReverse: o.descentReverse ?? 12,
     descentPerHub: perHub,
     descentStop: o.descentStop ?? 0.002,
-    projectionDims: o.projectionDims ?? 64,
+    projectionDims: o.projectionDims ?? 96,
     projectAbove: o.projectAbove ?? 128,
     projectionSample: o.projectionSample ?? 2048,
     entryCount: o.entryCount ?? 64,

@@ -13,7 +13,7 @@ import type { Gpu } from "../gpu/device.ts";
 import { isGallivm, loopBudget } from "../gpu/rounds.ts";
 import { FANNG_SEARCH } from "../gpu/specs/fanng_search.ts";
 import { distanceLoopTrips, SEARCH_MAX_K, type SearchOutputs, searchOutputs } from "./search.ts";
-import { blockBindings, registerWidth, type VectorBlocks } from "./vectors.ts";
+import { blockBindings, fullPrecision, registerWidth, type VectorBlocks } from "./vectors.ts";
 
 /**
  * Lanes that score one query's candidates side by side: a warp on hardware adapters; one on llvmpipe, where
@@ -67,6 +67,8 @@ export async function runRerank(
   const gpu = base.gpu, n = base.rows, k = options.k;
   const self = queries === "self";
   const qv = self ? base : queries;
+  fullPrecision(base, "rerank");
+  fullPrecision(qv, "rerank");
   const selfStart = options.selfStart ?? 0;
   if (candidates.shape.length !== 2) {
     throw new ShapeError(`rerank: candidates must be a [Q x C] matrix, got ${fmtShape(candidates.shape)}`);
@@ -105,6 +107,7 @@ export async function runRerank(
     R: 1,
     P: 1,
     QW4: registerWidth(base),
+    HALF: 0,
   });
   // Candidates per dispatch: a tile of `lanes` costs lane 0 a distance's loop trips, the tile loop's own,
   // and `lanes` merges of at most k shifts each (one lane: a distance and a merge per candidate).

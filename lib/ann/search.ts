@@ -16,7 +16,7 @@ import { type Bindable, CommandBatch, grid1d } from "../gpu/dispatch.ts";
 import type { GpuGraph } from "./gpu_graph.ts";
 import { isGallivm, loopBudget, runRounds } from "../gpu/rounds.ts";
 import { FANNG_SEARCH, SEARCH_FLAGS } from "../gpu/specs/fanng_search.ts";
-import { blockBindings, registerWidth, type VectorBlocks } from "./vectors.ts";
+import { blockBindings, fullPrecision, registerWidth, type VectorBlocks } from "./vectors.ts";
 
 /** Largest k and ef of a FANNG search: the length of a query's sorted result and candidate lists. */
 export const SEARCH_MAX_K = 1024;
@@ -322,6 +322,13 @@ export async function runSearch(
     throw new UserError("search: a label filter needs both labels (of the base) and queryLabels");
   }
   const useLabels = !!options.labels;
+  const half = base.halfScale > 0;
+  if (half && (qv.halfScale !== base.halfScale || registerWidth(base) === 0)) {
+    throw new ShapeError(
+      `search: half vectors need queries in halves of the same scale (${qv.halfScale} vs ${base.halfScale}) ` +
+        `and rows of at most 256 values`,
+    );
+  }
   const r = graph.maxDegree;
   const mem = searchMemory(options.budget, k, ef, width, r);
   const shape = options.shape ?? defaultSearchShape(gpu);
@@ -329,12 +336,16 @@ export async function runSearch(
   const out = searchOutputs(gpu, q, k, options.evaluationsInto);
   if (q === 0) return out;
   const lane = shape.lanes === 1;
+  const { F_LABELS, F_RADIUS, F_LABEL_PENALTY } = SEARCH_FLAGS;
+  const filterBits = (useLabels ? F_LABELS : 0) | (options.minDistance ? F_RADIUS : 0) |
+    (useLabels && penalty !== 1 ? F_LABEL_PENALTY : 0);
   const pipeline = await FANNG_SEARCH.pipeline(gpu, lane ? "search_lane" : "search", {
     T: shape.lanes,
     QW: shape.queriesPerGroup,
     R: r,
     P: width,
     QW4: registerWidth(base),
+    HALF: half ? 1 : 0,
   });
   const trips = distanceLoopTrips(base.layout.count, base.layout.w4);
   // One query per lane: short rounds, so that each round's unfinished queries are packed into full SIMD
@@ -361,9 +372,6 @@ export async function runSearch(
   const hashBinding = hash.binding(0, rows * mem.hash);
   using dummyI = GpuBuffer.zeros(gpu, "i32", [4]);
   using dummyF = GpuBuffer.zeros(gpu, "f32", [4]);
-  const { F_LABELS, F_RADIUS, F_LABEL_PENALTY } = SEARCH_FLAGS;
-  const filterBits = (useLabels ? F_LABELS : 0) | (options.minDistance ? F_RADIUS : 0) |
-    (useLabels && penalty !== 1 ? F_LABEL_PENALTY : 0);
   // Rounds per submission: enough for the whole search when each iteration evaluates a few vertices.
   const perSubmit = Math.max(1, Math.ceil((options.budget + entryCount) / 4 / stepCap));
   for (let q0 = 0; q0 < q; q0 += chunk) {
@@ -449,6 +457,7 @@ export async function runNearestEdge(
   if (graph.vertexCount !== n) {
     throw new ShapeError(`nearest edge: graph of ${graph.vertexCount} vertices over ${n} vectors`);
   }
+  fullPrecision(base, "nearest edge");
   const out = {
     nearestAny: GpuBuffer.zeros(gpu, "u32", [q], "fanng nearest edge"),
     nearestAnyDistance: GpuBuffer.zeros(gpu, "f32", [q], "fanng nearest edge distance"),
@@ -461,6 +470,7 @@ export async function runNearestEdge(
     R: graph.maxDegree,
     P: 1,
     QW4: registerWidth(base),
+    HALF: 0,
   });
   const batch = new CommandBatch(gpu, "fanng.nearest_edge");
   batch.run(
@@ -516,6 +526,7 @@ export async function runCeiling(
   ) {
     throw new ShapeError(`ceiling: queries of ${queries.dims} columns do not match the base's ${base.dims}`);
   }
+  fullPrecision(base, "ceiling");
   const r = graph.maxDegree, q = queries.rows;
   const trips = distanceLoopTrips(base.layout.count, base.layout.w4);
   const steps = Math.min(
@@ -528,6 +539,7 @@ export async function runCeiling(
     R: r,
     P: 1,
     QW4: registerWidth(base),
+    HALF: 0,
   });
   const sums = GpuBuffer.zeros(gpu, "f32", [q, shape.lanes], "fanng ceiling sums");
   const evaluations = GpuBuffer.zeros(gpu, "u32", [q], "fanng ceiling evaluations");

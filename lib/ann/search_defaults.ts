@@ -49,7 +49,7 @@ export interface SearchDefaults {
 }
 
 const DEFAULTS: Readonly<Record<SearchUse, SearchDefaults>> = {
-  search: { budget: 512, ef: 32, entryCount: 16, labelPenalty: 1, rerank: 48 },
+  search: { budget: 512, ef: 32, entryCount: 16, labelPenalty: 1, rerank: 40 },
   self: { budget: 1024, ef: 16, entryCount: 0, labelPenalty: 1, rerank: 32 },
   nearest: { budget: 64, ef: 1, entryCount: 0, labelPenalty: 1, rerank: 0 },
   filtered: { budget: 2048, ef: 8, entryCount: 0, labelPenalty: 1, rerank: 0 },

@@ -9,7 +9,7 @@
 import { fmtShape, ShapeError, UserError } from "../errors.ts";
 import { GpuBuffer } from "../gpu/buffer.ts";
 import type { Gpu } from "../gpu/device.ts";
-import { type Bindable, type CommandBatch, grid1d } from "../gpu/dispatch.ts";
+import { type Bindable, CommandBatch, grid1d } from "../gpu/dispatch.ts";
 import { FANNG_LAYOUT } from "../gpu/specs/fanng_layout.ts";
 import type { HostMatrix } from "../util/matrix.ts";
 
@@ -49,6 +49,8 @@ export class VectorBlocks implements Disposable {
     readonly dims: number,
     readonly layout: BlockLayout,
     readonly blocks: GpuBuffer<"f32">[],
+    /** 0: f32 blocks; > 0: one block of f16 pairs, the values times this power of two ({@link toHalf}). */
+    readonly halfScale = 0,
   ) {}
 
   /** Empty blocks for `rows` x `dims` in `layout` (default: the adapter's). */
@@ -115,6 +117,61 @@ export class VectorBlocks implements Disposable {
     }
   }
 
+  /**
+   * These vectors rounded to f16 and packed two per 32-bit word (kernels/fanng_layout.wgsl `to_half`), after
+   * multiplying them by `scale`, a power of two (default: the one that brings the largest finite |value|
+   * into [2^13, 2^14], so that neither the f16 range nor its precision is wasted; values beyond the range
+   * saturate at +-65504): half the bytes per row, for the graph search's walk (docs/ann-search.md, "Half
+   * walk"). Needs one column block of an even number of vec4s; the result is one block of w4 / 2 vec4s whose
+   * {@link toHost} gives the scaled, rounded values the search computes with.
+   */
+  async toHalf(scale?: number): Promise<VectorBlocks> {
+    const { count, w4 } = this.layout;
+    if (this.halfScale > 0 || count !== 1 || w4 % 2 !== 0) {
+      throw new ShapeError(
+        `half vectors need one f32 column block of an even number of vec4s, got ${count} block(s) of ${w4}` +
+          (this.halfScale > 0 ? " already in halves" : ""),
+      );
+    }
+    if (
+      scale !== undefined &&
+      !(scale > 0 && Number.isFinite(scale) && 2 ** Math.round(Math.log2(scale)) === scale)
+    ) {
+      throw new UserError(`half vectors: scale must be a power of two, got ${scale}`);
+    }
+    const gpu = this.gpu, rows = this.rows, w4h = w4 / 2;
+    const params = { rows, w4, w4h, scale: scale ?? 1 };
+    if (scale === undefined) {
+      const pipeline = await FANNG_LAYOUT.pipeline(gpu, "half_max", { WG });
+      using max = GpuBuffer.zeros(gpu, "u32", [1], "half max");
+      const batch = new CommandBatch(gpu, "fanng.half_max");
+      batch.run(
+        pipeline,
+        { hp: { rows, w4 }, h_src: this.blocks[0], hm_out: max },
+        grid1d(gpu, Math.ceil((rows * w4) / WG)),
+        "fanng.half_max",
+      );
+      await batch.submit();
+      const m = new Float32Array((await max.read()).buffer)[0];
+      params.scale = m > 0 ? 2 ** Math.max(-100, Math.min(100, 14 - Math.ceil(Math.log2(m)))) : 1;
+    }
+    const out = new VectorBlocks(gpu, rows, this.dims, { count: 1, w4: w4h }, [
+      GpuBuffer.zeros(gpu, "f32", [rows, w4h * 4], "fanng half vectors"),
+    ], params.scale);
+    if (rows > 0) {
+      const pipeline = await FANNG_LAYOUT.pipeline(gpu, "to_half", { WG });
+      const batch = new CommandBatch(gpu, "fanng.to_half");
+      batch.run(
+        pipeline,
+        { hp: params, h_src: this.blocks[0], h_dst: out.blocks[0] },
+        grid1d(gpu, Math.ceil((rows * w4h) / WG)),
+        "fanng.to_half",
+      );
+      await batch.submit();
+    }
+    return out;
+  }
+
   /** The four block bindings of kernels/fanng.wgsl (unused ones repeat block 0), over rows [start, start + count). */
   bindings(start = 0, count = this.rows - start): Bindable[] {
     const w = this.layout.w4 * 4;
@@ -126,6 +183,7 @@ export class VectorBlocks implements Disposable {
 
   /** Reads the matrix back (for tests and host references). */
   async toHost(): Promise<HostMatrix> {
+    if (this.halfScale > 0) return await this.#halfToHost();
     const w = this.layout.w4 * 4;
     const data = new Float32Array(this.rows * this.dims);
     for (let b = 0; b < this.blocks.length; b++) {
@@ -133,6 +191,18 @@ export class VectorBlocks implements Disposable {
       const c0 = b * w, c1 = Math.min(this.dims, c0 + w);
       for (let r = 0; r < this.rows && c1 > c0; r++) {
         data.set(block.subarray(r * w, r * w + c1 - c0), r * this.dims + c0);
+      }
+    }
+    return { rows: this.rows, cols: this.dims, data };
+  }
+
+  async #halfToHost(): Promise<HostMatrix> {
+    const words = new Uint32Array((await this.blocks[0].read()).buffer);
+    const w = this.layout.w4 * 8, data = new Float32Array(this.rows * this.dims);
+    for (let r = 0; r < this.rows; r++) {
+      for (let c = 0; c < this.dims; c++) {
+        const word = words[r * (w / 2) + (c >> 1)];
+        data[r * this.dims + c] = halfToFloat(c & 1 ? word >>> 16 : word & 0xffff);
       }
     }
     return { rows: this.rows, cols: this.dims, data };
@@ -169,4 +239,17 @@ const MAX_REGISTER_W4 = 32;
  */
 export function registerWidth(vectors: VectorBlocks): number {
   return vectors.layout.count === 1 && vectors.layout.w4 <= MAX_REGISTER_W4 ? vectors.layout.w4 : 0;
+}
+
+/** The value of IEEE binary16 bits `h`. */
+export function halfToFloat(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1, exp = (h >> 10) & 0x1f, frac = h & 0x3ff;
+  if (exp === 0) return sign * frac * 2 ** -24;
+  if (exp === 31) return frac ? NaN : sign * Infinity;
+  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
+}
+
+/** Refuses half vectors where `what` computes in f32 rows only. */
+export function fullPrecision(vectors: VectorBlocks, what: string): void {
+  if (vectors.halfScale > 0) throw new ShapeError(`${what}: needs f32 vectors, got f16 halves (toHalf)`);
 }

@@ -16,7 +16,8 @@
  * default graph up to 100,000 points), hnswlib's labels in range.
  * Peers in the same run: GPU brute force (lib/ops/knn.ts knnSqL2, which also gives the ground truth) and,
  * when Debian's python3-hnswlib is installed and the run may start /usr/bin/python3, hnswlib (M 16,
- * ef_construction 200, 2 threads; tasks/bench/hnswlib_peer.py).
+ * ef_construction 200, 2 threads; tasks/bench/hnswlib_peer.py). Query rows are the best of two runs on both sides
+ * (a shared machine's pauses hit single runs).
  *
  * Run: `deno bench --allow-read --allow-env --allow-run=/usr/bin/python3 tasks/bench/fanng_bench.ts`.
  * Sizes: FANNG_BENCH=quick (20,000 clustered / random, 10,000 / 1,000 Fashion-MNIST) or full (default, the
@@ -334,7 +335,9 @@ async function sweep(
   };
   for (const setting of sweepSettings) {
     (await warm.index.search(few, K, { ...setting, entryPoints: warm.entryPoints }))[Symbol.dispose]();
-    const r = await run(setting);
+    // Best of two runs (the hnswlib peer's rows are too): a shared machine's pauses hit single runs.
+    const first = await run(setting), second = await run(setting);
+    const r = second.seconds < first.seconds ? second : first;
     const recall = truth(r.indices);
     const qps = r.queries / r.seconds;
     add({
@@ -533,14 +536,14 @@ async function benchFashion(): Promise<void> {
       train,
       test,
       graphs,
-      // The default graph is built in a 64-d PCA projection: searches walk it and re-rank (rerank 0: the walk
+      // The default graph is built in a 96-d PCA projection: searches walk it and re-rank (rerank 0: the walk
       // in the 784-d vectors themselves, for comparison).
       [
         { budget: 1024, ef: 32, rerank: 0 },
         { budget: 1024, ef: 32, rerank: 32 },
+        { budget: 1024, ef: 36, rerank: 36 },
         { budget: 1024, ef: 40, rerank: 40 },
         { budget: 1024, ef: 48, rerank: 48 },
-        { budget: 1024, ef: 64, rerank: 64 },
       ],
       [10, 12, 14, 16, 20, 40],
       0.95,

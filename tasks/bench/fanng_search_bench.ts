@@ -259,12 +259,12 @@ benchOnce("clustered 64-d self-search", "fanng search", async () => {
 benchOnce("Fashion-MNIST 784-d search", "fanng search", async () => {
   const { base, queries: allQueries } = await fashion();
   const queries = selectRows(allQueries, Uint32Array.from({ length: FASHION_Q }, (_, i) => i));
-  using index = await graphFor("fashion60k-p64", "fashion", base);
+  using index = await graphFor("fashion60k-p96", "fashion", base);
   const truth = await exactNeighbours(gpu, `fashion60k-test${FASHION_Q}`, base, queries, K);
   const recall = (found: Uint32Array) => recallAt(found, truth, queries.rows, K);
   const hnsw16 = await hnswRows("fashion", base, queries, recall);
   const ceiling = (await ceilingRow("fashion", index, queries, defaultSearchShape(gpu))).mevals;
-  // The graph is built in a 64-d PCA projection: the walk keeps `rerank` candidates, re-ranked in 784-d
+  // The graph is built in a 96-d PCA projection: the walk keeps `rerank` candidates, re-ranked in 784-d
   // (rerank 0: the walk in the 784-d vectors).
   for (const ef of [32, 48, 64]) {
     await fanngRow("fashion", index, queries, { ef, rerank: ef }, recall, ceiling, hnsw16);

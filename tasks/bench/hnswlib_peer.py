@@ -3,7 +3,7 @@
 
 Reads from stdin one JSON header line, then the base [n x d] and the queries [q x d] as little-endian
 float32. Builds an HNSW index (M, ef_construction), answers the queries at each ef in `efs` (k neighbours,
-`threads` threads), and writes one JSON line: build seconds and, per ef, the seconds and the labels
+`threads` threads, best of two runs), and writes one JSON line: build seconds and, per ef, the seconds and the labels
 (uint32, base64). With "drop_first": true it asks for k + 1 neighbours and drops the query's own id (a
 self-search over base rows whose ids are given in "self_ids").
 """
@@ -33,9 +33,12 @@ def main() -> None:
     for ef in header["efs"]:
         index.set_ef(max(ef, k + 1))
         kk = k + 1 if self_ids.size else k
-        t0 = time.perf_counter()
-        labels, _ = index.knn_query(queries, k=kk)
-        seconds = time.perf_counter() - t0
+        # Best of two runs, as the FANNG rows it is compared with.
+        seconds = float("inf")
+        for _ in range(2):
+            t0 = time.perf_counter()
+            labels, _ = index.knn_query(queries, k=kk)
+            seconds = min(seconds, time.perf_counter() - t0)
         if self_ids.size:
             # Drop each query's own id (or the last column when it is not among the results).
             out = np.empty((q, k), dtype=np.uint32)

@@ -89,7 +89,7 @@ Deno.test("index: Fashion-MNIST subset through the PCA path, recall floors", asy
   const truth = exact(base, queries, 10);
   // exactLimit 2000: the first 2,000 points get exact candidates, the rest are inserted through the graph.
   using index = await checkedBuild(base, base, { exactLimit: 2000 });
-  assert.equal(index.stats.projectionDims, 64);
+  assert.equal(index.stats.projectionDims, 96);
   using self = await index.selfSearch(10, { budget: 128 });
   const all = await self.indices.read();
   const picked = new Uint32Array(selfSample.length * 10);

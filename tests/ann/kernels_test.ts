@@ -16,6 +16,7 @@ import { NO_VERTEX, type PaddedGraph } from "../../lib/ann/graph.ts";
 import { prune, pruneRef } from "../../lib/ann/prune.ts";
 import { greedyRef, runGreedy } from "../../lib/ann/traverse_add.ts";
 import { randomPairs } from "../../lib/ann/edges.ts";
+import { runRerank } from "../../lib/ann/rerank.ts";
 import { assertSameGraph, emptyPadded, intMatrix, noGpuErrors } from "./helpers.ts";
 
 const gpu = await getGpu();
@@ -67,6 +68,49 @@ Deno.test("vectors: column blocks round-trip, from the host and from the GPU", a
   // 60,000 x 784 floats need two 128 MiB blocks; too much data for four blocks is a UserError.
   assert.deepEqual(blockLayout(60000, 784, 128 * 2 ** 20), { count: 2, w4: 98 });
   assert.throws(() => blockLayout(1 << 22, 1024, 128 * 2 ** 20), /do not fit/);
+});
+
+Deno.test("vectors: f16 halves hold each value times a power of two, rounded to a neighbouring half; bad shapes are refused", async () => {
+  const rng = new Rng(2);
+  for (const [rows, cols, spread] of [[1, 8, 1], [37, 24, 3e-3], [300, 64, 900]] as const) {
+    const m = { rows, cols, data: rng.normalArray(rows * cols, spread) };
+    using a = VectorBlocks.fromHost(gpu, m);
+    using h = await a.toHalf();
+    const max = m.data.reduce((x, v) => Math.max(x, Math.abs(v)), 0);
+    assert.equal(h.halfScale, 2 ** (14 - Math.ceil(Math.log2(max))), `scale for ${rows} x ${cols}`);
+    assert.equal(h.layout.w4 * 2, a.layout.w4);
+    const got = await h.toHost();
+    for (let i = 0; i < m.data.length; i++) {
+      const x = Math.fround(m.data[i] * h.halfScale), near = Math.f16round(x);
+      // WGSL lets the conversion round either way: the nearest half, or its neighbour on x's other side.
+      const other = Math.f16round(near + (x - near) * 2);
+      assert.ok(got.data[i] === near || got.data[i] === other, `value ${i}: ${got.data[i]} for ${x}`);
+    }
+    // Queries in the base's scale.
+    using q = await a.toHalf(h.halfScale / 4);
+    assert.equal(q.halfScale, h.halfScale / 4);
+  }
+  // Past the f16 range: saturated.
+  using big = VectorBlocks.fromHost(gpu, {
+    rows: 1,
+    cols: 8,
+    data: Float32Array.from([1e6, -1e6, 1, 0, 0, 0, 0, 0]),
+  });
+  using bigHalf = await big.toHalf(1);
+  assert.deepEqual(Array.from((await bigHalf.toHost()).data.slice(0, 3)), [65504, -65504, 1]);
+  // Two blocks, an odd number of vec4s, halves again, a scale that is not a power of two.
+  using twoBlocks = VectorBlocks.fromHost(gpu, { rows: 2, cols: 16, data: new Float32Array(32) }, {
+    count: 2,
+    w4: 2,
+  });
+  await assert.rejects(() => twoBlocks.toHalf(), /one f32 column block of an even number of vec4s/);
+  using odd = VectorBlocks.fromHost(gpu, { rows: 2, cols: 4, data: new Float32Array(8) });
+  await assert.rejects(() => odd.toHalf(), /got 1 block\(s\) of 1/);
+  await assert.rejects(() => bigHalf.toHalf(), /already in halves/);
+  await assert.rejects(() => big.toHalf(3), /power of two/);
+  // Kernels that compute in f32 rows refuse halves.
+  using cand = GpuBuffer.fromArray(gpu, new Uint32Array([0]), [1, 1]);
+  await assert.rejects(() => runRerank(bigHalf, "self", cand, { k: 1 }), /needs f32 vectors/);
 });
 
 Deno.test("prune: GPU matches the reference (sizes 1, 2, primes; several blocks; resumed rounds)", async () => {

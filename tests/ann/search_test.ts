@@ -83,13 +83,20 @@ interface Case {
   shape: SearchShape;
   stepCap?: number;
   chunk?: number;
+  /** Search f16 halves of the vectors (VectorBlocks.toHalf); the reference gets their values. */
+  half?: boolean;
 }
 
 /** Runs one case on the GPU and in the reference and asserts every output equal. */
 async function checkCase(c: Case, what: string): Promise<void> {
-  const vectors = VectorBlocks.fromHost(gpu, c.data, c.layout);
+  const full = VectorBlocks.fromHost(gpu, c.data, c.layout);
+  const vectors = c.half ? await full.toHalf() : full;
   const graph = GpuGraph.fromPadded(gpu, c.graph);
-  using qv = VectorBlocks.fromHost(gpu, c.queries, vectors.layout);
+  using fullQueries = VectorBlocks.fromHost(gpu, c.queries, full.layout);
+  using halfQueries = c.half ? await fullQueries.toHalf(vectors.halfScale) : undefined;
+  const qv = halfQueries ?? fullQueries;
+  const data = c.half ? await vectors.toHost() : c.data;
+  const queries = c.half && !c.self ? await qv.toHost() : c.self ? data : c.queries;
   const bufs: GpuBuffer[] = [];
   const up = <T extends Int32Array | Float32Array | Uint32Array>(a: T) => {
     const b = GpuBuffer.fromArray(gpu, a);
@@ -130,12 +137,13 @@ async function checkCase(c: Case, what: string): Promise<void> {
         labelPenalty: c.labelPenalty,
       },
     };
-    const want = searchRef(c.data, c.graph, c.self ? c.data : c.queries, c.k, refOptions);
+    const want = searchRef(data, c.graph, queries, c.k, refOptions);
     await assertSameOutputs(out, want, what);
     for (const b of Object.values(out)) b.destroy();
   } finally {
     bufs.forEach((b) => b.destroy());
     vectors.destroy();
+    full.destroy();
     graph.destroy();
   }
 }
@@ -199,6 +207,41 @@ Deno.test("search: GPU matches the reference on randomized cases (sizes, graphs,
         c.labelPenalty ? ` (label penalty ${c.labelPenalty})` : ""
       } shape ${c.shape.lanes}x${c.shape.queriesPerGroup} ` +
       `stepCap ${c.stepCap} chunk ${c.chunk}`;
+    await checkCase(c, what);
+  }
+});
+
+Deno.test("search: f16 halves walk as the reference does on their values (self, outside, ef, width, entries, rounds)", async () => {
+  const rng = new Rng(23);
+  const pick = <T>(xs: readonly T[]): T => xs[rng.int(xs.length)];
+  for (let i = 0; i < 16; i++) {
+    const n = pick([1, 5, 97, 353]);
+    // One column block of an even number of vec4s: 1, 2, 3 or 8 packed vec4s per row (odd counts: the tail).
+    const dims = pick([8, 16, 24, 64]);
+    const data = intMatrix(rng, n, dims, 7);
+    if (n > 20 && rng.int(2)) data.data[3 * dims + 1] = NaN;
+    const self = rng.int(2) === 0;
+    const queries = self ? data : intMatrix(rng, pick([1, 70, 150]), dims, 7);
+    const r = pick([4, 13]);
+    const c: Case = {
+      data,
+      queries,
+      graph: rng.int(2) ? randomGraph(rng, n, r) : prunedGraph(data, r),
+      self,
+      k: pick([1, 10]),
+      budget: pick([17, 150]),
+      ef: pick([0, 5, 20]),
+      width: pick([1, 2]),
+      entries: self ? new Uint32Array(0) : Uint32Array.from({ length: 3 }, () => rng.int(n)),
+      entryStride: 0,
+      shape: pick(SHAPES),
+      stepCap: pick([undefined, 2]),
+      chunk: queries.rows > 64 && rng.int(2) ? 64 : undefined,
+      half: true,
+    };
+    const what =
+      `half case ${i}: n ${n} d ${dims} q ${queries.rows} r ${r} self ${self} k ${c.k} ef ${c.ef} ` +
+      `width ${c.width} shape ${c.shape.lanes}x${c.shape.queriesPerGroup} stepCap ${c.stepCap}`;
     await checkCase(c, what);
   }
 });
