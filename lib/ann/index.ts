@@ -78,7 +78,7 @@ import {
   SearchWorkspace,
 } from "./search.ts";
 import { searchDefaults, type SearchUse } from "./search_defaults.ts";
-import { VectorBlocks } from "./vectors.ts";
+import { VectorBlocks, walkableAsHalves } from "./vectors.ts";
 
 export type { FanngBuildOptions } from "./build.ts";
 
@@ -390,11 +390,10 @@ export class FanngIndex implements Disposable {
   /**
    * The walk vectors in f16 halves (VectorBlocks.toHalf), which a projected search walks: half the bytes
    * per distance, and the walk only ranks candidates for the exact re-ranking (docs/ann-search.md, "Half
-   * walk"); undefined where the projection is not one block of an even number of vec4s of at most 256 values.
+   * walk"); undefined where the projection cannot be walked so (lib/ann/vectors.ts walkableAsHalves).
    */
   async #halfWalk(): Promise<VectorBlocks | undefined> {
-    const { count, w4 } = this.walkVectors.layout;
-    if (this.#walkHalf || count !== 1 || w4 % 2 !== 0 || w4 > 64) return this.#walkHalf;
+    if (this.#walkHalf || !walkableAsHalves(this.walkVectors)) return this.#walkHalf;
     this.#walkHalf = await this.walkVectors.toHalf();
     return this.#walkHalf;
   }

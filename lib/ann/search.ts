@@ -336,9 +336,6 @@ export async function runSearch(
   const out = searchOutputs(gpu, q, k, options.evaluationsInto);
   if (q === 0) return out;
   const lane = shape.lanes === 1;
-  const { F_LABELS, F_RADIUS, F_LABEL_PENALTY } = SEARCH_FLAGS;
-  const filterBits = (useLabels ? F_LABELS : 0) | (options.minDistance ? F_RADIUS : 0) |
-    (useLabels && penalty !== 1 ? F_LABEL_PENALTY : 0);
   const pipeline = await FANNG_SEARCH.pipeline(gpu, lane ? "search_lane" : "search", {
     T: shape.lanes,
     QW: shape.queriesPerGroup,
@@ -372,6 +369,9 @@ export async function runSearch(
   const hashBinding = hash.binding(0, rows * mem.hash);
   using dummyI = GpuBuffer.zeros(gpu, "i32", [4]);
   using dummyF = GpuBuffer.zeros(gpu, "f32", [4]);
+  const { F_LABELS, F_RADIUS, F_LABEL_PENALTY } = SEARCH_FLAGS;
+  const filterBits = (useLabels ? F_LABELS : 0) | (options.minDistance ? F_RADIUS : 0) |
+    (useLabels && penalty !== 1 ? F_LABEL_PENALTY : 0);
   // Rounds per submission: enough for the whole search when each iteration evaluates a few vertices.
   const perSubmit = Math.max(1, Math.ceil((options.budget + entryCount) / 4 / stepCap));
   for (let q0 = 0; q0 < q; q0 += chunk) {

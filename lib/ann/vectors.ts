@@ -127,7 +127,7 @@ export class VectorBlocks implements Disposable {
    */
   async toHalf(scale?: number): Promise<VectorBlocks> {
     const { count, w4 } = this.layout;
-    if (this.halfScale > 0 || count !== 1 || w4 % 2 !== 0) {
+    if (!canHalve(this)) {
       throw new ShapeError(
         `half vectors need one f32 column block of an even number of vec4s, got ${count} block(s) of ${w4}` +
           (this.halfScale > 0 ? " already in halves" : ""),
@@ -247,6 +247,17 @@ export function halfToFloat(h: number): number {
   if (exp === 0) return sign * frac * 2 ** -24;
   if (exp === 31) return frac ? NaN : sign * Infinity;
   return sign * (1 + frac / 1024) * 2 ** (exp - 15);
+}
+
+/** Whether {@link VectorBlocks.toHalf} takes `vectors`: f32 rows in one column block of an even number of vec4s. */
+export function canHalve(vectors: VectorBlocks): boolean {
+  const { count, w4 } = vectors.layout;
+  return vectors.halfScale === 0 && count === 1 && w4 % 2 === 0;
+}
+
+/** Whether a search can walk `vectors` as halves: they can be halved, and a packed row fits the register path. */
+export function walkableAsHalves(vectors: VectorBlocks): boolean {
+  return canHalve(vectors) && vectors.layout.w4 / 2 <= MAX_REGISTER_W4;
 }
 
 /** Refuses half vectors where `what` computes in f32 rows only. */
