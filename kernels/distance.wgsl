@@ -38,7 +38,8 @@
 //   Dispatch: linear workgroup id (linear_workgroup) over tiles_x * tiles_y tiles (row-major, column
 //   tiles fastest); ids past the end return. Out-of-range rows and columns are clamped on load and skipped
 //   (or, in dist_reg16_v4, redirected) on store, so any rows, cols >= 1 work.
-// Defines: PAD (bool, prep_rows), WG (invocations per workgroup of the dist_reg* kernels).
+// Defines: PAD (bool, prep_rows), WG (invocations per workgroup of the dist_reg* kernels), DOT (bool: the
+// dist_* kernels write the dot products q_i . b_j themselves, norms unused; lib/ops/distance.ts pairwiseDot).
 // The prelude (lib/gpu/spec.ts) declares PrepParams, DistParams and the helpers.
 
 @group(0) @binding(0) var<uniform> prep: PrepParams;
@@ -89,6 +90,7 @@ fn bnorms(col0: u32) -> vec4f {
 // entry [r][c] of the result is the distance of row r to column c.
 fn dist4x4(acc: mat4x4f, qn4: vec4f, bn4: vec4f) -> mat4x4f {
   let t = transpose(acc);
+  if (DOT) { return t; }
   return mat4x4f(clamp0(vec4f(qn4.x) + bn4 - 2.0 * t[0]), clamp0(vec4f(qn4.y) + bn4 - 2.0 * t[1]),
                  clamp0(vec4f(qn4.z) + bn4 - 2.0 * t[2]), clamp0(vec4f(qn4.w) + bn4 - 2.0 * t[3]));
 }

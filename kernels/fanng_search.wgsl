@@ -142,6 +142,99 @@ fn block_part(b: u32, iq: u32, iv: u32, w: u32) -> vec4f {
   return a0 + a1;
 }
 
+// Two running sums of a distance, as block_part keeps them (a0: vec4s 0 and 2 of a trip, a1: 1 and 3).
+struct Sums { a0: vec4f, a1: vec4f }
+
+// One block_part loop trip for one base row y0..y3 against query vec4s x0..x3, the same operations.
+fn sums_trip(s: ptr<function, Sums>, x0: vec4f, x1: vec4f, x2: vec4f, x3: vec4f,
+             y0: vec4f, y1: vec4f, y2: vec4f, y3: vec4f) {
+  let d0 = x0 - y0;
+  let d1 = x1 - y1;
+  let d2 = x2 - y2;
+  let d3 = x3 - y3;
+  (*s).a0 = fma(d0, d0, fma(d2, d2, (*s).a0));
+  (*s).a1 = fma(d1, d1, fma(d3, d3, (*s).a1));
+}
+fn sums_tail(s: ptr<function, Sums>, x: vec4f, y: vec4f) { let d = x - y; (*s).a0 = fma(d, d, (*s).a0); }
+
+// block_part for four base rows at once (offsets iv.x .. iv.w): each query vec4 is loaded once for the
+// four (the re-ranking's 784-d distances are bound by their scattered loads on llvmpipe). Column i of the
+// result is block_part(b, iq, iv[i], w), operation for operation.
+fn block_part4(b: u32, iq: u32, iv: vec4u, w: u32) -> mat4x4f {
+  var s0 = Sums();
+  var s1 = Sums();
+  var s2 = Sums();
+  var s3 = Sums();
+  var j = 0u;
+  switch b {
+    case 0u: {
+      for (; j + 4u <= w; j += 4u) {
+        let x0 = q0[iq + j]; let x1 = q0[iq + j + 1u]; let x2 = q0[iq + j + 2u]; let x3 = q0[iq + j + 3u];
+        sums_trip(&s0, x0, x1, x2, x3, b0[iv.x + j], b0[iv.x + j + 1u], b0[iv.x + j + 2u], b0[iv.x + j + 3u]);
+        sums_trip(&s1, x0, x1, x2, x3, b0[iv.y + j], b0[iv.y + j + 1u], b0[iv.y + j + 2u], b0[iv.y + j + 3u]);
+        sums_trip(&s2, x0, x1, x2, x3, b0[iv.z + j], b0[iv.z + j + 1u], b0[iv.z + j + 2u], b0[iv.z + j + 3u]);
+        sums_trip(&s3, x0, x1, x2, x3, b0[iv.w + j], b0[iv.w + j + 1u], b0[iv.w + j + 2u], b0[iv.w + j + 3u]);
+      }
+      for (; j < w; j++) {
+        let x = q0[iq + j];
+        sums_tail(&s0, x, b0[iv.x + j]); sums_tail(&s1, x, b0[iv.y + j]);
+        sums_tail(&s2, x, b0[iv.z + j]); sums_tail(&s3, x, b0[iv.w + j]);
+      }
+    }
+    case 1u: {
+      for (; j + 4u <= w; j += 4u) {
+        let x0 = q1[iq + j]; let x1 = q1[iq + j + 1u]; let x2 = q1[iq + j + 2u]; let x3 = q1[iq + j + 3u];
+        sums_trip(&s0, x0, x1, x2, x3, b1[iv.x + j], b1[iv.x + j + 1u], b1[iv.x + j + 2u], b1[iv.x + j + 3u]);
+        sums_trip(&s1, x0, x1, x2, x3, b1[iv.y + j], b1[iv.y + j + 1u], b1[iv.y + j + 2u], b1[iv.y + j + 3u]);
+        sums_trip(&s2, x0, x1, x2, x3, b1[iv.z + j], b1[iv.z + j + 1u], b1[iv.z + j + 2u], b1[iv.z + j + 3u]);
+        sums_trip(&s3, x0, x1, x2, x3, b1[iv.w + j], b1[iv.w + j + 1u], b1[iv.w + j + 2u], b1[iv.w + j + 3u]);
+      }
+      for (; j < w; j++) {
+        let x = q1[iq + j];
+        sums_tail(&s0, x, b1[iv.x + j]); sums_tail(&s1, x, b1[iv.y + j]);
+        sums_tail(&s2, x, b1[iv.z + j]); sums_tail(&s3, x, b1[iv.w + j]);
+      }
+    }
+    case 2u: {
+      for (; j + 4u <= w; j += 4u) {
+        let x0 = q2[iq + j]; let x1 = q2[iq + j + 1u]; let x2 = q2[iq + j + 2u]; let x3 = q2[iq + j + 3u];
+        sums_trip(&s0, x0, x1, x2, x3, b2[iv.x + j], b2[iv.x + j + 1u], b2[iv.x + j + 2u], b2[iv.x + j + 3u]);
+        sums_trip(&s1, x0, x1, x2, x3, b2[iv.y + j], b2[iv.y + j + 1u], b2[iv.y + j + 2u], b2[iv.y + j + 3u]);
+        sums_trip(&s2, x0, x1, x2, x3, b2[iv.z + j], b2[iv.z + j + 1u], b2[iv.z + j + 2u], b2[iv.z + j + 3u]);
+        sums_trip(&s3, x0, x1, x2, x3, b2[iv.w + j], b2[iv.w + j + 1u], b2[iv.w + j + 2u], b2[iv.w + j + 3u]);
+      }
+      for (; j < w; j++) {
+        let x = q2[iq + j];
+        sums_tail(&s0, x, b2[iv.x + j]); sums_tail(&s1, x, b2[iv.y + j]);
+        sums_tail(&s2, x, b2[iv.z + j]); sums_tail(&s3, x, b2[iv.w + j]);
+      }
+    }
+    default: {
+      for (; j + 4u <= w; j += 4u) {
+        let x0 = q3[iq + j]; let x1 = q3[iq + j + 1u]; let x2 = q3[iq + j + 2u]; let x3 = q3[iq + j + 3u];
+        sums_trip(&s0, x0, x1, x2, x3, b3[iv.x + j], b3[iv.x + j + 1u], b3[iv.x + j + 2u], b3[iv.x + j + 3u]);
+        sums_trip(&s1, x0, x1, x2, x3, b3[iv.y + j], b3[iv.y + j + 1u], b3[iv.y + j + 2u], b3[iv.y + j + 3u]);
+        sums_trip(&s2, x0, x1, x2, x3, b3[iv.z + j], b3[iv.z + j + 1u], b3[iv.z + j + 2u], b3[iv.z + j + 3u]);
+        sums_trip(&s3, x0, x1, x2, x3, b3[iv.w + j], b3[iv.w + j + 1u], b3[iv.w + j + 2u], b3[iv.w + j + 3u]);
+      }
+      for (; j < w; j++) {
+        let x = q3[iq + j];
+        sums_tail(&s0, x, b3[iv.x + j]); sums_tail(&s1, x, b3[iv.y + j]);
+        sums_tail(&s2, x, b3[iv.z + j]); sums_tail(&s3, x, b3[iv.w + j]);
+      }
+    }
+  }
+  return mat4x4f(s0.a0 + s0.a1, s1.a0 + s1.a1, s2.a0 + s2.a1, s3.a0 + s3.a1);
+}
+
+// dist for four base rows at once (the generic path, QW4 = 0): component i is dist(q, v[i]).
+fn dist4(q: u32, v: vec4u) -> vec4f {
+  let w = g_w4;
+  var a = mat4x4f();
+  for (var b = 0u; b < g_nblocks; b++) { a += block_part4(b, q * w, v * w, w); }
+  return vec4f(sum_dist(a[0]), sum_dist(a[1]), sum_dist(a[2]), sum_dist(a[3]));
+}
+
 // QW4 > 0: the vectors are one column block of QW4 vec4s, known when compiling. Each invocation then holds
 // its query's row in private registers (query_load, once per query), so a distance reads only the base row:
 // half the scattered loads, and a loop the compiler unrolls.
@@ -192,7 +285,7 @@ fn dist_half(v: u32) -> f32 {
     a0 = fma(d1, d1, a0);
   }
   let a = vec4f(0.0) + (a0 + a1);
-  return nan_to_inf((a.x + a.y) + (a.z + a.w));
+  return sum_dist(a);
 }
 
 // block_part's arithmetic, operation for operation (the results must not depend on the path).
@@ -211,7 +304,7 @@ fn dist_reg(v: u32) -> f32 {
   }
   for (; j < u32(QW4); j++) { let d = g_query[j] - b0[iv + j]; a0 = fma(d, d, a0); }
   let a = vec4f(0.0) + (a0 + a1);
-  return nan_to_inf((a.x + a.y) + (a.z + a.w));
+  return sum_dist(a);
 }
 
 // Squared distance between query row q and base row v; NaN counts as +Inf. With QW4 > 0, q must be the row
@@ -222,8 +315,11 @@ fn dist(q: u32, v: u32) -> f32 {
   let w = g_w4;
   var a = vec4f(0.0);
   for (var b = 0u; b < g_nblocks; b++) { a += block_part(b, q * w, v * w, w); }
-  return nan_to_inf((a.x + a.y) + (a.z + a.w));
+  return sum_dist(a);
 }
+
+// A distance from its four partial sums; NaN counts as +Inf.
+fn sum_dist(a: vec4f) -> f32 { return nan_to_inf((a.x + a.y) + (a.z + a.w)); }
 
 // NaN as +Inf, tested on the bits (a compiler may assume floats are never NaN).
 fn nan_to_inf(x: f32) -> f32 {
@@ -918,7 +1014,23 @@ fn rerank_lane(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: 
   }
   query_load(row);
   var evals = 0u;
-  for (var c = rp.cand_start; c < rp.cand_end; c++) {
+  var c = rp.cand_start;
+  if (QW4 == 0) {
+    // Four candidates a trip (dist4); a skipped one is scored as vertex 0 and dropped.
+    for (; c + 4u <= rp.cand_end; c += 4u) {
+      let i = q * rp.cands + c;
+      let v = vec4u(r_cand[i], r_cand[i + 1u], r_cand[i + 2u], r_cand[i + 3u]);
+      let ok = v < vec4u(rp.n);
+      let d = dist4(row, select(vec4u(0u), v, ok));
+      for (var t = 0u; t < 4u; t++) {
+        if (ok[t]) {
+          evals++;
+          rerank_insert(o, d[t], v[t]);
+        }
+      }
+    }
+  }
+  for (; c < rp.cand_end; c++) {
     let v = r_cand[q * rp.cands + c];
     if (v >= rp.n) { continue; }
     evals++;

@@ -102,7 +102,7 @@ export async function encodePrepareRows(
   const norms = GpuBuffer.zeros(gpu, "f32", [rows], "row norms");
   const owned = pad ? [data, norms] : [norms];
   if (!options.keep) owned.forEach((b) => batch.release(b));
-  const pipeline = await DISTANCE.pipeline(gpu, "prep_rows", { PAD: pad, WG: REG_WG });
+  const pipeline = await DISTANCE.pipeline(gpu, "prep_rows", { PAD: pad, WG: REG_WG, DOT: false });
   const maxBytes = options.maxBindingBytes ?? gpu.maxBindingBytes;
   const block = alignedRowBlock(gpu, [dim * 4, dim4 * 16, 4], maxBytes, rows);
   // Without padding the destination is unused, but bound all the same: give it a buffer of its own.
@@ -144,13 +144,17 @@ export interface DistanceBlock {
   outCol: number;
 }
 
-/** Encodes one distance block between prepared rows (the caller keeps every binding within limits). */
+/**
+ * Encodes one distance block between prepared rows (the caller keeps every binding within limits); with
+ * `dot`, the block of dot products q_i . b_j instead.
+ */
 export async function encodeDistanceBlock(
   batch: CommandBatch,
   q: PreparedRows,
   b: PreparedRows,
   block: DistanceBlock,
   kernel: DistanceKernel = chooseDistanceKernel(batch.gpu, block.nr, block.nc),
+  dot = false,
 ): Promise<void> {
   const gpu = batch.gpu;
   const { r0, nr, c0, nc } = block;
@@ -180,18 +184,19 @@ export async function encodeDistanceBlock(
     b: b.data.binding(c0 * b.dim4 * 4, nc * b.dim4 * 4),
   };
   const grid = grid1d(gpu, tilesX * tilesY);
-  const defines = { PAD: false, WG: REG_WG };
+  const defines = { PAD: false, WG: REG_WG, DOT: dot };
+  const label = dot ? "pairwiseDot" : "pairwiseSqL2";
   if (vec4Out && (kernel === "reg32" || kernel === "reg16")) {
     const pipeline = await DISTANCE.pipeline(gpu, `dist_${kernel}_v4`, defines);
     batch.run(
       pipeline,
       { ...common, qn4: qn.binding, bn4: bn.binding, out4: block.out },
       grid,
-      "pairwiseSqL2",
+      label,
     );
   } else {
     const pipeline = await DISTANCE.pipeline(gpu, SCALAR_ENTRY[kernel], defines);
-    batch.run(pipeline, { ...common, qn: qn.binding, bn: bn.binding, out: block.out }, grid, "pairwiseSqL2");
+    batch.run(pipeline, { ...common, qn: qn.binding, bn: bn.binding, out: block.out }, grid, label);
   }
 }
 
@@ -225,32 +230,58 @@ export function checkPairShapes(op: string, queries: GpuBuffer<"f32">, base: Gpu
  * (allocated when omitted; the caller owns it). Processes row and column blocks so that every binding
  * fits the adapter's limit.
  */
-export async function encodePairwiseSqL2(
+export function encodePairwiseSqL2(
   batch: CommandBatch,
   queries: GpuBuffer<"f32">,
   base: GpuBuffer<"f32">,
   out?: GpuBuffer<"f32">,
   options: DistanceOptions = {},
 ): Promise<GpuBuffer<"f32">> {
-  checkPairShapes("pairwiseSqL2", queries, base);
+  return encodePairwise("pairwiseSqL2", batch, queries, base, out, options);
+}
+
+/**
+ * Encodes the pairwise dot products queries_i . base_j of `queries` [M x D] and `base` [N x D] into `out`
+ * [M x N], as {@link encodePairwiseSqL2} does distances (the same kernels, f32 sums in d order four
+ * components at a time): a product by base^T, e.g. the rows' coordinates in an orthonormal basis.
+ */
+export function encodePairwiseDot(
+  batch: CommandBatch,
+  queries: GpuBuffer<"f32">,
+  base: GpuBuffer<"f32">,
+  out?: GpuBuffer<"f32">,
+  options: DistanceOptions = {},
+): Promise<GpuBuffer<"f32">> {
+  return encodePairwise("pairwiseDot", batch, queries, base, out, options);
+}
+
+async function encodePairwise(
+  op: "pairwiseSqL2" | "pairwiseDot",
+  batch: CommandBatch,
+  queries: GpuBuffer<"f32">,
+  base: GpuBuffer<"f32">,
+  out: GpuBuffer<"f32"> | undefined,
+  options: DistanceOptions,
+): Promise<GpuBuffer<"f32">> {
+  checkPairShapes(op, queries, base);
   const gpu = batch.gpu;
   const m = queries.rows, n = base.rows;
   if (out) {
     checkShape(
       out.length === m * n,
-      `pairwiseSqL2: out ${fmtShape(out.shape)} must hold [${m} x ${n}] for queries ${
+      `${op}: out ${fmtShape(out.shape)} must hold [${m} x ${n}] for queries ${
         fmtShape(queries.shape)
       } and base ${fmtShape(base.shape)}`,
     );
   }
-  out ??= GpuBuffer.zeros(gpu, "f32", [m, n], "distances");
+  out ??= GpuBuffer.zeros(gpu, "f32", [m, n], op);
   if (m === 0 || n === 0) return out;
   const maxBytes = options.maxBindingBytes ?? gpu.maxBindingBytes;
   const q = await encodePrepareRows(batch, queries, { maxBindingBytes: maxBytes });
   const b = await encodePrepareRows(batch, base, { maxBindingBytes: maxBytes });
   if (n * 4 > maxBytes) {
     throw new ShapeError(
-      `pairwiseSqL2: an output row of ${n} distances (base ${fmtShape(base.shape)}) exceeds one storage ` +
+      `${op}: an output row of ${n} results (base ${fmtShape(base.shape)}) exceeds one storage ` +
         `binding (${maxBytes} B); use knnSqL2, which streams the base`,
     );
   }
@@ -266,7 +297,7 @@ export async function encodePairwiseSqL2(
     for (let c0 = 0; c0 < n; c0 += colBlock) {
       const nc = Math.min(colBlock, n - c0);
       const block = { r0, nr, c0, nc, out: o.binding, outStride: n, outCol: o.off + c0 };
-      await encodeDistanceBlock(batch, q, b, block, options.kernel);
+      await encodeDistanceBlock(batch, q, b, block, options.kernel, op === "pairwiseDot");
     }
   }
   return out;

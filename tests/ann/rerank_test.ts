@@ -55,6 +55,9 @@ Deno.test("rerank: GPU matches the reference (layouts, register path, missing id
     // Lists longer than one dispatch's share of llvmpipe's loop limit.
     { n: 900, d: 200, q: 9, cands: 700, k: 300 },
     { n: 90, d: 5, q: 90, cands: 60, k: 11, self: 0 },
+    // Four column blocks and lists of no multiple of 4 (the generic path scores four candidates a trip).
+    { n: 120, d: 250, q: 30, cands: 23, k: 6, layout: { count: 4, w4: 16 } },
+    { n: 150, d: 140, q: 13, cands: 6, k: 6, self: 7 },
     // Team sizes: one lane (the one-query-per-invocation kernel), teams of 8 and of a warp (more lanes than
     // candidates).
     { n: 300, d: 64, q: 70, cands: 48, k: 10, lanes: 1 },

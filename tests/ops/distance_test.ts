@@ -6,6 +6,7 @@ import { CommandBatch } from "../../lib/gpu/dispatch.ts";
 import {
   type DistanceKernel,
   type DistanceOptions,
+  encodePairwiseDot,
   encodePairwiseSqL2,
   pairwiseSqL2,
   pairwiseSqL2Ref,
@@ -81,6 +82,41 @@ for (const kernel of KERNELS) {
     }
   });
 }
+
+/** The products q_i . b_j in f64, each within 1e-6 * sqrt(D) * (|q_i|^2 + |b_j|^2) of the GPU's f32 sums. */
+async function assertDotsClose(q: HostMatrix, b: HostMatrix, options: DistanceOptions, what: string) {
+  using qb = GpuBuffer.fromArray(gpu, q.data, [q.rows, q.cols]);
+  using bb = GpuBuffer.fromArray(gpu, b.data, [b.rows, b.cols]);
+  const batch = new CommandBatch(gpu);
+  using out = await encodePairwiseDot(batch, qb, bb, undefined, options);
+  await batch.submit();
+  const got = await out.read();
+  const qn = sqNorms(q), bn = sqNorms(b);
+  for (let i = 0; i < q.rows; i++) {
+    for (let j = 0; j < b.rows; j++) {
+      let want = 0;
+      for (let k = 0; k < q.cols; k++) want += q.data[i * q.cols + k] * b.data[j * b.cols + k];
+      const tol = 1e-6 * Math.sqrt(q.cols) * (qn[i] + bn[j]) + 1e-30;
+      const g = got[i * b.rows + j];
+      if (!(Math.abs(g - want) <= tol)) {
+        throw new AssertionError({ message: `${what}: dot[${i}, ${j}] = ${g}, expected ${want} +- ${tol}` });
+      }
+    }
+  }
+}
+
+Deno.test("pairwiseDot matches the reference on awkward shapes, every kernel, blocked too", async () => {
+  const rng = new Rng(77);
+  for (const kernel of KERNELS) {
+    for (const [m, n, d] of [...SHAPES, [70, 96, 784] as [number, number, number]]) {
+      // Values of both signs and an offset: a distance formula in place of the products would not pass.
+      const q = matrix(rng, m, d, -1, 3), b = matrix(rng, n, d);
+      await assertDotsClose(q, b, { kernel }, `${kernel} ${m}x${n}x${d}`);
+    }
+    const q = matrix(rng, 150, 37), b = matrix(rng, 40, 37);
+    await assertDotsClose(q, b, { kernel, maxBindingBytes: 4096 }, `blocked ${kernel}`);
+  }
+});
 
 Deno.test("pairwiseSqL2 picks a kernel per shape and agrees with itself across kernels", async () => {
   const rng = new Rng(9);
