@@ -144,6 +144,12 @@ export interface HnswlibRun {
   runs: { ef: number; seconds: number; labels: Uint32Array }[];
 }
 
+/** A running hnswlib peer after its runs: it can time more runs until closed. */
+export interface HnswlibSession extends HnswlibRun, AsyncDisposable {
+  /** Seconds of one more run of all the queries at `ef` (A/B rounds against our own searches). */
+  rerun(ef: number): Promise<number>;
+}
+
 /**
  * Runs the hnswlib peer (Debian's python3-hnswlib through /usr/bin/python3) over `base`, answering `queries`
  * (k nearest; with `selfIds`, self-search: each query's own id dropped); a string says why it did not run.
@@ -155,19 +161,40 @@ export async function hnswlibPeer(
   efs: number[],
   selfIds?: Uint32Array,
 ): Promise<HnswlibRun | string> {
+  const session = await hnswlibSession(base, queries, k, efs, selfIds);
+  if (typeof session === "string") return session;
+  await session[Symbol.asyncDispose]();
+  return { buildSeconds: session.buildSeconds, runs: session.runs };
+}
+
+/** {@link hnswlibPeer}, with the peer kept running for {@link HnswlibSession.rerun} (dispose it). */
+export async function hnswlibSession(
+  base: HostMatrix,
+  queries: HostMatrix,
+  k: number,
+  efs: number[],
+  selfIds?: Uint32Array,
+): Promise<HnswlibSession | string> {
   const python = "/usr/bin/python3";
   const perm = await Deno.permissions.query({ name: "run", command: python });
   if (perm.state !== "granted") return `skipped: run with --allow-run=${python}`;
   const script = new URL("./hnswlib_peer.py", import.meta.url).pathname;
+  let child: Deno.ChildProcess;
   try {
-    const child = new Deno.Command(python, {
-      args: [script],
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "piped",
-    })
+    child = new Deno.Command(python, { args: [script], stdin: "piped", stdout: "piped", stderr: "piped" })
       .spawn();
-    const writer = child.stdin.getWriter();
+  } catch (e) {
+    return `unavailable: ${(e as Error).message}`;
+  }
+  const writer = child.stdin.getWriter();
+  const lines = lineReader(child.stdout);
+  const stderr = new Response(child.stderr).text();
+  const fail = async (what: string) => {
+    await writer.close().catch(() => {});
+    await child.status;
+    return `failed ${what}: ${(await stderr).trim().split("\n").pop()}`;
+  };
+  try {
     const header = {
       n: base.rows,
       d: base.cols,
@@ -184,19 +211,54 @@ export async function hnswlibPeer(
       const bytes = new Uint8Array(m.data.buffer, m.data.byteOffset, m.data.byteLength);
       for (let o = 0; o < bytes.length; o += 1 << 22) await writer.write(bytes.subarray(o, o + (1 << 22)));
     }
-    await writer.close();
-    const out = await child.output();
-    if (!out.success) return `failed: ${new TextDecoder().decode(out.stderr).trim().split("\n").pop()}`;
-    const res = JSON.parse(new TextDecoder().decode(out.stdout));
-    return {
-      buildSeconds: res.build_seconds,
-      runs: res.runs.map((r: { ef: number; seconds: number; labels: string }) => ({
-        ef: r.ef,
-        seconds: r.seconds,
-        labels: new Uint32Array(Uint8Array.from(atob(r.labels), (c) => c.charCodeAt(0)).buffer),
-      })),
-    };
   } catch (e) {
-    return `unavailable: ${(e as Error).message}`;
+    return await fail(`while sending the data (${(e as Error).message})`);
   }
+  const first = await lines.next();
+  if (first === undefined) return await fail("before answering");
+  const res = JSON.parse(first);
+  return {
+    buildSeconds: res.build_seconds,
+    runs: res.runs.map((r: { ef: number; seconds: number; labels: string }) => ({
+      ef: r.ef,
+      seconds: r.seconds,
+      labels: new Uint32Array(Uint8Array.from(atob(r.labels), (c) => c.charCodeAt(0)).buffer),
+    })),
+    async rerun(ef: number): Promise<number> {
+      await writer.write(new TextEncoder().encode(JSON.stringify({ ef }) + "\n"));
+      const line = await lines.next();
+      if (line === undefined) throw new Error(await fail(`at a rerun (ef ${ef})`));
+      return JSON.parse(line).seconds;
+    },
+    async [Symbol.asyncDispose]() {
+      await writer.close().catch(() => {});
+      await lines.drain();
+      await child.status;
+      await stderr;
+    },
+  };
+}
+
+/** Lines of a byte stream, one at a time (undefined at its end). */
+function lineReader(stream: ReadableStream<Uint8Array>) {
+  const reader = stream.pipeThrough(new TextDecoderStream()).getReader();
+  let buffered = "";
+  let done = false;
+  return {
+    async next(): Promise<string | undefined> {
+      while (!buffered.includes("\n") && !done) {
+        const r = await reader.read();
+        if (r.done) done = true;
+        else buffered += r.value;
+      }
+      const at = buffered.indexOf("\n");
+      if (at < 0) return undefined;
+      const line = buffered.slice(0, at);
+      buffered = buffered.slice(at + 1);
+      return line;
+    },
+    async drain(): Promise<void> {
+      while (!done) done = (await reader.read()).done;
+    },
+  };
 }

@@ -17,7 +17,9 @@
  * Peers in the same run: GPU brute force (lib/ops/knn.ts knnSqL2, which also gives the ground truth) and,
  * when Debian's python3-hnswlib is installed and the run may start /usr/bin/python3, hnswlib (M 16,
  * ef_construction 200, 2 threads; tasks/bench/hnswlib_peer.py). Query rows are the best of two runs on both sides
- * (a shared machine's pauses hit single runs).
+ * (a shared machine's pauses hit single runs), and each "vs hnswlib" line adds A/B rounds: our fastest setting
+ * at the recall bar alternating with hnswlib's fastest ef at the bar, one ratio per round (the sweeps run
+ * minutes apart, and the machine's speed drifts in between).
  *
  * Run: `deno bench --allow-read --allow-env --allow-run=/usr/bin/python3 tasks/bench/fanng_bench.ts`.
  * Sizes: FANNG_BENCH=quick (20,000 clustered / random, 10,000 / 1,000 Fashion-MNIST) or full (default, the
@@ -36,7 +38,7 @@ import type { HostMatrix } from "../../lib/util/matrix.ts";
 import { selectRows } from "../../lib/util/matrix.ts";
 import { Rng } from "../../lib/util/rng.ts";
 import { benchOnce, fmt, textTable } from "./_peers.ts";
-import { hnswlibPeer, withoutSelf } from "./_search_data.ts";
+import { type HnswlibSession, hnswlibSession, withoutSelf } from "./_search_data.ts";
 
 const gpu = await getGpu();
 const QUICK = Deno.env.get("FANNG_BENCH") === "quick";
@@ -203,21 +205,10 @@ async function bruteForce(
   return { indices: withoutSelf(raw, K, selfIds), qps };
 }
 
-/** Runs hnswlib (peer) when available; returns build seconds and per-ef seconds and labels, or why not. */
-async function hnswlib(
-  base: HostMatrix,
-  queries: HostMatrix,
-  efs: number[],
-  selfIds?: Uint32Array,
-): Promise<{ build: number; runs: { ef: number; seconds: number; labels: Uint32Array }[] } | string> {
-  const peer = await hnswlibPeer(base, queries, K, efs, selfIds);
-  return typeof peer === "string" ? peer : { build: peer.buildSeconds, runs: peer.runs };
-}
-
 /**
  * Runs the hnswlib peer at each ef and records a row per ef (after checking its labels): recall against
  * `truth`, speed against brute force's `bruteQps`; and its build row, or a row saying why it did not run.
- * Returns its build seconds and its queries/s at the first ef.
+ * Returns its build seconds, its recall and queries/s per ef, and the running peer (the caller disposes it).
  */
 async function hnswlibRows(
   caseName: string,
@@ -228,7 +219,7 @@ async function hnswlibRows(
   bruteQps: number,
   selfIds?: Uint32Array,
 ): Promise<Peer | undefined> {
-  const peer = await hnswlib(base, queries, efs, selfIds);
+  const peer = await hnswlibSession(base, queries, K, efs, selfIds);
   if (typeof peer === "string") {
     add({ case: caseName, method: "hnswlib", param: "-", note: peer });
     return undefined;
@@ -237,7 +228,7 @@ async function hnswlibRows(
     case: caseName,
     method: "hnswlib build",
     param: "M 16, efC 200",
-    note: `${peer.build.toFixed(1)} s, 2 threads`,
+    note: `${peer.buildSeconds.toFixed(1)} s, 2 threads`,
   });
   const runs: { ef: number; recall: number; qps: number }[] = [];
   for (const r of peer.runs) {
@@ -257,14 +248,25 @@ async function hnswlibRows(
       vsBrute: qps / bruteQps,
     });
   }
-  return { build: peer.build, runs };
+  return { build: peer.buildSeconds, runs, queries: queries.rows, session: peer };
 }
 
-/** hnswlib's build seconds and, per ef, its recall and queries/s. */
+/** hnswlib's build seconds and, per ef, its recall and queries/s; the peer, still running. */
 interface Peer {
   build: number;
   runs: { ef: number; recall: number; qps: number }[];
+  /** Queries per hnswlib run. */
+  queries: number;
+  session: HnswlibSession;
 }
+
+/** One timed FANNG run at a setting. */
+type TimedRun = (
+  setting: Setting,
+) => Promise<{ indices: Uint32Array; evaluations: number; seconds: number; queries: number }>;
+
+/** A/B rounds of the summary: our search and hnswlib's alternate, so both meet the same machine moments. */
+const AB_ROUNDS = 5;
 
 /** Builds an index, checks its graph and records its build row. */
 async function build(
@@ -321,9 +323,7 @@ async function sweep(
   label: string,
   sweepSettings: Setting[],
   warm: { index: FanngIndex; queries: HostMatrix; entryPoints: "nearest" | "none" },
-  run: (
-    setting: Setting,
-  ) => Promise<{ indices: Uint32Array; evaluations: number; seconds: number; queries: number }>,
+  run: TimedRun,
   truth: (indices: Uint32Array) => number,
   bruteQps: number,
 ): Promise<{ setting: Setting; recall: number; qps: number }[]> {
@@ -365,20 +365,38 @@ async function selfSearchAt(index: FanngIndex, ids: Uint32Array, setting: Settin
   return { indices: picked, evaluations: r.evaluations, seconds, queries: index.size };
 }
 
-/** A ratio line comparing our build and search with hnswlib's (build time, queries/s at recall). */
-function summary(
+/**
+ * A ratio line comparing our build and search with hnswlib's (build time, queries/s at recall): from the
+ * sweeps' rows, and from {@link AB_ROUNDS} rounds alternating our fastest setting at the bar with hnswlib's
+ * fastest ef at the bar (each round's ratio; a shared machine's speed drifts between the sweeps).
+ */
+async function summary(
   caseName: string,
   label: string,
   buildSeconds: number,
   runs: { setting: Setting; recall: number; qps: number }[],
   peer: Peer | undefined,
   recallBar: number,
-): void {
+  run: TimedRun,
+): Promise<void> {
   if (!peer) return;
   // FANNG's fastest setting at the bar, against hnswlib's first ef and its fastest ef at the bar.
   const best = runs.filter((r) => r.recall >= recallBar).sort((a, b) => b.qps - a.qps)[0];
   const first = peer.runs[0];
   const match = peer.runs.filter((r) => r.recall >= recallBar).sort((a, b) => b.qps - a.qps)[0];
+  let rounds = "";
+  if (best && match) {
+    const ratios: number[] = [];
+    for (let i = 0; i < AB_ROUNDS; i++) {
+      const ours = await run(best.setting);
+      const theirs = await peer.session.rerun(match.ef);
+      ratios.push((ours.queries / ours.seconds) / (peer.queries / theirs));
+    }
+    ratios.sort((a, b) => a - b);
+    rounds = `; A/B x${AB_ROUNDS} against ef ${match.ef}: ${fmt(ratios[0], 2)}-${
+      fmt(ratios[ratios.length - 1], 2)
+    }x, median ${fmt(ratios[ratios.length >> 1], 2)}x`;
+  }
   add({
     case: caseName,
     method: `${label} vs hnswlib`,
@@ -391,7 +409,8 @@ function summary(
           ` (recall ${fmt(first.recall, 3)})` +
           (match
             ? `, ${fmt(best.qps / match.qps, 2)}x at ef ${match.ef} (recall ${fmt(match.recall, 3)})`
-            : "")
+            : "") +
+          rounds
         : `no setting reached recall ${recallBar}`),
   });
 }
@@ -428,17 +447,22 @@ async function selfCase(
   const name = `${caseName}, self-search (recall on ${ids.length} points)`;
   const bf = await bruteForce(name, base, data, sampleRows, ids);
   const peer = await hnswlibRows(name, data, sampleRows, efs, bf.indices, bf.qps, ids);
-  for (const g of graphs) {
-    const runs = await sweep(
-      name,
-      `${g.label} selfSearch`,
-      sweepSettings,
-      { index: g.index, queries: data, entryPoints: "none" },
-      (setting) => selfSearchAt(g.index, ids, setting),
-      (found) => recallAt(found, bf.indices, ids.length),
-      bf.qps,
-    );
-    summary(name, g.label, g.seconds, runs, peer, 0.95);
+  try {
+    for (const g of graphs) {
+      const run: TimedRun = (setting) => selfSearchAt(g.index, ids, setting);
+      const runs = await sweep(
+        name,
+        `${g.label} selfSearch`,
+        sweepSettings,
+        { index: g.index, queries: data, entryPoints: "none" },
+        run,
+        (found) => recallAt(found, bf.indices, ids.length),
+        bf.qps,
+      );
+      await summary(name, g.label, g.seconds, runs, peer, 0.95, run);
+    }
+  } finally {
+    await peer?.session[Symbol.asyncDispose]();
   }
 }
 
@@ -456,22 +480,27 @@ async function queryCase(
   using base = GpuBuffer.fromArray(gpu, data.data, [data.rows, data.cols]);
   const bf = await bruteForce(caseName, base, data, queries);
   const peer = await hnswlibRows(caseName, data, queries, efs, bf.indices, bf.qps);
-  for (const g of graphs) {
-    const runs = await sweep(
-      caseName,
-      `${g.label} search`,
-      sweepSettings,
-      { index: g.index, queries, entryPoints: "nearest" },
-      async (setting) => {
+  try {
+    for (const g of graphs) {
+      const run: TimedRun = async (setting) => {
         const t0 = performance.now();
         using r = await g.index.search(queries, K, setting);
         const seconds = (performance.now() - t0) / 1000;
         return { indices: await r.indices.read(), evaluations: r.evaluations, seconds, queries: q };
-      },
-      (found) => recallAt(found, bf.indices, q),
-      bf.qps,
-    );
-    summary(caseName, g.label, g.seconds, runs, peer, recallBar);
+      };
+      const runs = await sweep(
+        caseName,
+        `${g.label} search`,
+        sweepSettings,
+        { index: g.index, queries, entryPoints: "nearest" },
+        run,
+        (found) => recallAt(found, bf.indices, q),
+        bf.qps,
+      );
+      await summary(caseName, g.label, g.seconds, runs, peer, recallBar, run);
+    }
+  } finally {
+    await peer?.session[Symbol.asyncDispose]();
   }
 }
 

@@ -5,7 +5,9 @@ Reads from stdin one JSON header line, then the base [n x d] and the queries [q 
 float32. Builds an HNSW index (M, ef_construction), answers the queries at each ef in `efs` (k neighbours,
 `threads` threads, best of two runs), and writes one JSON line: build seconds and, per ef, the seconds and the labels
 (uint32, base64). With "drop_first": true it asks for k + 1 neighbours and drops the query's own id (a
-self-search over base rows whose ids are given in "self_ids").
+self-search over base rows whose ids are given in "self_ids"). Then, until stdin closes, it answers each
+line {"ef": E} with one more timed run of the queries at E, as {"seconds": s}: rounds that the bench
+alternates with its own searches (A B A B), so that both sides meet the same moments of a shared machine.
 """
 import base64
 import json
@@ -49,6 +51,13 @@ def main() -> None:
         labels = np.ascontiguousarray(labels.astype("<u4"))
         runs.append({"ef": ef, "seconds": seconds, "labels": base64.b64encode(labels.tobytes()).decode()})
     sys.stdout.write(json.dumps({"build_seconds": build, "runs": runs}) + "\n")
+    sys.stdout.flush()
+    for line in sys.stdin.buffer:
+        index.set_ef(max(json.loads(line)["ef"], k + 1))
+        t0 = time.perf_counter()
+        index.knn_query(queries, k=k + 1 if self_ids.size else k)
+        sys.stdout.write(json.dumps({"seconds": time.perf_counter() - t0}) + "\n")
+        sys.stdout.flush()
 
 
 if __name__ == "__main__":
