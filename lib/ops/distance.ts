@@ -88,12 +88,13 @@ export interface PreparedRows extends Disposable {
 
 /**
  * Encodes the preparation of `x` [rows x dim]: squared norms, and a vec4-padded copy when dim % 4 != 0.
- * The returned buffers are released with the batch unless `keep` is true.
+ * The returned buffers are released with the batch unless `keep` is true. With `norms: false` (dot
+ * products, which read no norms) the norms are left zero, and rows that need no padding cost no pass.
  */
 export async function encodePrepareRows(
   batch: CommandBatch,
   x: GpuBuffer<"f32">,
-  options: { maxBindingBytes?: number; keep?: boolean } = {},
+  options: { maxBindingBytes?: number; keep?: boolean; norms?: boolean } = {},
 ): Promise<PreparedRows> {
   const gpu = batch.gpu;
   const rows = x.rows, dim = x.cols, dim4 = Math.ceil(dim / 4);
@@ -102,6 +103,16 @@ export async function encodePrepareRows(
   const norms = GpuBuffer.zeros(gpu, "f32", [rows], "row norms");
   const owned = pad ? [data, norms] : [norms];
   if (!options.keep) owned.forEach((b) => batch.release(b));
+  const prepared = {
+    data,
+    norms,
+    rows,
+    dim4,
+    [Symbol.dispose]() {
+      owned.forEach((b) => b.destroy());
+    },
+  };
+  if (!pad && options.norms === false) return prepared;
   const pipeline = await DISTANCE.pipeline(gpu, "prep_rows", { PAD: pad, WG: REG_WG, DOT: false });
   const maxBytes = options.maxBindingBytes ?? gpu.maxBindingBytes;
   const block = alignedRowBlock(gpu, [dim * 4, dim4 * 16, 4], maxBytes, rows);
@@ -121,15 +132,7 @@ export async function encodePrepareRows(
       "distance.prep",
     );
   }
-  return {
-    data,
-    norms,
-    rows,
-    dim4,
-    [Symbol.dispose]() {
-      owned.forEach((b) => b.destroy());
-    },
-  };
+  return prepared;
 }
 
 /** One block of distances: rows [r0, r0+nr) of `q` against rows [c0, c0+nc) of `b`. */
@@ -277,8 +280,9 @@ async function encodePairwise(
   out ??= GpuBuffer.zeros(gpu, "f32", [m, n], op);
   if (m === 0 || n === 0) return out;
   const maxBytes = options.maxBindingBytes ?? gpu.maxBindingBytes;
-  const q = await encodePrepareRows(batch, queries, { maxBindingBytes: maxBytes });
-  const b = await encodePrepareRows(batch, base, { maxBindingBytes: maxBytes });
+  const prep = { maxBindingBytes: maxBytes, norms: op === "pairwiseSqL2" };
+  const q = await encodePrepareRows(batch, queries, prep);
+  const b = await encodePrepareRows(batch, base, prep);
   if (n * 4 > maxBytes) {
     throw new ShapeError(
       `${op}: an output row of ${n} results (base ${fmtShape(base.shape)}) exceeds one storage ` +
