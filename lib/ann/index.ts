@@ -217,8 +217,11 @@ export class FanngIndex implements Disposable {
   #workspace: SearchWorkspace;
   /** Rows of the stored entry vertices in the space of the graph, [E x D'] (none when E = 0). */
   #entryRows: GpuBuffer<"f32"> | undefined;
-  /** `walkVectors` in f16 halves for the projected walk (made at the first such search; see #halfWalk). */
-  #walkHalf: VectorBlocks | undefined;
+  /**
+   * `walkVectors` in f16 halves for the projected walk, made once at the first such search (see #halfWalk);
+   * the promise is kept, so that searches started together share one copy.
+   */
+  #walkHalf: Promise<VectorBlocks | undefined> | undefined;
 
   private constructor(
     readonly gpu: Gpu,
@@ -340,8 +343,7 @@ export class FanngIndex implements Disposable {
     await this.vectors.encodeCopy(batch, data);
     if (walkRows) await this.walkVectors.encodeCopy(batch, walkRows);
     await batch.submit();
-    this.#walkHalf?.destroy();
-    this.#walkHalf = undefined;
+    await this.#dropHalfWalk();
     const done = await refreshGraph(walkRows ?? data, this.walkVectors, this.gpuGraph, this.#refresh, {
       ...this.buildOptions,
       ...options,
@@ -392,10 +394,26 @@ export class FanngIndex implements Disposable {
    * per distance, and the walk only ranks candidates for the exact re-ranking (docs/ann-search.md, "Half
    * walk"); undefined where the projection cannot be walked so (lib/ann/vectors.ts walkableAsHalves).
    */
-  async #halfWalk(): Promise<VectorBlocks | undefined> {
-    if (this.#walkHalf || !walkableAsHalves(this.walkVectors)) return this.#walkHalf;
-    this.#walkHalf = await this.walkVectors.toHalf();
+  #halfWalk(): Promise<VectorBlocks | undefined> {
+    if (!this.#walkHalf) {
+      const made = walkableAsHalves(this.walkVectors)
+        ? this.walkVectors.toHalf()
+        : Promise.resolve(undefined);
+      // A failure is not kept: the next search tries again.
+      const kept: Promise<VectorBlocks | undefined> = made.catch((e) => {
+        if (this.#walkHalf === kept) this.#walkHalf = undefined;
+        throw e;
+      });
+      this.#walkHalf = kept;
+    }
     return this.#walkHalf;
+  }
+
+  /** Frees the halves (the walk vectors moved, or the index is disposed). */
+  async #dropHalfWalk(): Promise<void> {
+    const made = this.#walkHalf;
+    this.#walkHalf = undefined;
+    (await made?.catch(() => undefined))?.destroy();
   }
 
   /** The projection a search with `options` walks (the graph's, unless a filter or rerank 0 says otherwise). */
@@ -684,7 +702,7 @@ export class FanngIndex implements Disposable {
     this.gpuGraph.destroy();
     this.#entryBuf.destroy();
     this.#entryRows?.destroy();
-    this.#walkHalf?.destroy();
+    void this.#dropHalfWalk();
     this.#workspace[Symbol.dispose]();
     this.#refresh[Symbol.dispose]();
   }

@@ -158,18 +158,23 @@ export class VectorBlocks implements Disposable {
     const out = new VectorBlocks(gpu, rows, this.dims, { count: 1, w4: w4h }, [
       GpuBuffer.zeros(gpu, "f32", [rows, w4h * 4], "fanng half vectors"),
     ], params.scale);
-    if (rows > 0) {
-      const pipeline = await FANNG_LAYOUT.pipeline(gpu, "to_half", { WG });
-      const batch = new CommandBatch(gpu, "fanng.to_half");
-      batch.run(
-        pipeline,
-        { hp: params, h_src: this.blocks[0], h_dst: out.blocks[0] },
-        grid1d(gpu, Math.ceil((rows * w4h) / WG)),
-        "fanng.to_half",
-      );
-      await batch.submit();
+    try {
+      if (rows > 0) {
+        const pipeline = await FANNG_LAYOUT.pipeline(gpu, "to_half", { WG });
+        const batch = new CommandBatch(gpu, "fanng.to_half");
+        batch.run(
+          pipeline,
+          { hp: params, h_src: this.blocks[0], h_dst: out.blocks[0] },
+          grid1d(gpu, Math.ceil((rows * w4h) / WG)),
+          "fanng.to_half",
+        );
+        await batch.submit();
+      }
+      return out;
+    } catch (e) {
+      out.destroy(); // a failed packing leaves no half-written vectors behind
+      throw e;
     }
-    return out;
   }
 
   /** The four block bindings of kernels/fanng.wgsl (unused ones repeat block 0), over rows [start, start + count). */

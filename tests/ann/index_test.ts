@@ -152,8 +152,11 @@ Deno.test("index: a projected index re-ranks by true distance, filters in the ve
   // Save and load: the same basis, the same results.
   const loaded = await FanngIndex.fromGraph(gpu, decodeGraph(index.toBytes()), base);
   assert.deepEqual(loaded.graph.projection, index.graph.projection);
-  using again = await loaded.search(queries, 10, { rerank: 64 });
+  // Two searches started together (the first projected searches: they share the halves one of them makes).
+  const [again, twice] = await Promise.all([0, 1].map(() => loaded.search(queries, 10, { rerank: 64 })));
   assert.deepEqual(await again.indices.read(), idx);
+  assert.deepEqual(await twice.indices.read(), idx);
+  [again, twice].forEach((r) => r[Symbol.dispose]());
   // Refresh after the points moved: the same basis, the graph rebuilt in it, the rule kept.
   const moved = { ...base, data: base.data.map((x, i) => x + 0.01 * Math.sin(i)) };
   await loaded.refresh(moved);
